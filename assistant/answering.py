@@ -1,0 +1,237 @@
+"""``ask()``: the one entry point every front end and the eval suite call.
+
+question (+ history) -> standalone question -> hybrid retrieval -> evidence -> backend ->
+citation checks -> typed :class:`Answer`. Nothing here knows who called.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from assistant.backends import REFUSAL, Backend, Request, Turn, get_backend
+from assistant.citations import check
+from assistant.errors import ConfigError
+from assistant.evidence import Evidence
+from assistant.index import Index
+from assistant.models import Answer, Citation, Filters, Hit, Usage
+from assistant.offline import count_tokens
+from assistant.prompts import render
+from assistant.retrieval import Retriever
+from assistant.settings import Settings
+
+History = Sequence[Turn] | Sequence[tuple[str, str]] | None
+CLOSEST = 5
+
+
+def normalise_history(history: History) -> list[Turn]:
+    """Accept ``[{"role", "content"}]`` or ``[(user, assistant), …]`` turns."""
+    turns: list[Turn] = []
+    for item in history or []:
+        if isinstance(item, dict):
+            if item.get("content"):
+                turns.append({"role": str(item.get("role", "user")), "content": str(item["content"])})
+        else:
+            user, bot = item
+            if user:
+                turns.append({"role": "user", "content": str(user)})
+            if bot:
+                turns.append({"role": "assistant", "content": str(bot)})
+    return turns
+
+
+def _as_filters(filters: Filters | dict[str, Any] | None) -> Filters:
+    if filters is None:
+        return Filters()
+    return filters if isinstance(filters, Filters) else Filters.model_validate(filters)
+
+
+class Assistant:
+    """Holds the opened index, retriever and backends for one :class:`Settings`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.index = Index.open(settings)
+        self.retriever = Retriever(self.index)
+        self._backends: dict[str, Backend] = {}
+        self._lock = threading.Lock()
+
+    def backend(self, name: str | None) -> Backend:
+        name = name or self.settings.llm_backend()
+        with self._lock:
+            if name not in self._backends:
+                self._backends[name] = get_backend(name, self.settings)
+            return self._backends[name]
+
+    def stream(
+        self,
+        question: str,
+        *,
+        k: int | None = None,
+        filters: Filters | dict[str, Any] | None = None,
+        backend: str | None = None,
+        history: History = None,
+        mode: str | None = None,
+    ) -> AnswerStream:
+        return AnswerStream(self, question, k, _as_filters(filters), backend, normalise_history(history), mode)
+
+
+class AnswerStream:
+    """Iterate for text deltas as they are generated; ``answer`` holds the checked result at the end."""
+
+    def __init__(
+        self, owner: Assistant, question: str, k: int | None, filters: Filters, backend: str | None,
+        history: list[Turn], mode: str | None,
+    ) -> None:
+        if not question or not question.strip():
+            raise ConfigError("question: empty question")
+        self._owner = owner
+        self.question = question.strip()
+        self.k, self.filters, self.history, self.mode = k, filters, history, mode
+        self.backend = owner.backend(backend)
+        self.answer: Answer | None = None
+        self._iter = self._run()
+
+    def __iter__(self) -> Iterator[str]:
+        return self._iter
+
+    def __next__(self) -> str:
+        return next(self._iter)
+
+    def result(self) -> Answer:
+        """Consume the rest of the stream and return the :class:`Answer`."""
+        for _ in self._iter:
+            pass
+        assert self.answer is not None
+        return self.answer
+
+    def _run(self) -> Iterator[str]:
+        owner, t0 = self._owner, time.perf_counter()
+        timings: dict[str, float] = {}
+        owner.index.refresh()
+        standalone = self.backend.condense(self.question, self.history) if self.history else self.question
+        timings["condense_ms"] = (time.perf_counter() - t0) * 1000
+        t1 = time.perf_counter()
+        hits = owner.retriever.retrieve(standalone, k=self.k, filters=self.filters, mode=self.mode)
+        timings["retrieve_ms"] = (time.perf_counter() - t1) * 1000
+        t2 = time.perf_counter()
+        evidence = Evidence(owner.index, standalone, hits)
+        timings["evidence_ms"] = (time.perf_counter() - t2) * 1000
+        req = Request(question=standalone, hits=hits, evidence=evidence)
+        t3 = time.perf_counter()
+        parts: list[str] = []
+        buf, decided, refused = "", False, False  # hold text back until it cannot be the refusal marker
+        first_token_ms: float | None = None
+        for delta in self.backend.generate(req) if hits else iter([REFUSAL]):
+            if first_token_ms is None:
+                first_token_ms = (time.perf_counter() - t0) * 1000
+            parts.append(delta)
+            if decided:
+                if not refused:
+                    yield delta
+                continue
+            buf += delta
+            head = buf.lstrip()
+            if len(head) >= len(REFUSAL) or not REFUSAL.startswith(head):
+                decided, refused = True, head.startswith(REFUSAL)
+                if not refused:
+                    yield buf
+        if not decided and buf.strip() and not REFUSAL.startswith(buf.strip()):
+            yield buf
+        raw = "".join(parts).strip()
+        timings["generate_ms"] = (time.perf_counter() - t3) * 1000
+        timings["first_token_ms"] = first_token_ms or 0.0
+        if not raw or raw.startswith(REFUSAL):
+            answer = self._refusal(standalone, hits, evidence, req.usage)
+            yield answer.text
+        else:
+            snippets = {i: evidence.snippet(i) for i in range(1, len(hits) + 1)}
+            text, citations, checks = check(raw, hits, snippets)
+            if not citations:  # an answer that cites nothing is not grounded: refuse instead
+                answer = self._refusal(standalone, hits, evidence, req.usage)
+                yield "\n\n" + answer.text
+            else:
+                answer = Answer(
+                    question=self.question, standalone_question=standalone, text=text, citations=citations,
+                    contexts=hits, refused=False, backend=self.backend.name, checks=checks,
+                    usage=self._usage(req.usage, standalone, hits, text), filters=self.filters,
+                )
+        timings["total_ms"] = (time.perf_counter() - t0) * 1000
+        answer.timings = timings
+        self.answer = answer
+
+    def _usage(self, usage: Usage, question: str, hits: list[Hit], text: str) -> Usage:
+        if usage.prompt_tokens or usage.completion_tokens:
+            return usage
+        context = " ".join(f"{h.paper.title} {h.paper.abstract}" for h in hits)
+        return Usage(prompt_tokens=count_tokens(question) + count_tokens(context), completion_tokens=count_tokens(text))
+
+    def _refusal(self, standalone: str, hits: list[Hit], evidence: Evidence, usage: Usage) -> Answer:
+        note = "" if self.filters.is_empty() else " within the active filters"
+        text = render("refusal", filter_note=note)
+        closest = [
+            Citation(
+                n=i, paper_id=h.paper.id, title=h.paper.title, date=h.paper.date, year=h.paper.year,
+                url=h.paper.url, sources=h.paper.sources, snippet=evidence.snippet(i),
+            )
+            for i, h in enumerate(hits[:CLOSEST], start=1)
+        ]
+        if closest:
+            text += "\nClosest, but not answering:\n" + "\n".join(f"- {c.title}" for c in closest)
+        return Answer(
+            question=self.question, standalone_question=standalone, text=text, closest=closest,
+            contexts=hits, refused=True, backend=self.backend.name,
+            usage=self._usage(usage, standalone, hits, text), filters=self.filters,
+        )
+
+
+_assistants: dict[int, Assistant] = {}
+_default_settings: Settings | None = None
+_build_lock = threading.Lock()
+
+
+def get_assistant(settings: Settings | None = None) -> Assistant:
+    """The :class:`Assistant` for ``settings`` (built once and reused)."""
+    global _default_settings
+    if settings is None:
+        if _default_settings is None:
+            _default_settings = Settings()
+        settings = _default_settings
+    with _build_lock:
+        key = id(settings)
+        if key not in _assistants:
+            _assistants[key] = Assistant(settings)
+        return _assistants[key]
+
+
+def ask(
+    question: str,
+    *,
+    k: int | None = None,
+    filters: Filters | dict[str, Any] | None = None,
+    backend: str | None = None,
+    history: History = None,
+    stream: bool = False,
+    mode: str | None = None,
+    settings: Settings | None = None,
+) -> Answer | AnswerStream:
+    """Answer ``question`` from the indexed papers, with checked citations.
+
+    ``filters``: ``{"since": 2024, "until": 2025, "source": "003_"}``. ``history``: prior turns.
+    ``stream=True`` returns an :class:`AnswerStream` (iterate for text; ``.answer`` at the end).
+    """
+    stream_obj = get_assistant(settings).stream(
+        question, k=k, filters=filters, backend=backend, history=history, mode=mode
+    )
+    return stream_obj if stream else stream_obj.result()
+
+
+async def aask(question: str, **kwargs: Any) -> Answer:
+    """Async :func:`ask` (runs in a worker thread; streaming is not offered here)."""
+    kwargs["stream"] = False
+    result = await asyncio.to_thread(ask, question, **kwargs)
+    assert isinstance(result, Answer)
+    return result

@@ -1,0 +1,122 @@
+"""The extractive backend: no LLM. Composes answers from the retrieved abstracts' own sentences.
+
+"Which papers …" questions get one line per relevant paper with the abstract sentence that best
+supports it; specific questions get the few sentences that carry the answer. Every line is cited,
+and the backend refuses when the evidence is too weak (threshold calibrated on the dev set).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from assistant.backends import REFUSAL, Request, Turn
+from assistant.evidence import Sentence
+
+if TYPE_CHECKING:
+    from assistant.settings import Settings
+
+_LIST_Q = re.compile(
+    r"^\s*(which|what)\s+(\w+\s+){0,3}?(papers?|methods?|works?|approaches|studies|benchmarks?|models?|"
+    r"techniques?|datasets?)\b|^\s*(list|name|find|show)\b",
+    re.IGNORECASE,
+)
+_COMPARE_Q = re.compile(r"\b(compare|contrast|differ|difference|versus|vs\.?|agree|disagree|both)\b", re.I)
+_FOLLOW_UP = re.compile(
+    r"^\s*(and|also|what about|how about|which of (them|these|those)|those|these|they|it|its|their|same)\b"
+    r"|\b(them|these|those|they|it|its|their|the above|that one|this one)\b",
+    re.IGNORECASE,
+)
+
+LIST_REL_FLOOR = 0.8  # a listed paper needs this share of the best paper's relevance
+MAX_LIST = 8
+
+
+def cite(sentence: str, n: int) -> str:
+    """Put the citation inside the sentence's final punctuation: 'x y [n].'"""
+    body = sentence.rstrip()
+    end = ""
+    while body and body[-1] in ".!?;:":
+        end = body[-1] + end
+        body = body[:-1]
+    return f"{body} [{n}]{end or '.'}"
+
+
+def is_list_question(q: str) -> bool:
+    return bool(_LIST_Q.search(q))
+
+
+def is_compare_question(q: str) -> bool:
+    return bool(_COMPARE_Q.search(q))
+
+
+class ExtractiveBackend:
+    name = "extractive"
+
+    def __init__(self, settings: Settings) -> None:
+        self.threshold = settings.retrieval.min_relevance
+
+    def condense(self, question: str, history: list[Turn]) -> str:
+        """Combine the turns: a follow-up is read together with the previous question."""
+        prior = [t["content"] for t in history if t.get("role") == "user" and t.get("content")]
+        if prior and (_FOLLOW_UP.search(question) or len(question.split()) <= 4):
+            return f"{prior[-1].strip()} {question.strip()}"
+        return question
+
+    def generate(self, req: Request) -> Iterator[str]:
+        ev = req.evidence
+        top = ev.top_relevance()
+        if not ev.papers or top < self.threshold:
+            yield REFUSAL
+            return
+        if is_list_question(req.question) and not is_compare_question(req.question):
+            yield from self._list(req, top)
+        else:
+            yield from self._specific(req, top)
+
+    def _list(self, req: Request, top: float) -> Iterator[str]:
+        chosen = [
+            (pos, p)
+            for pos, p in enumerate(req.evidence.papers, start=1)
+            if p.relevance >= max(self.threshold, LIST_REL_FLOOR * top)
+        ][:MAX_LIST]
+        yield f"{len(chosen)} of the indexed papers address this:\n"
+        for pos, p in chosen:
+            best = p.best()
+            sentence = best.text if best else p.hit.paper.abstract[:200]
+            yield f"- {p.hit.paper.title}: {cite(sentence, pos)}\n"
+
+    def _specific(self, req: Request, top: float) -> Iterator[str]:
+        papers = [(pos, p) for pos, p in enumerate(req.evidence.papers, start=1) if p.relevance >= 0.75 * top]
+        compare = is_compare_question(req.question)
+        pool: list[Sentence] = [s for _, p in papers[:5] for s in p.sentences]
+        if not pool:
+            yield REFUSAL
+            return
+        pool.sort(key=lambda s: -s.score)
+        best = pool[0].score
+        picked: list[Sentence] = []
+        covered: set[str] = set()
+        per_paper: dict[int, int] = {}
+        if compare:  # one sentence from each of the leading papers first
+            for pos, p in papers[:3]:
+                b = p.best()
+                if b is not None:
+                    picked.append(b)
+                    covered |= b.terms
+                    per_paper[pos] = 1
+        for s in pool:
+            if len(picked) >= (5 if compare else 3) or s.score < 0.5 * best:
+                break
+            if s in picked or per_paper.get(s.hit, 0) >= 2:
+                continue
+            if picked and not (s.terms & set(req.evidence.weights)) - covered:
+                continue  # adds no question term that is not covered yet
+            picked.append(s)
+            covered |= s.terms
+            per_paper[s.hit] = per_paper.get(s.hit, 0) + 1
+        order = {id(s): i for i, s in enumerate(pool)}
+        picked.sort(key=lambda s: (s.hit, order.get(id(s), 0)))
+        for i, s in enumerate(picked):
+            yield ("" if i == 0 else " ") + cite(s.text, s.hit)

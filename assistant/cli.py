@@ -1,0 +1,155 @@
+"""The ``litassist`` command line. Heavy modules are imported inside each command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from assistant.errors import LitassistError
+
+if TYPE_CHECKING:
+    from assistant.settings import Settings
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="litassist: cited answers from ML paper listings, offline.",
+)
+
+
+def _settings() -> Settings:
+    from pydantic import ValidationError
+
+    from assistant.errors import ConfigError
+    from assistant.settings import Settings
+
+    try:
+        return Settings()
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"setting {field}: {first['msg']} (LITASSIST_{field.upper().replace('.', '__')})") from None
+
+
+def _err(msg: str) -> None:
+    typer.echo(f"litassist: {msg}", err=True)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Listing files or folders.")],
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Drop the index and start over.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Parse listings and index their papers (idempotent, incremental)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ingest.pipeline import ingest as run_ingest
+
+    settings = _settings()
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console, transient=True, disable=as_json or not console.is_terminal,
+    ) as progress:
+        task = progress.add_task("embed", total=0)
+        report = run_ingest(
+            paths, settings, rebuild=rebuild,
+            on_start=lambda total: progress.update(task, total=total),
+            on_progress=lambda n: progress.advance(task, n),
+        )
+    for skip in report.skipped:
+        _err(f"skipped {skip}")
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        console.print(
+            f"[bold]ingested[/] {report.files} files, {report.entries} entries -> {report.papers} papers: "
+            f"{report.new} new, {report.updated} updated, {report.unchanged} unchanged"
+            + (f", {report.repaired} repaired" if report.repaired else "")
+            + f"; {report.chunks} chunks written, {report.embedded} embedded; "
+            f"{len(report.skipped)} skipped; {report.seconds:.1f}s. "
+            f"Index: {report.total_papers} papers, {report.total_chunks} chunks.",
+            highlight=False,
+        )
+    if report.skipped:
+        raise typer.Exit(1)
+
+
+@app.command()
+def stats(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
+    """Papers and chunks in the index."""
+    from assistant.index import Index
+
+    data = Index.open(_settings(), create=True).stats()
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        for key, value in data.items():
+            typer.echo(f"{key:16} {value}")
+
+
+@app.command()
+def config(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
+    """Print the effective settings (secrets masked)."""
+    settings = _settings()
+    data = settings.masked()
+    data["effective_llm_backend"] = settings.llm_backend()
+    data["collection"] = settings.collection_name()
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, default=str))
+        return
+
+    def walk(prefix: str, value: object) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else k, v)
+        else:
+            typer.echo(f"{prefix:32} {value}")
+
+    walk("", data)
+
+
+def _register_optional_commands() -> None:
+    """Commands added by later modules (ask, eval, ui, slack) register here if present."""
+    import importlib
+
+    for mod in ("assistant.cli_ask", "evals.cli", "ui.cli"):
+        try:
+            importlib.import_module(mod).register(app)
+        except ModuleNotFoundError as err:
+            if err.name != mod:
+                raise
+
+
+def main(argv: Optional[list[str]] = None) -> None:  # noqa: UP045 - typer entry point
+    """Console-script entry point: one-line errors, no tracebacks for user errors."""
+    _register_optional_commands()
+    try:
+        app(args=argv, standalone_mode=False)
+    except LitassistError as err:
+        _err(str(err))
+        sys.exit(2)
+    except KeyboardInterrupt:
+        _err("interrupted; run the same command again to complete (nothing is duplicated)")
+        sys.exit(130)
+    except typer.Exit as ex:
+        sys.exit(ex.exit_code)
+    except Exception as err:  # click usage errors
+        import click
+
+        if isinstance(err, click.ClickException):
+            err.show()
+            sys.exit(err.exit_code)
+        raise
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

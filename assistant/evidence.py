@@ -1,0 +1,91 @@
+"""Evidence scoring over retrieved abstracts: which sentences support the question, and how well.
+
+Used by the extractive backend to compose answers and by every backend to decide refusal and pick
+the supporting snippet of each citation. Dense similarities come from the chunk vectors already in
+the embedding cache, so scoring costs no model calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from assistant.embedders.cache import text_key
+from assistant.index import Index
+from assistant.models import Hit
+from assistant.text import split_sentences, terms
+
+
+@dataclass
+class Sentence:
+    hit: int  # 1-based position of the paper in the hits
+    text: str
+    lexical: float  # idf-weighted share of the question's terms in this sentence
+    dense: float  # similarity of the question to the chunk holding this sentence
+    terms: set[str] = field(default_factory=set)
+
+    @property
+    def score(self) -> float:
+        return 0.65 * self.lexical + 0.35 * max(self.dense, 0.0)
+
+
+@dataclass
+class PaperEvidence:
+    hit: Hit
+    coverage: float  # idf-weighted share of question terms in title + abstract
+    title_coverage: float
+    dense: float  # best chunk similarity
+    sentences: list[Sentence]
+
+    @property
+    def relevance(self) -> float:
+        """0-1 evidence strength used for refusal and for which papers a list answer includes."""
+        return 0.6 * self.coverage + 0.4 * max(self.dense, 0.0)
+
+    def best(self) -> Sentence | None:
+        return max(self.sentences, key=lambda s: s.score, default=None)
+
+
+class Evidence:
+    """Scores every sentence of every retrieved abstract against the question."""
+
+    def __init__(self, index: Index, question: str, hits: list[Hit]) -> None:
+        bm25 = index.ensure_keyword_index()
+        qterms = list(dict.fromkeys(terms(question)))
+        self.weights = {t: bm25.idf(t) for t in qterms}
+        total = sum(self.weights.values()) or 1.0
+        self.question = question
+        qvec = index.embed_query(question)
+        self.papers: list[PaperEvidence] = []
+        for pos, hit in enumerate(hits, start=1):
+            chunks = index.chunks_by_paper.get(hit.paper.id, [])
+            vecs = index.embedder.lookup([c.embed_text for c in chunks])
+            chunk_sims = [
+                (c.text, float(np.dot(vecs[text_key(c.embed_text)], qvec)) if text_key(c.embed_text) in vecs else 0.0)
+                for c in chunks
+            ]
+            sents = []
+            for s in split_sentences(hit.paper.abstract):
+                st = set(terms(s))
+                lex = sum(w for t, w in self.weights.items() if t in st) / total
+                dense = max((sim for text, sim in chunk_sims if s[:40] in text), default=hit.dense or 0.0)
+                sents.append(Sentence(pos, s, lex, dense, st))
+            doc_terms = set(terms(f"{hit.paper.title} {hit.paper.abstract}"))
+            title_terms = set(terms(hit.paper.title))
+            self.papers.append(
+                PaperEvidence(
+                    hit=hit,
+                    coverage=sum(w for t, w in self.weights.items() if t in doc_terms) / total,
+                    title_coverage=sum(w for t, w in self.weights.items() if t in title_terms) / total,
+                    dense=max((sim for _, sim in chunk_sims), default=hit.dense or 0.0),
+                    sentences=sents,
+                )
+            )
+
+    def top_relevance(self) -> float:
+        return max((p.relevance for p in self.papers), default=0.0)
+
+    def snippet(self, hit_pos: int) -> str:
+        best = self.papers[hit_pos - 1].best()
+        return best.text if best else ""

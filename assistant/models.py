@@ -1,0 +1,116 @@
+"""Typed records that flow through litassist: papers, chunks, citations and answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class Paper(BaseModel):
+    """One unique paper (deduplicated across listings)."""
+
+    id: str = Field(description="Stable id: 'arxiv:<id>' when known, else 't:<hash of normalised title>'.")
+    title: str
+    abstract: str
+    authors: list[str] = Field(default_factory=list)
+    n_authors: int | None = None
+    date: str | None = Field(default=None, description="Date exactly as the listing gave it.")
+    year: int | None = Field(default=None, description="Only when the listing gave a year.")
+    date_iso: str | None = Field(default=None, description="YYYY-MM-DD, only when the listing gave a year.")
+    upvotes: int | None = None
+    org: str | None = None
+    url: str | None = None
+    arxiv_id: str | None = None
+    venue: str | None = None
+    sources: list[str] = Field(default_factory=list, description="Listing files this paper came from.")
+    content_hash: str = ""
+
+
+class Chunk(BaseModel):
+    """A piece of a paper's abstract, embedded with the paper's title."""
+
+    id: str
+    paper_id: str
+    index: int
+    text: str = Field(description="The chunk's own abstract text (no title).")
+    embed_text: str = Field(description="What is embedded and keyword-indexed: title + text.")
+
+
+class Filters(BaseModel):
+    """Retrieval filters. Years apply only to papers whose listing gave a year."""
+
+    since: int | None = Field(default=None, description="Earliest year (inclusive).")
+    until: int | None = Field(default=None, description="Latest year (inclusive).")
+    source: str | None = Field(default=None, description="Substring of the listing file name.")
+
+    def is_empty(self) -> bool:
+        return self.since is None and self.until is None and not self.source
+
+
+class Hit(BaseModel):
+    """A retrieved paper with its fused score and best chunks."""
+
+    paper: Paper
+    score: float
+    rank: int
+    dense: float | None = None
+    bm25: float | None = None
+    chunk_ids: list[str] = Field(default_factory=list)
+
+
+class Citation(BaseModel):
+    """A numbered reference in an answer."""
+
+    n: int
+    paper_id: str
+    title: str
+    date: str | None = None
+    year: int | None = None
+    url: str | None = None
+    sources: list[str] = Field(default_factory=list)
+    snippet: str = Field(default="", description="The abstract sentence that supports the citing text.")
+
+
+class Checks(BaseModel):
+    """Post-generation citation checks."""
+
+    removed_citations: list[int] = Field(default_factory=list, description="Numbers mapping to no retrieved paper.")
+    uncited_sentences: list[str] = Field(default_factory=list)
+    unsupported_numbers: list[str] = Field(default_factory=list, description="Numbers absent from cited abstracts.")
+    sentences: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not (self.removed_citations or self.unsupported_numbers)
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Answer(BaseModel):
+    """What :func:`assistant.ask` returns."""
+
+    question: str
+    standalone_question: str
+    text: str
+    citations: list[Citation] = Field(default_factory=list)
+    contexts: list[Hit] = Field(default_factory=list, description="Retrieved papers, best first.")
+    closest: list[Citation] = Field(default_factory=list, description="On refusal: nearest papers found.")
+    refused: bool = False
+    backend: str
+    checks: Checks = Field(default_factory=Checks)
+    timings: dict[str, float] = Field(default_factory=dict, description="Milliseconds per stage.")
+    usage: Usage = Field(default_factory=Usage)
+    filters: Filters = Field(default_factory=Filters)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict; the answer text is under ``answer``."""
+        data = self.model_dump(mode="json")
+        data["answer"] = data.pop("text")
+        data["checks"]["ok"] = self.checks.ok
+        for hit in data["contexts"]:
+            hit["paper"].pop("content_hash", None)
+        return data

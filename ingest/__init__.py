@@ -1,0 +1,1 @@
+"""Ingestion: listing files -> parser -> Paper records -> chunks -> embeddings -> Chroma + BM25."""

@@ -1,0 +1,187 @@
+"""JSON Lines (one object per line) and JSON (a list of objects, or ``{"papers": [...]}``) listings.
+
+Each record needs ``title`` and ``abstract`` strings; optional fields are ``authors`` (a list of strings,
+or one string separated by ", " / " and "), ``date`` ("2024-05-01", "2024", or free text kept as given),
+``year``, ``url``, ``arxiv_id`` (else derived from an arxiv.org ``url``), ``venue``, ``n_authors``,
+``upvotes`` and ``org``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from ingest.parsers.base import Entry, ParseResult, Skip
+from ingest.parsers.text import collapse_ws, extract_arxiv_id, parse_date
+
+_AUTHOR_SPLIT_RE = re.compile(r",\s*(?:and\s+)?|\s+and\s+|\s*;\s*")
+
+
+class RecordError(ValueError):
+    """A record that cannot become an :class:`Entry`; the message names the field."""
+
+
+def _type_name(value: object) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number"
+    )
+
+
+def _opt_str(rec: dict[str, Any], key: str) -> str | None:
+    value = rec.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise RecordError(f"field {key!r} must be a string, got {_type_name(value)}")
+    return collapse_ws(str(value)) or None
+
+
+def _opt_int(rec: dict[str, Any], key: str) -> int | None:
+    value = rec.get(key)
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    raise RecordError(f"field {key!r} must be a whole number, got {_type_name(value)}")
+
+
+def split_authors(value: object) -> list[str]:
+    """Authors as a list: a list of strings is kept, one string is split on ", " / " and " / ";"."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [a for a in (collapse_ws(p) for p in _AUTHOR_SPLIT_RE.split(value)) if a]
+    if isinstance(value, list) and all(isinstance(a, str) for a in value):
+        return [a for a in (collapse_ws(p) for p in value) if a]
+    raise RecordError(f"field 'authors' must be a list of strings or a string, got {_type_name(value)}")
+
+
+def record_to_entry(rec: object, source: str, locator: str) -> Entry:
+    """Turn one decoded JSON record into an :class:`Entry`; raises :class:`RecordError` naming the field."""
+    if not isinstance(rec, dict):
+        raise RecordError(f"expected an object, got {_type_name(rec)}")
+    fields: dict[str, str] = {}
+    for key in ("title", "abstract"):
+        if key not in rec or rec[key] is None:
+            raise RecordError(f"missing required field {key!r}")
+        if not isinstance(rec[key], str):
+            raise RecordError(f"field {key!r} must be a string, got {_type_name(rec[key])}")
+        fields[key] = collapse_ws(rec[key])
+        if not fields[key]:
+            raise RecordError(f"field {key!r} is empty")
+    authors = split_authors(rec.get("authors"))
+    date = _opt_str(rec, "date")
+    info = parse_date(date)
+    year = info.year if info.year is not None else _opt_int(rec, "year")
+    url = _opt_str(rec, "url")
+    arxiv_id = extract_arxiv_id(_opt_str(rec, "arxiv_id")) or _opt_str(rec, "arxiv_id")
+    if arxiv_id is None:
+        arxiv_id = extract_arxiv_id(url)
+    n_authors = _opt_int(rec, "n_authors")
+    return Entry(
+        title=fields["title"],
+        abstract=fields["abstract"],
+        source=source,
+        locator=locator,
+        authors=authors,
+        n_authors=len(authors) if authors else n_authors,
+        date=date,
+        year=year,
+        date_iso=info.date_iso,
+        upvotes=_opt_int(rec, "upvotes"),
+        org=_opt_str(rec, "org"),
+        url=url,
+        arxiv_id=arxiv_id,
+        venue=_opt_str(rec, "venue"),
+    )
+
+
+def _looks_like_jsonl(text: str) -> bool:
+    """Several non-blank lines of which the first is a complete JSON object on its own."""
+    lines = [s for s in text.split("\n") if s.strip()]
+    if len(lines) < 2:
+        return False
+    try:
+        return isinstance(json.loads(lines[0]), dict)
+    except ValueError:
+        return False
+
+
+class JsonParser:
+    """Parser for ``.jsonl`` (one object per line) and ``.json`` (list, or object with ``papers``)."""
+
+    name = "json"
+    extensions: tuple[str, ...] = (".jsonl", ".ndjson", ".json")
+
+    def sniff(self, path: Path, head: str) -> bool:
+        """True for the JSON extensions, or content that starts with ``{`` or ``[``."""
+        return path.suffix.lower() in self.extensions or head.lstrip().startswith(("{", "["))
+
+    def parse(self, path: Path, text: str) -> ParseResult:
+        """Parse JSON or JSON Lines; bad lines/records become :class:`Skip` records, never exceptions."""
+        suffix = path.suffix.lower()
+        if suffix in (".jsonl", ".ndjson"):
+            return self._parse_lines(path, text)
+        if suffix == ".json":
+            return self._parse_document(path, text)
+        try:
+            json.loads(text)
+        except ValueError:
+            if _looks_like_jsonl(text):
+                return self._parse_lines(path, text)
+        return self._parse_document(path, text)
+
+    def _parse_lines(self, path: Path, text: str) -> ParseResult:
+        result = ParseResult()
+        record = 0
+        for number, line in enumerate(text.split("\n"), 1):
+            if not line.strip():
+                continue
+            record += 1
+            locator = f"line {number}"
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                reason = f"record {record}: invalid JSON at column {exc.colno}: {exc.msg}"
+                result.skipped.append(Skip(str(path), locator, reason))
+                continue
+            except (ValueError, RecursionError) as exc:
+                result.skipped.append(Skip(str(path), locator, f"record {record}: invalid JSON: {exc}"))
+                continue
+            try:
+                result.entries.append(record_to_entry(rec, path.name, locator))
+            except RecordError as exc:
+                result.skipped.append(Skip(str(path), locator, f"record {record}: {exc}"))
+        return result
+
+    def _parse_document(self, path: Path, text: str) -> ParseResult:
+        result = ParseResult()
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            reason = f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+            result.skipped.append(Skip(str(path), f"line {exc.lineno}", reason))
+            return result
+        except (ValueError, RecursionError) as exc:
+            result.skipped.append(Skip(str(path), "", f"invalid JSON: {exc}"))
+            return result
+        records = doc.get("papers") if isinstance(doc, dict) else doc
+        if not isinstance(records, list):
+            what = "an object without a 'papers' list" if isinstance(doc, dict) else _type_name(doc)
+            reason = f"expected a list of paper objects or an object with a 'papers' list, got {what}"
+            result.skipped.append(Skip(str(path), "", reason))
+            return result
+        for number, rec in enumerate(records, 1):
+            locator = f"record {number}"
+            try:
+                result.entries.append(record_to_entry(rec, path.name, locator))
+            except RecordError as exc:
+                result.skipped.append(Skip(str(path), locator, str(exc)))
+        return result
+
+
+PARSER = JsonParser()

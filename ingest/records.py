@@ -1,0 +1,71 @@
+"""From parsed entries to unique :class:`Paper` records with stable ids."""
+
+from __future__ import annotations
+
+import hashlib
+
+from assistant.models import Paper
+from ingest.parsers.base import Entry
+from ingest.parsers.text import normalise_title
+
+
+def content_hash(title: str, abstract: str) -> str:
+    """What decides re-embedding: the text that is embedded (title + abstract)."""
+    return hashlib.sha256(f"{' '.join(title.split())}\n{' '.join(abstract.split())}".encode()).hexdigest()
+
+
+def paper_id(entry: Entry) -> str:
+    """'arxiv:<id>' when the arXiv id is known, else 't:' + hash of the normalised title."""
+    if entry.arxiv_id:
+        return f"arxiv:{entry.arxiv_id}"
+    return "t:" + hashlib.sha1(normalise_title(entry.title).encode()).hexdigest()[:16]
+
+
+def _better(a: str | None, b: str | None) -> str | None:
+    return a if a else b
+
+
+def merge_entries(entries: list[Entry]) -> list[tuple[Paper, str]]:
+    """Deduplicate entries (same arXiv id or same normalised title) into papers.
+
+    Returns ``(paper, normalised title)`` in first-seen order. When a paper appears several times, the
+    longest abstract wins and every listing it came from is kept in ``sources``.
+    """
+    by_key: dict[str, Paper] = {}
+    title_to_key: dict[str, str] = {}
+    order: list[str] = []
+    for e in entries:
+        tnorm = normalise_title(e.title)
+        key = title_to_key.get(tnorm) or paper_id(e)
+        title_to_key.setdefault(tnorm, key)
+        old = by_key.get(key)
+        if old is None:
+            by_key[key] = Paper(
+                id=key, title=" ".join(e.title.split()), abstract=" ".join(e.abstract.split()),
+                authors=e.authors, n_authors=e.n_authors or (len(e.authors) or None), date=e.date, year=e.year,
+                date_iso=e.date_iso, upvotes=e.upvotes, org=e.org, url=e.url, arxiv_id=e.arxiv_id,
+                venue=e.venue, sources=[e.source],
+            )
+            order.append(key)
+            continue
+        abstract = " ".join(e.abstract.split())
+        if len(abstract) > len(old.abstract):
+            old.abstract = abstract
+        if e.source not in old.sources:
+            old.sources.append(e.source)
+        if e.year and not old.year:
+            old.year, old.date, old.date_iso = e.year, e.date, e.date_iso
+        old.date = _better(old.date, e.date)
+        old.upvotes = max(old.upvotes or 0, e.upvotes or 0) or None
+        old.org = _better(old.org, e.org)
+        old.url = _better(old.url, e.url)
+        old.arxiv_id = _better(old.arxiv_id, e.arxiv_id)
+        old.venue = _better(old.venue, e.venue)
+        old.authors = old.authors or e.authors
+        old.n_authors = old.n_authors or e.n_authors
+    out = []
+    for key in order:
+        p = by_key[key]
+        p.content_hash = content_hash(p.title, p.abstract)
+        out.append((p, normalise_title(p.title)))
+    return out
