@@ -1,0 +1,1 @@
+"""Eval suite: metrics, runner, reports, comparison."""

@@ -1,0 +1,1 @@
+"""Front ends: Gradio chat UI and Slack bot (both call assistant.ask)."""
