@@ -83,6 +83,10 @@ class Evidence:
                 )
             )
 
+    def best_sentence_score(self, papers: int = 5) -> float:
+        """Score of the single best supporting sentence among the leading papers (refusal signal)."""
+        return max((s.score for p in self.papers[:papers] for s in p.sentences), default=0.0)
+
     def top_relevance(self) -> float:
         return max((p.relevance for p in self.papers), default=0.0)
 

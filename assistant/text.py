@@ -21,6 +21,15 @@ STOPWORDS = frozenset(
     shows use uses using used via also may might must whether whose within without toward towards""".split()
 )
 
+# Words that frame a question rather than name its topic ("how much", "according to", "agree on").
+QUESTION_WORDS = frozenset(
+    """according agree agreed always answer bad badly beat beating came cheaper choose come compare compared
+    comparison contrast contribute could describe describes differ difference different do does especially
+    examine examines explain explicitly find finding findings get gets give giving good help helps instead
+    kind kinds little make makes many match matching much purely reach reached reaches regard regarding report
+    reported reports say says specifically still style tell try tries way ways e.g i.e etc well whether""".split()
+)
+
 
 @lru_cache(maxsize=1)
 def _stemmer():  # type: ignore[no-untyped-def]
@@ -36,7 +45,10 @@ def words(text: str) -> list[str]:
 
 def terms(text: str) -> list[str]:
     """Stemmed content terms without stopwords: the unit of keyword search."""
-    toks = [w for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+    toks = [
+        w for w in words(text)
+        if w not in STOPWORDS and w not in QUESTION_WORDS and (len(w) > 1 or w.isdigit())
+    ]
     return list(_stemmer().stemWords(toks))
 
 

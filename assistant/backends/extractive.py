@@ -29,8 +29,8 @@ _FOLLOW_UP = re.compile(
     re.IGNORECASE,
 )
 
-LIST_REL_FLOOR = 0.8  # a listed paper needs this share of the best paper's relevance
-MAX_LIST = 8
+LIST_REL_FLOOR = 0.7  # a listed paper needs this share of the best paper's relevance (dev-set tuned)
+MAX_LIST = 10
 
 
 def cite(sentence: str, n: int) -> str:
@@ -67,7 +67,7 @@ class ExtractiveBackend:
     def generate(self, req: Request) -> Iterator[str]:
         ev = req.evidence
         top = ev.top_relevance()
-        if not ev.papers or top < self.threshold:
+        if not ev.papers or ev.best_sentence_score() < self.threshold:
             yield REFUSAL
             return
         if is_list_question(req.question) and not is_compare_question(req.question):
@@ -79,7 +79,7 @@ class ExtractiveBackend:
         chosen = [
             (pos, p)
             for pos, p in enumerate(req.evidence.papers, start=1)
-            if p.relevance >= max(self.threshold, LIST_REL_FLOOR * top)
+            if p.relevance >= LIST_REL_FLOOR * top
         ][:MAX_LIST]
         yield f"{len(chosen)} of the indexed papers address this:\n"
         for pos, p in chosen:

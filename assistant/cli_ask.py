@@ -1,0 +1,68 @@
+"""``litassist ask``: print a cited answer (or its JSON)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+
+def render_text(answer: object) -> str:
+    """The answer, a numbered source list and the backend, for a terminal."""
+    from assistant.models import Answer
+
+    assert isinstance(answer, Answer)
+    lines = [answer.text, ""]
+    if answer.citations:
+        lines.append("Sources:")
+        for c in answer.citations:
+            meta = ", ".join(x for x in (c.date, c.url) if x)
+            lines.append(f"  [{c.n}] {c.title}" + (f" ({meta})" if meta else ""))
+    flags = []
+    if answer.checks.uncited_sentences:
+        flags.append(f"{len(answer.checks.uncited_sentences)} uncited sentence(s)")
+    if answer.checks.unsupported_numbers:
+        flags.append("numbers not in cited abstracts: " + ", ".join(answer.checks.unsupported_numbers))
+    if answer.checks.removed_citations:
+        flags.append("removed invalid citations: " + ", ".join(map(str, answer.checks.removed_citations)))
+    lines.append(f"-- backend: {answer.backend}" + (" (no LLM)" if answer.backend == "extractive" else ""))
+    if flags:
+        lines.append("-- checks: " + "; ".join(flags))
+    return "\n".join(lines)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def ask(
+        question: Annotated[str, typer.Argument(help="Your question.")],
+        k: Annotated[int | None, typer.Option("--k", "-k", help="Papers to retrieve.")] = None,
+        since: Annotated[int | None, typer.Option(help="Only papers from this year on (listing gave a year).")] = None,
+        until: Annotated[int | None, typer.Option(help="Only papers up to this year.")] = None,
+        source: Annotated[str | None, typer.Option(help="Only papers from listings whose name contains this.")] = None,
+        backend: Annotated[str | None, typer.Option(help="extractive | openai | local (default: settings).")] = None,
+        mode: Annotated[str | None, typer.Option(help="Retrieval mode: hybrid | dense | bm25.")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the Answer as JSON.")] = False,
+        stream: Annotated[bool, typer.Option("--stream/--no-stream", help="Stream text as it is generated.")] = False,
+    ) -> None:
+        """Answer QUESTION from the indexed papers, with numbered citations."""
+        from assistant.answering import get_assistant
+        from assistant.cli import _settings
+        from assistant.models import Filters
+
+        settings = _settings()
+        filters = Filters(since=since, until=until, source=source)
+        run = get_assistant(settings).stream(question, k=k, filters=filters, backend=backend, mode=mode)
+        if stream and not as_json:
+            for delta in run:
+                sys.stdout.write(delta)
+                sys.stdout.flush()
+            answer = run.result()
+            typer.echo("\n\n" + render_text(answer).split("\n", 1)[1] if "\n" in render_text(answer) else "")
+            return
+        answer = run.result()
+        if as_json:
+            typer.echo(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
+        else:
+            typer.echo(render_text(answer))
