@@ -132,7 +132,9 @@ def main(argv: Optional[list[str]] = None) -> None:  # noqa: UP045 - typer entry
     """Console-script entry point: one-line errors, no tracebacks for user errors."""
     _register_optional_commands()
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except LitassistError as err:
         _err(str(err))
         sys.exit(2)

@@ -1,0 +1,127 @@
+"""ask() over the seed corpus with the extractive backend: citations, refusals, filters, history."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from assistant import aask, ask
+from assistant.answering import AnswerStream
+from assistant.errors import FilterError, IndexMissingError
+from assistant.models import Answer
+from assistant.settings import Settings
+from ingest.parsers.text import normalise_title
+from tests.conftest import DEV
+
+LORA_Q = "Which papers reduce catastrophic forgetting with LoRA?"
+
+
+def _dev(qid: str) -> dict[str, object]:
+    for line in DEV.read_text().splitlines():
+        row = json.loads(line)
+        if row["id"] == qid:
+            return row
+    raise KeyError(qid)
+
+
+def _answer(q: str, settings: Settings, **kw: object) -> Answer:
+    a = ask(q, settings=settings, **kw)  # type: ignore[arg-type]
+    assert isinstance(a, Answer)
+    return a
+
+
+def test_lora_question_cites_gold_papers(seed_settings: Settings) -> None:
+    a = _answer(LORA_Q, seed_settings)
+    gold = {normalise_title(t) for t in _dev("A01")["gold_titles"]}  # type: ignore[union-attr]
+    cited = {normalise_title(c.title) for c in a.citations}
+    assert len(gold & cited) >= 4, f"cited {sorted(cited)}"
+    assert not a.refused and a.backend == "extractive"
+    assert a.checks.removed_citations == [] and a.checks.unsupported_numbers == []
+    ids = {h.paper.id for h in a.contexts}
+    for c in a.citations:
+        assert c.paper_id in ids and c.snippet and c.snippet in next(
+            h.paper.abstract for h in a.contexts if h.paper.id == c.paper_id
+        )
+        assert f"[{c.n}]" in a.text
+
+
+def test_absent_topic_is_refused_with_closest_papers(seed_settings: Settings) -> None:
+    a = _answer("Which papers fine-tune LLMs with LoRA under differential privacy (DP-SGD)?", seed_settings)
+    assert a.refused and a.citations == []
+    assert a.closest and "Closest, but not answering" in a.text
+    b = _answer("Which papers study protein folding in yeast cells?", seed_settings)
+    assert b.refused
+
+
+def test_lookup_answer_carries_the_fact(seed_settings: Settings) -> None:
+    a = _answer(str(_dev("A03")["question"]), seed_settings)
+    assert "28.8" in a.text and not a.refused
+    assert a.citations[0].title.startswith("TRACE")
+
+
+def test_year_filter_applies_only_to_dated_papers(seed_settings: Settings) -> None:
+    a = _answer(LORA_Q, seed_settings, filters={"since": 2024, "until": 2024})
+    assert a.contexts, "some LoRA papers carry a 2024 date"
+    assert all(h.paper.year == 2024 for h in a.contexts)
+    with pytest.raises(FilterError):
+        ask(LORA_Q, settings=seed_settings, filters={"since": 2025, "until": 2024})
+
+
+def test_source_filter(seed_settings: Settings) -> None:
+    a = _answer(LORA_Q, seed_settings, filters={"source": "004_"})
+    assert a.contexts and all(any("004_" in s for s in h.paper.sources) for h in a.contexts)
+
+
+def test_k_limits_contexts(seed_settings: Settings) -> None:
+    assert len(_answer(LORA_Q, seed_settings, k=3).contexts) == 3
+
+
+def test_stream_yields_text_then_answer(seed_settings: Settings) -> None:
+    run = ask(LORA_Q, settings=seed_settings, stream=True)
+    assert isinstance(run, AnswerStream)
+    parts = list(run)
+    assert len(parts) > 1
+    assert run.answer is not None and run.answer.citations
+    assert "".join(parts).strip().startswith(run.answer.text.split("\n")[0][:20])
+
+
+def test_history_combines_turns_for_extractive(seed_settings: Settings) -> None:
+    history = [{"role": "user", "content": "Which papers build a mixture-of-experts out of LoRA modules?"},
+               {"role": "assistant", "content": "…"}]
+    a = _answer("And which of them are for continual learning?", seed_settings, history=history)
+    assert "mixture-of-experts" in a.standalone_question
+    assert not a.refused
+
+
+def test_aask(seed_settings: Settings) -> None:
+    a = asyncio.run(aask(LORA_Q, settings=seed_settings))
+    assert a.citations
+
+
+def test_empty_index_error_names_the_command(tmp_path: Path) -> None:
+    with pytest.raises(IndexMissingError, match="litassist ingest"):
+        ask("anything", settings=Settings(data_dir=tmp_path / "empty"))
+
+
+def test_cli_ask_json(seed_env: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "assistant.cli", "ask", LORA_Q, "--json"],
+                         capture_output=True, text=True, env=os.environ.copy(), check=True).stdout
+    data = json.loads(out)
+    assert {"answer", "citations", "refused", "backend"} <= set(data)
+    assert data["citations"][0].keys() >= {"n", "title", "paper_id"}
+    assert data["backend"] == "extractive" and data["refused"] is False
+
+
+def test_cli_ask_text_and_bad_filter(seed_env: Path) -> None:
+    ok = subprocess.run([sys.executable, "-m", "assistant.cli", "ask", LORA_Q, "--k", "5"],
+                        capture_output=True, text=True, check=True).stdout
+    assert "Sources:" in ok and "[1]" in ok and "backend: extractive" in ok
+    bad = subprocess.run([sys.executable, "-m", "assistant.cli", "ask", LORA_Q, "--since", "2025", "--until", "2024"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "since" in bad.stderr

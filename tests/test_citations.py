@@ -1,0 +1,51 @@
+"""Citation checks: invalid numbers removed, renumbering, uncited sentences, unsupported numbers."""
+
+from __future__ import annotations
+
+from assistant.citations import check, units
+from assistant.models import Hit, Paper
+
+
+def _hit(i: int, title: str, abstract: str) -> Hit:
+    return Hit(paper=Paper(id=f"p{i}", title=title, abstract=abstract), score=1.0 / i, rank=i)
+
+
+HITS = [
+    _hit(1, "Alpha", "Alpha cuts forgetting by 41% on five tasks."),
+    _hit(2, "Beta", "Beta trains 0.3% of the parameters."),
+    _hit(3, "Gamma", "Gamma studies speech."),
+]
+
+
+def test_invalid_numbers_removed_and_renumbered() -> None:
+    text, cites, checks = check("Beta is small [2]. Alpha helps [1][7]. Nothing here [0].", HITS)
+    assert checks.removed_citations == [7, 0]
+    assert "[7]" not in text and "[0]" not in text
+    assert [c.title for c in cites] == ["Beta", "Alpha"]  # renumbered by first use
+    assert "Beta is small [1]" in text and "Alpha helps [2]" in text
+
+
+def test_uncited_sentence_flagged_and_lead_in_ignored() -> None:
+    text = "Two papers address this:\n- Alpha: it helps [1].\n- Beta is small. It is cheap [2]."
+    _, _, checks = check(text, HITS)
+    assert checks.uncited_sentences == ["Beta is small."]
+    assert checks.sentences == 3
+
+
+def test_numbers_checked_against_cited_abstracts() -> None:
+    _, _, ok = check("Alpha cuts forgetting by 41% [1].", HITS)
+    assert ok.unsupported_numbers == []
+    _, _, bad = check("Alpha cuts forgetting by 45% on 5 tasks [1]. Beta trains 0.3% [2].", HITS)
+    assert bad.unsupported_numbers == ["45%", "5"]
+    _, _, wrong_paper = check("Beta cuts forgetting by 41% [2].", HITS)
+    assert wrong_paper.unsupported_numbers == ["41%"]
+
+
+def test_ranges_and_lists() -> None:
+    _, cites, checks = check("All three [1-3]. Two [1, 2].", HITS)
+    assert [c.n for c in cites] == [1, 2, 3]
+    assert checks.removed_citations == []
+
+
+def test_units_split_bullets_and_sentences() -> None:
+    assert units("Intro:\n- A one [1]. A two [1].\n* B [2]") == ["A one [1].", "A two [1].", "B [2]"]

@@ -1,0 +1,200 @@
+"""Ingestion: idempotent, incremental, deduplicating, robust to bad input and interruption."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from assistant.index import Index
+from assistant.settings import Settings
+from ingest.pipeline import ingest
+from tests.conftest import CORPUS, need_shared
+
+LONG = " ".join(f"Sentence number {i} explains one more detail about sparse adapters and forgetting." for i in range(60))
+
+
+def _settings(tmp_path: Path, **kw: object) -> Settings:
+    return Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", **kw)  # type: ignore[arg-type]
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _consistent(settings: Settings) -> tuple[int, int]:
+    index = Index.open(settings)
+    papers, chunks = index.registry.counts()
+    assert index.store.count() == chunks, "every registered chunk has exactly one vector"
+    assert sorted(index.store.ids()) == index.registry.chunk_ids()
+    return papers, chunks
+
+
+def test_ingest_is_idempotent_and_cached(tmp_path: Path, tiny_listing: Path) -> None:
+    s = _settings(tmp_path)
+    first = ingest([tiny_listing], s)
+    assert (first.new, first.updated, first.unchanged, first.skipped) == (3, 0, 0, [])
+    assert first.embedded == first.chunks > 0
+    second = ingest([tiny_listing], s)
+    assert (second.new, second.updated, second.unchanged, second.embedded, second.chunks) == (0, 0, 3, 0, 0)
+    assert _consistent(s) == (3, first.total_chunks)
+    rebuilt = ingest([tiny_listing], s, rebuild=True)
+    assert rebuilt.new == 3 and rebuilt.embedded == 0, "--rebuild reuses the embedding cache"
+    assert _consistent(s) == (3, first.total_chunks)
+
+
+def test_changed_abstract_replaces_its_chunks(tmp_path: Path, tiny_listing: Path) -> None:
+    s = _settings(tmp_path)
+    ingest([tiny_listing], s)
+    rows = [json.loads(line) for line in tiny_listing.read_text().splitlines()]
+    rows[1]["abstract"] = LONG
+    changed = _write_jsonl(tmp_path / "tiny.jsonl", rows)
+    old_ids = set(Index.open(s).registry.chunk_ids("arxiv:2311.00002"))
+    report = ingest([changed], s)
+    assert (report.new, report.updated, report.unchanged) == (0, 1, 2)
+    index = Index.open(s)
+    new_ids = set(index.registry.chunk_ids("arxiv:2311.00002"))
+    assert len(new_ids) > 1 and not (old_ids & new_ids)
+    assert not (old_ids & set(index.store.ids())), "old chunks are gone from Chroma"
+    _consistent(s)
+
+
+def test_chunks_fit_the_embedder_and_carry_the_title(tmp_path: Path) -> None:
+    s = _settings(tmp_path, ingest={"chunk_size": 512, "chunk_overlap": 0})
+    src = _write_jsonl(tmp_path / "long.jsonl", [{"title": "Sparse Adapters Forever", "abstract": LONG}])
+    ingest([src], s)
+    index = Index.open(s)
+    chunks = index.registry.chunks()
+    assert len(chunks) > 1, "a 512-token chunk would overflow MiniLM's 256 tokens, so it is re-split"
+    for c in chunks:
+        assert c.embed_text.startswith("Sparse Adapters Forever\n")
+        assert index.embedder.count_tokens(c.embed_text) <= index.embedder.max_tokens
+    for i in range(60):
+        assert any(f"Sentence number {i} " in c.text for c in chunks), f"sentence {i} lost"
+
+
+def test_same_paper_in_two_listings_is_one_paper(tmp_path: Path) -> None:
+    s = _settings(tmp_path)
+    a = _write_jsonl(tmp_path / "a.jsonl", [{"title": "Shared Paper", "abstract": "About LoRA.", "date": "Apr 22"}])
+    b = _write_jsonl(tmp_path / "b.jsonl", [{"title": "shared paper ", "abstract": "About LoRA.", "date": "2024-04-22"}])
+    ingest([a, b], s)
+    papers = Index.open(s).registry.papers()
+    assert len(papers) == 1
+    assert papers[0].sources == ["a.jsonl", "b.jsonl"]
+    assert papers[0].year == 2024, "the listing that gives a year wins; none is invented"
+
+
+def test_bad_inputs_are_skipped_with_file_and_line(tmp_path: Path, tiny_listing: Path) -> None:
+    s = _settings(tmp_path)
+    ingest([tiny_listing], s)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "empty.jsonl").write_text("")
+    (bad / "binary.txt").write_bytes(b"\x00\x01\x02\x03" * 100)
+    (bad / "latin1.jsonl").write_bytes(b'{"title": "Ok", "abstract": "fine"}\n{"title": "Caf\xe9", "abstract": "x"}\n')
+    _write_jsonl(bad / "mixed.jsonl", [{"title": "Good One", "abstract": "A good abstract about adapters."}])
+    with (bad / "mixed.jsonl").open("a") as fh:
+        fh.write('{"title": "Broken", "abstract": \n')
+        fh.write(json.dumps({"title": "No abstract"}) + "\n")
+    report = ingest([bad, tmp_path / "missing.jsonl"], s)
+    reasons = [str(x) for x in report.skipped]
+    assert any("empty.jsonl" in r and "empty" in r for r in reasons)
+    assert any("binary.txt" in r and "binary" in r for r in reasons)
+    assert any("latin1.jsonl" in r and "line 2" in r and "UTF-8" in r for r in reasons)
+    assert any("mixed.jsonl" in r and "line 2" in r for r in reasons)
+    assert any("mixed.jsonl" in r and "abstract" in r for r in reasons)
+    assert any("missing.jsonl" in r for r in reasons)
+    assert all("\n" not in r and "Traceback" not in r for r in reasons)
+    titles = {p.title for p in Index.open(s).registry.papers()}
+    assert "Good One" in titles, "the good entries of a bad file are still ingested"
+    assert len(titles) == 4, "nothing already indexed was lost"
+    _consistent(s)
+
+
+def test_cli_exit_status_and_one_line_errors(tmp_path: Path, tiny_listing: Path) -> None:
+    env = {**os.environ, "LITASSIST_DATA_DIR": str(tmp_path / "data")}
+    ok = subprocess.run([sys.executable, "-m", "assistant.cli", "ingest", str(tiny_listing), "--json"],
+                        capture_output=True, text=True, env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["new"] == 3
+    bad = subprocess.run([sys.executable, "-m", "assistant.cli", "ingest", str(tmp_path / "nope.bib")],
+                         capture_output=True, text=True, env=env)
+    assert bad.returncode == 1
+    assert "nope.bib" in bad.stderr and "Traceback" not in bad.stderr
+    stats = subprocess.run([sys.executable, "-m", "assistant.cli", "stats", "--json"],
+                           capture_output=True, text=True, env=env, check=True)
+    assert json.loads(stats.stdout)["papers"] == 3
+
+
+def test_interrupted_upsert_is_completed_by_next_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ingest.pipeline as pipeline
+    from assistant.stores.chroma import ChromaStore
+
+    s = _settings(tmp_path)
+    rows = [{"title": f"Paper {i} on adapters", "abstract": f"Adapters number {i} reduce forgetting."} for i in range(9)]
+    src = _write_jsonl(tmp_path / "many.jsonl", rows)
+    monkeypatch.setattr(pipeline, "UPSERT_BATCH", 2)
+    real = ChromaStore.upsert
+    calls = {"n": 0}
+
+    def flaky(self: ChromaStore, *args: object, **kw: object) -> None:
+        calls["n"] += 1
+        real(self, *args, **kw)  # type: ignore[arg-type]
+        if calls["n"] == 3:  # vectors stored, registry not yet written: the worst moment
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ChromaStore, "upsert", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        ingest([src], s)
+    monkeypatch.setattr(ChromaStore, "upsert", real)
+    partial = Index.open(s).registry.counts()[0]
+    assert partial == 4
+    report = ingest([src], s)
+    assert report.new == 5 and report.embedded == 0, "nothing is embedded twice"
+    assert _consistent(s)[0] == 9
+
+
+def test_killed_process_then_rerun(tmp_path: Path) -> None:
+    rows = [{"title": f"Kill test paper {i}", "abstract": LONG.replace("sparse", f"topic{i}")} for i in range(12)]
+    src = _write_jsonl(tmp_path / "kill.jsonl", rows)
+    env = {**os.environ, "LITASSIST_DATA_DIR": str(tmp_path / "data"), "LITASSIST_CACHE_DIR": str(tmp_path / "c")}
+    cmd = [sys.executable, "-m", "assistant.cli", "ingest", str(src)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(4)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = subprocess.run(cmd + ["--json"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    s = Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "c")
+    assert _consistent(s)[0] == 12
+
+
+def test_wiped_vectors_are_repaired(tmp_path: Path, tiny_listing: Path) -> None:
+    s = _settings(tmp_path)
+    ingest([tiny_listing], s)
+    Index.open(s).store.drop()
+    report = ingest([tiny_listing], s)
+    assert report.repaired == 3 and report.embedded == 0
+    _consistent(s)
+
+
+def test_seed_corpus_cli_reports_414_and_reingest_is_free(seed_dir: Path, tmp_path: Path) -> None:
+    need_shared()
+    data = tmp_path / "seedcopy"
+    shutil.copytree(seed_dir, data)
+    env = {**os.environ, "LITASSIST_DATA_DIR": str(data)}
+    stats = subprocess.run([sys.executable, "-m", "assistant.cli", "stats", "--json"],
+                           env=env, capture_output=True, text=True, check=True)
+    assert json.loads(stats.stdout)["papers"] == 414
+    again = subprocess.run([sys.executable, "-m", "assistant.cli", "ingest", str(CORPUS), "--json"],
+                           env=env, capture_output=True, text=True, check=True)
+    report = json.loads(again.stdout)
+    assert (report["new"], report["updated"], report["embedded"], report["papers"]) == (0, 0, 0, 414)
