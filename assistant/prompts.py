@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 
-@lru_cache(maxsize=None)
+@cache
 def template(name: str) -> str:
     """The text of ``prompts/<name>.txt``."""
     return resources.files("prompts").joinpath(f"{name}.txt").read_text(encoding="utf-8")

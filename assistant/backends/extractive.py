@@ -29,13 +29,20 @@ _FOLLOW_UP = re.compile(
     re.IGNORECASE,
 )
 
+_CONTRIBUTION = re.compile(
+    r"\b(we|this (paper|work)|our \w+|experiments?|results?|evaluations?)\b.{0,60}?"
+    r"\b(propose|introduce|present|develop|show|find|demonstrate|achieve|reduce|mitigate|improve|outperform)",
+    re.IGNORECASE,
+)
+CUE_BONUS = 0.15  # in list answers, prefer the sentence that states the paper's own contribution
+
 LIST_REL_FLOOR = 0.7  # a listed paper needs this share of the best paper's relevance (dev-set tuned)
 MAX_LIST = 10
 
 
 def cite(sentence: str, n: int) -> str:
-    """Put the citation inside the sentence's final punctuation: 'x y [n].'"""
-    body = sentence.rstrip()
+    """Put the citation inside the sentence's final punctuation: 'x y [n].' (LaTeX escapes dropped)."""
+    body = sentence.replace("\\%", "%").replace("~", " ").rstrip()
     end = ""
     while body and body[-1] in ".!?;:":
         end = body[-1] + end
@@ -83,7 +90,11 @@ class ExtractiveBackend:
         ][:MAX_LIST]
         yield f"{len(chosen)} of the indexed papers address this:\n"
         for pos, p in chosen:
-            best = p.best()
+            best = max(
+                p.sentences,
+                key=lambda x: x.score + (CUE_BONUS if x.lexical > 0 and _CONTRIBUTION.search(x.text) else 0.0),
+                default=None,
+            )
             sentence = best.text if best else p.hit.paper.abstract[:200]
             yield f"- {p.hit.paper.title}: {cite(sentence, pos)}\n"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -84,10 +85,8 @@ class ChromaStore:
         return [(cid, 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0], strict=True)]
 
     def drop(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # absent already
             self._client.delete_collection(self.name)
-        except Exception:  # absent already
-            pass
         self._col = self._client.get_or_create_collection(
             name=self.name, embedding_function=None, metadata={"hnsw:space": "cosine"}
         )
