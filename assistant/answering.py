@@ -148,8 +148,9 @@ class AnswerStream:
             answer = self._refusal(standalone, hits, evidence, req.usage)
             yield answer.text
         else:
-            snippets = {i: evidence.snippet(i) for i in range(1, len(hits) + 1)}
-            text, citations, checks = check(raw, hits, snippets)
+            seen = hits[: req.shown] if req.shown is not None else hits
+            snippets = {i: evidence.snippet(i) for i in range(1, len(seen) + 1)}
+            text, citations, checks = check(raw, seen, snippets)
             if not citations:  # an answer that cites nothing is not grounded: refuse instead
                 answer = self._refusal(standalone, hits, evidence, req.usage)
                 yield "\n\n" + answer.text

@@ -31,6 +31,7 @@ class Request:
     hits: list[Hit]
     evidence: Evidence
     usage: Usage = field(default_factory=Usage)
+    shown: int | None = None  # set by a backend whose prompt held only hits[:shown] (context budget)
 
 
 class Backend(Protocol):
