@@ -1,0 +1,122 @@
+"""``litassist eval``: run a question file through ask() and score it (registered by assistant.cli)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``eval`` command to ``app``."""
+
+    @app.command("eval")
+    def eval_command(
+        questions: Annotated[Path, typer.Option("--questions", help="Question file (JSON Lines, see evals/README.md).")],
+        backend: Annotated[str | None, typer.Option(help="Answer backend (default: settings).")] = None,
+        k: Annotated[int | None, typer.Option("--k", help="Papers retrieved per question (default: settings).")] = None,
+        mode: Annotated[str | None, typer.Option(help="Retrieval mode: hybrid, dense or bm25.")] = None,
+        json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON report here.")] = None,
+        md_out: Annotated[Path | None, typer.Option("--md", help="Write the Markdown report here.")] = None,
+        plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG chart of metrics per kind.")] = None,
+        judge: Annotated[str, typer.Option(help="Sentence support judge: none, or llm (needs an endpoint).")] = "none",
+        compare: Annotated[
+            str | None,
+            typer.Option(help="Comma list of modes to run side by side, e.g. dense,bm25,hybrid (+ llamaindex-default)."),
+        ] = None,
+    ) -> None:
+        """Score every question of a question file: retrieval, citations, grounding, facts, refusals, latency."""
+        run_eval_command(
+            questions, backend=backend, k=k, mode=mode, json_out=json_out, md_out=md_out, plot=plot,
+            judge=judge, compare=compare,
+        )
+
+
+def _write(path: Path, writer: Callable[..., None], *args: object) -> None:
+    from assistant.errors import InputError
+
+    try:
+        writer(*args, path)
+    except OSError as err:
+        raise InputError(f"{path}: cannot write ({err.strerror or err})") from None
+
+
+def run_eval_command(
+    questions_file: Path,
+    *,
+    backend: str | None = None,
+    k: int | None = None,
+    mode: str | None = None,
+    json_out: Path | None = None,
+    md_out: Path | None = None,
+    plot: Path | None = None,
+    judge: str = "none",
+    compare: str | None = None,
+) -> None:
+    """The body of ``litassist eval`` (raises :class:`~assistant.errors.LitassistError` on bad input)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from assistant.cli import _settings
+    from assistant.errors import ConfigError
+    from assistant.retrieval import MODES
+    from evals import report
+    from evals.baseline import NAME
+    from evals.questions import load_questions
+    from evals.runner import JUDGES, Runner, parse_modes
+
+    qs = load_questions(questions_file)  # bad files fail before anything heavy is opened
+    if judge not in JUDGES:
+        raise ConfigError(f"--judge {judge!r} is not one of {', '.join(JUDGES)}")
+    if mode is not None and mode not in MODES:
+        raise ConfigError(f"--mode {mode!r} is not one of {', '.join(MODES)}")
+    modes = parse_modes(compare) if compare else []
+    if compare and not [m for m in modes if m != NAME]:
+        raise ConfigError(f"--compare needs at least one of {', '.join(MODES)}")
+    settings = _settings()
+    runner = Runner(settings, backend=backend, k=k, judge=judge)
+
+    err = Console(stderr=True)
+    out = Console()
+    if not out.is_terminal:
+        out.width = max(out.width, 180)  # keep wide tables readable in logs and pipes
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.fields[qid]}"), console=err, transient=True, disable=not err.is_terminal,
+    ) as progress:
+        task = progress.add_task("eval", total=len(qs), qid="")
+
+        def start(name: str) -> None:
+            progress.reset(task, total=len(qs), description=name, qid="")
+
+        def advance(q: object) -> None:
+            progress.update(task, advance=1, qid=getattr(q, "id", ""))
+
+        if modes:
+            runs = runner.compare(qs, modes, progress=advance, on_start=start)
+            wanted = mode or settings.retrieval.mode
+            answering = [r for r in runs if not r.retrieval_only]
+            primary = next((r for r in answering if r.name == wanted), answering[0])
+        else:
+            start(mode or settings.retrieval.mode)
+            runs = []
+            primary = runner.run(qs, mode, progress=advance)
+
+    for line in runner.warnings:
+        err.print(f"warning: {line}", highlight=False, markup=False)
+    doc = report.document(primary, questions_file=str(questions_file), warnings=runner.warnings, comparison=runs)
+    report.print_summary(out, doc)
+    if json_out:
+        _write(json_out, report.write_json, doc)
+        err.print(f"wrote {json_out}", highlight=False, markup=False)
+    if md_out:
+        _write(md_out, report.write_markdown, report.markdown(doc, primary))
+        err.print(f"wrote {md_out}", highlight=False, markup=False)
+    if plot:
+        from evals.chart import plot_by_kind
+
+        _write(plot, lambda by_kind, path: plot_by_kind(by_kind, path, f"litassist eval ({primary.name})"),
+               doc["by_kind"])
+        err.print(f"wrote {plot}", highlight=False, markup=False)
