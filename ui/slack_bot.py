@@ -1,6 +1,6 @@
 """The Slack bot: one slack-bolt ``App`` answering mentions, DMs and ``/litassist`` in the question's thread
 (follow-ups get the thread as history), run in Socket Mode (``litassist slack --socket``) or as an Events API
-HTTP server (``--http``, ``slack.host:slack.port/slack/events``). See docs/slack.md."""
+HTTP server (``--http``, ``slack.host:slack.port/slack/events``). See "Run the Slack bot" in README.md."""
 
 from __future__ import annotations
 
