@@ -149,7 +149,7 @@ class AnswerStream:
             yield answer.text
         else:
             seen = hits[: req.shown] if req.shown is not None else hits
-            snippets = {i: evidence.snippet(i) for i in range(1, len(seen) + 1)}
+            snippets = {i: req.quoted.get(i) or evidence.snippet(i) for i in range(1, len(seen) + 1)}
             text, citations, checks = check(raw, seen, snippets)
             if not citations:  # an answer that cites nothing is not grounded: refuse instead
                 answer = self._refusal(standalone, hits, evidence, req.usage)

@@ -49,6 +49,8 @@ def test_lora_question_cites_gold_papers(seed_settings: Settings) -> None:
             h.paper.abstract for h in a.contexts if h.paper.id == c.paper_id
         )
         assert f"[{c.n}]" in a.text
+        line = next(x for x in a.text.splitlines() if f"[{c.n}]" in x)
+        assert c.snippet.rstrip(".")[:60] in line, "the snippet is the sentence the answer quotes"
 
 
 def test_absent_topic_is_refused_with_closest_papers(seed_settings: Settings) -> None:

@@ -32,6 +32,7 @@ class Request:
     evidence: Evidence
     usage: Usage = field(default_factory=Usage)
     shown: int | None = None  # set by a backend whose prompt held only hits[:shown] (context budget)
+    quoted: dict[int, str] = field(default_factory=dict)  # hit n -> the abstract sentence the answer quotes
 
 
 class Backend(Protocol):

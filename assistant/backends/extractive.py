@@ -96,6 +96,7 @@ class ExtractiveBackend:
                 default=None,
             )
             sentence = best.text if best else p.hit.paper.abstract[:200]
+            req.quoted[pos] = sentence
             yield f"- {p.hit.paper.title}: {cite(sentence, pos)}\n"
 
     def _specific(self, req: Request, top: float) -> Iterator[str]:
@@ -129,5 +130,7 @@ class ExtractiveBackend:
             per_paper[s.hit] = per_paper.get(s.hit, 0) + 1
         order = {id(s): i for i, s in enumerate(pool)}
         picked.sort(key=lambda s: (s.hit, order.get(id(s), 0)))
+        for s in picked:
+            req.quoted.setdefault(s.hit, s.text)
         for i, s in enumerate(picked):
             yield ("" if i == 0 else " ") + cite(s.text, s.hit)
