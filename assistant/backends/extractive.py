@@ -23,6 +23,13 @@ _LIST_Q = re.compile(
     re.IGNORECASE,
 )
 _COMPARE_Q = re.compile(r"\b(compare|contrast|differ|difference|versus|vs\.?|agree|disagree|both)\b", re.I)
+_QUANT_Q = re.compile(
+    r"\bhow (much|many|little|badly|well|fast|large|small|accurate)\b|\bwhat (fraction|share|percentage|"
+    r"speedup|accuracy|cost|size|number|score|pass@\d|rate)\b|\b(speedup|savings?|reduction|improvement)\b",
+    re.IGNORECASE,
+)
+_DIGIT = re.compile(r"\d")
+QUANT_BONUS = 0.15  # quantitative questions: prefer sentences that carry numbers
 _FOLLOW_UP = re.compile(
     r"^\s*(and|also|what about|how about|which of (them|these|those)|those|these|they|it|its|their|same)\b"
     r"|\b(them|these|those|they|it|its|their|the above|that one|this one)\b",
@@ -36,6 +43,7 @@ _CONTRIBUTION = re.compile(
 )
 CUE_BONUS = 0.15  # in list answers, prefer the sentence that states the paper's own contribution
 
+MAX_LOOKUP, MAX_COMPARE = 3, 8  # sentences in a specific / comparative answer
 LIST_REL_FLOOR = 0.7  # a listed paper needs this share of the best paper's relevance (dev-set tuned)
 MAX_LIST = 10
 
@@ -48,6 +56,28 @@ def cite(sentence: str, n: int) -> str:
         end = body[-1] + end
         body = body[:-1]
     return f"{body} [{n}]{end or '.'}"
+
+
+def named_entities(question: str) -> list[str]:
+    """Names a question mentions: quoted titles and method-like tokens ('LESS', 'D3', 'ToolACE-R')."""
+    quoted = r"['\"‘“]([^'\"’”]{4,})['\"’”]"
+    names = re.findall(quoted, question)
+    for i, tok in enumerate(re.findall(r"[A-Za-z][\w^@.-]*[\w]", re.sub(quoted, " ", question))):
+        inner_caps = sum(c.isupper() for c in tok[1:]) > 0 or any(c.isdigit() for c in tok)
+        if (inner_caps or (i > 0 and tok[0].isupper() and len(tok) > 2)) and tok.lower() not in _COMMON_CAPS:
+            names.append(tok)
+    return list(dict.fromkeys(names))
+
+
+_COMMON_CAPS = {"llm", "llms", "rag", "lora", "sft", "rl", "ai", "nlp", "gpu", "contrast", "compare", "do", "does"}
+
+
+def _mentions(title: str, name: str) -> bool:
+    t = title.lower()
+    if " " in name:  # a quoted title: most of its words appear in the paper title
+        ws = [w for w in re.findall(r"\w+", name.lower()) if len(w) > 2]
+        return bool(ws) and sum(w in t for w in ws) / len(ws) >= 0.75
+    return re.search(rf"(?<!\w){re.escape(name.lower())}(?!\w)", t) is not None
 
 
 def is_list_question(q: str) -> bool:
@@ -102,24 +132,38 @@ class ExtractiveBackend:
     def _specific(self, req: Request, top: float) -> Iterator[str]:
         papers = [(pos, p) for pos, p in enumerate(req.evidence.papers, start=1) if p.relevance >= 0.75 * top]
         compare = is_compare_question(req.question)
+        quant = bool(_QUANT_Q.search(req.question))
         pool: list[Sentence] = [s for _, p in papers[:5] for s in p.sentences]
         if not pool:
             yield REFUSAL
             return
-        pool.sort(key=lambda s: -s.score)
-        best = pool[0].score
+
+        def value(s: Sentence) -> float:
+            return s.score + (QUANT_BONUS if quant and s.lexical > 0 and _DIGIT.search(s.text) else 0.0)
+
+        pool.sort(key=lambda s: -value(s))
+        best = value(pool[0])
         picked: list[Sentence] = []
         covered: set[str] = set()
         per_paper: dict[int, int] = {}
-        if compare:  # one sentence from each of the leading papers first
-            for pos, p in papers[:3]:
-                b = p.best()
-                if b is not None:
+        if compare:  # the papers the question names (else the leading ones), two sentences each
+            names = named_entities(req.question)
+            named = [
+                (pos, p) for pos, p in enumerate(req.evidence.papers, start=1)
+                if any(_mentions(p.hit.paper.title, n) for n in names)
+            ][:4]
+            named += [x for x in papers if x[0] not in {pos for pos, _ in named}][: max(0, 3 - len(named))]
+
+            def cue_value(x: Sentence) -> float:
+                return value(x) + (CUE_BONUS if x.lexical > 0 and _CONTRIBUTION.search(x.text) else 0.0)
+
+            for pos, p in named:
+                for b in sorted(p.sentences, key=cue_value, reverse=True)[:2]:
                     picked.append(b)
                     covered |= b.terms
-                    per_paper[pos] = 1
+                    per_paper[pos] = per_paper.get(pos, 0) + 1
         for s in pool:
-            if len(picked) >= (5 if compare else 3) or s.score < 0.5 * best:
+            if len(picked) >= (MAX_COMPARE if compare else MAX_LOOKUP) or value(s) < 0.5 * best:
                 break
             if s in picked or per_paper.get(s.hit, 0) >= 2:
                 continue
