@@ -64,6 +64,9 @@ def ingest(
             on_start=lambda total: progress.update(task, total=total),
             on_progress=lambda n: progress.advance(task, n),
         )
+    from assistant.settings import remember_data_dir
+
+    remember_data_dir(settings.data_dir)
     for skip in report.skipped:
         _err(f"skipped {skip}")
     if as_json:

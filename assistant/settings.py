@@ -7,6 +7,7 @@ sections with ``__``: ``LITASSIST_LLM__BACKEND=openai``), a ``.env`` file, a TOM
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -21,9 +22,39 @@ from pydantic_settings import (
 )
 
 
-def _default_data_dir() -> Path:
+def _user_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "litassist"
+
+
+def last_ingest_file() -> Path:
+    """Where ``litassist ingest`` records the data dir it last wrote to."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "litassist" / "last-data-dir"
+
+
+def _default_data_dir() -> Path:
+    """The per-user data folder; when that holds no index, the data dir of the last ingest (if any).
+
+    So ``LITASSIST_DATA_DIR=/tmp/x litassist ingest …`` followed by a plain ``litassist stats`` reports on
+    /tmp/x instead of an empty default index.
+    """
+    user = _user_data_dir()
+    if (user / "index").is_dir():
+        return user
+    with contextlib.suppress(OSError):
+        last = Path(last_ingest_file().read_text(encoding="utf-8").strip())
+        if last.is_absolute() and (last / "index").is_dir():
+            return last
+    return user
+
+
+def remember_data_dir(path: Path) -> None:
+    """Record ``path`` as the last ingested data dir (best effort)."""
+    with contextlib.suppress(OSError):
+        target = last_ingest_file()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(str(path.resolve()), encoding="utf-8")
 
 
 class IngestSettings(BaseModel):
@@ -116,7 +147,11 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
-    data_dir: Path = Field(default_factory=_default_data_dir, description="Where the index and caches live.")
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Where the index and caches live (default: ~/.local/share/litassist, or the data dir of the "
+        "last `litassist ingest` when that holds no index).",
+    )
     cache_dir: Path | None = Field(
         default=None, description="Embedding cache folder (default: <data_dir>/cache); safe to share."
     )

@@ -40,6 +40,8 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
     monkeypatch.setenv("LITASSIST_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("LITASSIST_CACHE_DIR", str(EMBED_CACHE))
     monkeypatch.setenv("LITASSIST_CONFIG", str(tmp_path / "no-config.toml"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
     yield
 
 

@@ -83,3 +83,25 @@ def test_cli_config_masks_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     assert data["llm"]["api_key"] == "**********"
     assert "sk-do-not-print" not in out
     assert data["effective_llm_backend"] == "openai"
+
+
+def test_plain_command_uses_the_last_ingested_data_dir(
+    tmp_path: Path, tiny_listing: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`LITASSIST_DATA_DIR=X litassist ingest … && litassist stats` reports on X (default dir empty)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "LITASSIST_DATA_DIR"}
+    data = tmp_path / "picked"
+    subprocess.run([sys.executable, "-m", "assistant.cli", "ingest", str(tiny_listing)],
+                   env={**env, "LITASSIST_DATA_DIR": str(data)}, check=True, capture_output=True)
+    out = subprocess.run([sys.executable, "-m", "assistant.cli", "stats", "--json"],
+                         env=env, check=True, capture_output=True, text=True).stdout
+    stats = json.loads(out)
+    assert stats["papers"] == 3 and stats["data_dir"] == str(data.resolve())
+    # an index in the per-user folder always wins
+    user = Path(env["XDG_DATA_HOME"]) / "litassist"
+    monkeypatch.delenv("LITASSIST_DATA_DIR")
+    assert Settings().data_dir == data.resolve()
+    (user / "index").mkdir(parents=True)
+    assert Settings().data_dir == user
