@@ -47,6 +47,42 @@ class PaperEvidence:
         return max(self.sentences, key=lambda s: s.score, default=None)
 
 
+@dataclass
+class Profile:
+    """What scoring needs of a paper, computed once per paper (question-independent)."""
+
+    sentences: list[tuple[str, frozenset[str]]]
+    sentence_chunks: list[list[int]]  # rows of ``vectors`` whose chunk holds the sentence
+    doc_terms: frozenset[str]
+    title_terms: frozenset[str]
+    vectors: np.ndarray
+
+
+def profile(index: Index, paper_id: str) -> Profile:
+    """The cached :class:`Profile` of a paper (the cache is dropped when the index changes)."""
+    cache: dict[str, Profile] = index.__dict__.setdefault("_profiles", {})
+    if paper_id in cache:
+        return cache[paper_id]
+    paper = index.papers[paper_id]
+    chunks = index.chunks_by_paper.get(paper_id, [])
+    found = index.embedder.lookup([c.embed_text for c in chunks])
+    rows = [(c.text, found[text_key(c.embed_text)]) for c in chunks if text_key(c.embed_text) in found]
+    vectors = np.stack([v for _, v in rows]) if rows else np.zeros((0, 1), dtype=np.float32)
+    sentences, where = [], []
+    for sent in split_sentences(paper.abstract):
+        sentences.append((sent, frozenset(terms(sent))))
+        where.append([i for i, (t, _) in enumerate(rows) if sent[:40] in t])
+    prof = Profile(
+        sentences=sentences,
+        sentence_chunks=where,
+        doc_terms=frozenset(terms(f"{paper.title} {paper.abstract}")),
+        title_terms=frozenset(terms(paper.title)),
+        vectors=vectors,
+    )
+    cache[paper_id] = prof
+    return prof
+
+
 class Evidence:
     """Scores every sentence of every retrieved abstract against the question."""
 
@@ -59,26 +95,20 @@ class Evidence:
         qvec = index.embed_query(question)
         self.papers: list[PaperEvidence] = []
         for pos, hit in enumerate(hits, start=1):
-            chunks = index.chunks_by_paper.get(hit.paper.id, [])
-            vecs = index.embedder.lookup([c.embed_text for c in chunks])
-            chunk_sims = [
-                (c.text, float(np.dot(vecs[text_key(c.embed_text)], qvec)) if text_key(c.embed_text) in vecs else 0.0)
-                for c in chunks
-            ]
+            prof = profile(index, hit.paper.id)
+            chunk_sims = prof.vectors @ qvec if len(prof.vectors) else np.zeros(0, dtype=np.float32)
+            fallback = hit.dense or 0.0
             sents = []
-            for s in split_sentences(hit.paper.abstract):
-                st = set(terms(s))
+            for (text, st), where in zip(prof.sentences, prof.sentence_chunks, strict=True):
                 lex = sum(w for t, w in self.weights.items() if t in st) / total
-                dense = max((sim for text, sim in chunk_sims if s[:40] in text), default=hit.dense or 0.0)
-                sents.append(Sentence(pos, s, lex, dense, st))
-            doc_terms = set(terms(f"{hit.paper.title} {hit.paper.abstract}"))
-            title_terms = set(terms(hit.paper.title))
+                dense = max((float(chunk_sims[i]) for i in where), default=fallback)
+                sents.append(Sentence(pos, text, lex, dense, set(st)))
             self.papers.append(
                 PaperEvidence(
                     hit=hit,
-                    coverage=sum(w for t, w in self.weights.items() if t in doc_terms) / total,
-                    title_coverage=sum(w for t, w in self.weights.items() if t in title_terms) / total,
-                    dense=max((sim for _, sim in chunk_sims), default=hit.dense or 0.0),
+                    coverage=sum(w for t, w in self.weights.items() if t in prof.doc_terms) / total,
+                    title_coverage=sum(w for t, w in self.weights.items() if t in prof.title_terms) / total,
+                    dense=float(chunk_sims.max()) if len(chunk_sims) else fallback,
                     sentences=sents,
                 )
             )

@@ -101,7 +101,7 @@ class Index:
         """Drop cached lookups when another process changed the index since they were read."""
         gen = self.registry.generation()
         if getattr(self, "_seen_generation", gen) != gen:
-            for name in ("papers", "chunks", "chunks_by_paper"):
+            for name in ("papers", "chunks", "chunks_by_paper", "_profiles"):
                 self.__dict__.pop(name, None)
         self._seen_generation = gen
 
