@@ -12,9 +12,11 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from pydantic import ValidationError
+
 from assistant.backends import REFUSAL, Backend, Request, Turn, get_backend
-from assistant.citations import check
-from assistant.errors import ConfigError
+from assistant.citations import Renumberer, check
+from assistant.errors import ConfigError, FilterError
 from assistant.evidence import Evidence
 from assistant.index import Index
 from assistant.models import Answer, Citation, Filters, Hit, Usage
@@ -46,7 +48,19 @@ def normalise_history(history: History) -> list[Turn]:
 def _as_filters(filters: Filters | dict[str, Any] | None) -> Filters:
     if filters is None:
         return Filters()
-    return filters if isinstance(filters, Filters) else Filters.model_validate(filters)
+    if isinstance(filters, Filters):
+        return filters
+    try:
+        return Filters.model_validate(filters)
+    except ValidationError as err:
+        first = err.errors()[0]
+        name = ".".join(str(x) for x in first["loc"]) or "filters"
+        raise FilterError(f"filter {name}: {first['msg']} (known filters: since, until, source)") from None
+
+
+def _check_k(k: int | None) -> None:
+    if k is not None and not 1 <= k <= 100:
+        raise FilterError(f"k must be between 1 and 100 (got {k})")
 
 
 class Assistant:
@@ -76,6 +90,7 @@ class Assistant:
         history: History = None,
         mode: str | None = None,
     ) -> AnswerStream:
+        _check_k(k)
         return AnswerStream(self, question, k, _as_filters(filters), backend, normalise_history(history), mode)
 
 
@@ -125,22 +140,29 @@ class AnswerStream:
         parts: list[str] = []
         buf, decided, refused = "", False, False  # hold text back until it cannot be the refusal marker
         first_token_ms: float | None = None
+        renumber: Renumberer | None = None  # streamed text gets the numbers the checked answer will have
         for delta in self.backend.generate(req) if hits else iter([REFUSAL]):
             if first_token_ms is None:
                 first_token_ms = (time.perf_counter() - t0) * 1000
+                renumber = Renumberer(req.shown if req.shown is not None else len(hits))
+            assert renumber is not None
             parts.append(delta)
             if decided:
-                if not refused:
-                    yield delta
+                if not refused and (out := renumber.feed(delta)):
+                    yield out
                 continue
             buf += delta
             head = buf.lstrip()
             if len(head) >= len(REFUSAL) or not REFUSAL.startswith(head):
                 decided, refused = True, head.startswith(REFUSAL)
-                if not refused:
-                    yield buf
+                if not refused and (out := renumber.feed(buf)):
+                    yield out
         if not decided and buf.strip() and not REFUSAL.startswith(buf.strip()):
-            yield buf
+            decided = True
+            if renumber is not None and (out := renumber.feed(buf)):
+                yield out
+        if decided and not refused and renumber is not None and (out := renumber.flush()):
+            yield out
         raw = "".join(parts).strip()
         timings["generate_ms"] = (time.perf_counter() - t3) * 1000
         timings["first_token_ms"] = first_token_ms or 0.0
@@ -176,7 +198,7 @@ class AnswerStream:
         closest = [
             Citation(
                 n=i, paper_id=h.paper.id, title=h.paper.title, date=h.paper.date, year=h.paper.year,
-                url=h.paper.url, sources=h.paper.sources, snippet=evidence.snippet(i),
+                url=h.paper.link(), sources=h.paper.sources, snippet=evidence.snippet(i),
             )
             for i, h in enumerate(hits[:CLOSEST], start=1)
         ]
@@ -189,7 +211,8 @@ class AnswerStream:
         )
 
 
-_assistants: dict[int, Assistant] = {}
+_assistants: dict[str, Assistant] = {}
+MAX_ASSISTANTS = 8
 _default_settings: Settings | None = None
 _build_lock = threading.Lock()
 
@@ -202,8 +225,10 @@ def get_assistant(settings: Settings | None = None) -> Assistant:
             _default_settings = Settings()
         settings = _default_settings
     with _build_lock:
-        key = id(settings)
+        key = settings.fingerprint()
         if key not in _assistants:
+            while len(_assistants) >= MAX_ASSISTANTS:
+                _assistants.pop(next(iter(_assistants)))
             _assistants[key] = Assistant(settings)
         return _assistants[key]
 

@@ -43,37 +43,68 @@ def cited_numbers(sentence: str) -> list[int]:
     return [n for g in CITE_GROUP.findall(sentence) for n in _expand(g)]
 
 
+class Renumberer:
+    """Maps citation numbers to 1..n in order of first use, dropping numbers outside 1..``limit``.
+
+    ``feed`` works on a stream of text deltas (a citation split across deltas is held back until it
+    closes), so streamed text carries the same numbers as the final checked answer.
+    """
+
+    HOLD = 24  # longest unclosed "[..." held back while streaming
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.mapping: dict[int, int] = {}
+        self.removed: list[int] = []
+        self._buf = ""
+
+    def _repl(self, m: re.Match[str]) -> str:
+        kept = []
+        for n in _expand(m.group(1)):
+            if 1 <= n <= self.limit:
+                kept.append(self.mapping.setdefault(n, len(self.mapping) + 1))
+            elif n not in self.removed:
+                self.removed.append(n)
+        return "".join(f"[{k}]" for k in dict.fromkeys(kept))
+
+    def apply(self, text: str) -> str:
+        return CITE_GROUP.sub(self._repl, text)
+
+    def feed(self, delta: str) -> str:
+        self._buf += delta
+        cut = self._buf.rfind("[")
+        if cut != -1 and "]" not in self._buf[cut:] and len(self._buf) - cut <= self.HOLD:
+            out, self._buf = self._buf[:cut], self._buf[cut:]
+        else:
+            out, self._buf = self._buf, ""
+        return self.apply(out)
+
+    def flush(self) -> str:
+        out, self._buf = self._buf, ""
+        return self.apply(out)
+
+
 def check(text: str, hits: list[Hit], snippets: dict[int, str] | None = None) -> tuple[str, list[Citation], Checks]:
     """Validate and renumber citations in ``text`` whose numbers refer to ``hits`` (1-based).
 
     Returns the cleaned text, its citations (new numbering) and the checks' results.
     """
     checks = Checks()
-    mapping: dict[int, int] = {}
-
-    def repl(m: re.Match[str]) -> str:
-        kept = []
-        for n in _expand(m.group(1)):
-            if 1 <= n <= len(hits):
-                if n not in mapping:
-                    mapping[n] = len(mapping) + 1
-                kept.append(mapping[n])
-            elif n not in checks.removed_citations:
-                checks.removed_citations.append(n)
-        return "".join(f"[{k}]" for k in dict.fromkeys(kept))
-
-    cleaned = CITE_GROUP.sub(repl, text)
+    renumber = Renumberer(len(hits))
+    cleaned = renumber.apply(text)
+    mapping = renumber.mapping
+    checks.removed_citations = renumber.removed
     cleaned = re.sub(r"[ \t]+([.,;:])", r"\1", re.sub(r"[ \t]{2,}", " ", cleaned)).strip()
     citations = []
     for old, new in sorted(mapping.items(), key=lambda kv: kv[1]):
         p = hits[old - 1].paper
         citations.append(
             Citation(
-                n=new, paper_id=p.id, title=p.title, date=p.date, year=p.year, url=p.url, sources=p.sources,
+                n=new, paper_id=p.id, title=p.title, date=p.date, year=p.year, url=p.link(), sources=p.sources,
                 snippet=(snippets or {}).get(old, ""),
             )
         )
-    by_n = {c.n: hits[old - 1].paper for old, c in zip(sorted(mapping, key=mapping.get), citations, strict=True)}  # type: ignore[arg-type]
+    by_n = {new: hits[old - 1].paper for old, new in mapping.items()}
     all_cited = " ".join(f"{p.title} {p.abstract}" for p in by_n.values())
     sentences = units(cleaned)
     checks.sentences = len(sentences)

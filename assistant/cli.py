@@ -88,9 +88,15 @@ def ingest(
 @app.command()
 def stats(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
     """Papers and chunks in the index."""
+    from assistant.errors import IndexMissingError
     from assistant.index import Index
 
-    data = Index.open(_settings(), create=True).stats()
+    settings = _settings()
+    try:
+        data = Index.open(settings).stats()
+    except IndexMissingError as err:  # report zeros, and do not create an empty index folder
+        data = {"papers": 0, "chunks": 0, "vectors": 0, "collection": settings.collection_name(),
+                "data_dir": str(settings.data_dir), "hint": str(err)}
     if as_json:
         typer.echo(json.dumps(data, indent=2))
     else:

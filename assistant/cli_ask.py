@@ -9,12 +9,12 @@ from typing import Annotated
 import typer
 
 
-def render_text(answer: object) -> str:
+def render_text(answer: object, with_text: bool = True) -> str:
     """The answer, a numbered source list and the backend, for a terminal."""
     from assistant.models import Answer
 
     assert isinstance(answer, Answer)
-    lines = [answer.text, ""]
+    lines = [answer.text, ""] if with_text else []
     if answer.citations:
         lines.append("Sources:")
         for c in answer.citations:
@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
                 sys.stdout.write(delta)
                 sys.stdout.flush()
             answer = run.result()
-            typer.echo("\n\n" + render_text(answer).split("\n", 1)[1] if "\n" in render_text(answer) else "")
+            typer.echo("\n" + render_text(answer, with_text=False))
             return
         answer = run.result()
         if as_json:

@@ -65,8 +65,10 @@ def profile(index: Index, paper_id: str) -> Profile:
         return cache[paper_id]
     paper = index.papers[paper_id]
     chunks = index.chunks_by_paper.get(paper_id, [])
-    found = index.embedder.lookup([c.embed_text for c in chunks])
-    rows = [(c.text, found[text_key(c.embed_text)]) for c in chunks if text_key(c.embed_text) in found]
+    cached = index.embedder.lookup([c.embed_text for c in chunks])
+    found = {c.id: cached[text_key(c.embed_text)] for c in chunks if text_key(c.embed_text) in cached}
+    found |= index.store.vectors([c.id for c in chunks if c.id not in found])  # cache absent or cleared
+    rows = [(c.text, found[c.id]) for c in chunks if c.id in found]
     vectors = np.stack([v for _, v in rows]) if rows else np.zeros((0, 1), dtype=np.float32)
     sentences, where = [], []
     for sent in split_sentences(paper.abstract):

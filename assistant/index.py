@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 
@@ -16,6 +21,18 @@ from assistant.settings import Settings
 from assistant.stores.bm25 import BM25Index
 from assistant.stores.chroma import ChromaStore
 from assistant.stores.registry import Registry
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
 
 EMPTY_HINT = "the index is empty: run `litassist ingest ../shared/corpus/hf-daily-papers` (or your listing files)"
 
@@ -31,6 +48,7 @@ class Index:
         self.store = ChromaStore.open(settings)
         self._bm25: BM25Index | None = None
         self._query_cache: dict[str, np.ndarray] = {}
+        self._lock = threading.RLock()
 
     @classmethod
     def open(cls, settings: Settings, *, create: bool = False) -> Index:
@@ -66,20 +84,29 @@ class Index:
         have = set(self.store.ids())
         return {c.paper_id for c in self.registry.chunks() if c.id not in have}
 
+    def orphan_vectors(self) -> list[str]:
+        """Vectors with no registered chunk (left by an ingest interrupted before its registry write)."""
+        return sorted(set(self.store.ids()) - set(self.registry.chunk_ids()))
+
     def ensure_keyword_index(self) -> BM25Index:
-        """The BM25 sidecar, rebuilt when the registry changed since it was built."""
+        """The BM25 sidecar, rebuilt when the registry changed since it was built (thread- and
+        process-safe: one builder at a time, readers see the old or the new sidecar, never half)."""
         gen = self.registry.generation()
         if self._bm25 is not None and self._bm25.generation == gen:
             return self._bm25
-        folder = self.dir / "bm25"
-        loaded = BM25Index.load(folder)
-        if loaded is None or loaded.generation != gen:
-            # one keyword document per paper: title + the text of its chunks (= its abstract)
-            papers = self.registry.papers()
-            loaded = BM25Index.build([p.id for p in papers], [f"{p.title}\n{p.abstract}" for p in papers], gen)
-            loaded.save(folder)
-        self._bm25 = loaded
-        return loaded
+        with self._lock, _file_lock(self.dir / "bm25.lock"):
+            gen = self.registry.generation()
+            if self._bm25 is not None and self._bm25.generation == gen:
+                return self._bm25
+            folder = self.dir / "bm25"
+            loaded = BM25Index.load(folder)
+            if loaded is None or loaded.generation != gen:
+                # one keyword document per paper: title + the text of its chunks (= its abstract)
+                papers = self.registry.papers()
+                loaded = BM25Index.build([p.id for p in papers], [f"{p.title}\n{p.abstract}" for p in papers], gen)
+                loaded.save(folder)
+            self._bm25 = loaded
+            return loaded
 
     # --- lookups ------------------------------------------------------------------------------
     @cached_property
@@ -98,11 +125,14 @@ class Index:
         return out
 
     def refresh(self) -> None:
-        """Drop cached lookups when another process changed the index since they were read."""
+        """Drop cached lookups when another process changed the index since they were read (and
+        re-open the collection, which a ``--rebuild`` elsewhere replaces)."""
         gen = self.registry.generation()
         if getattr(self, "_seen_generation", gen) != gen:
-            for name in ("papers", "chunks", "chunks_by_paper", "_profiles"):
-                self.__dict__.pop(name, None)
+            with self._lock:
+                for name in ("papers", "chunks", "chunks_by_paper", "_profiles"):
+                    self.__dict__.pop(name, None)
+                self.store = ChromaStore.open(self.settings)
         self._seen_generation = gen
 
     def embed_query(self, text: str) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Paper(BaseModel):
@@ -26,6 +26,12 @@ class Paper(BaseModel):
     sources: list[str] = Field(default_factory=list, description="Listing files this paper came from.")
     content_hash: str = ""
 
+    def link(self) -> str | None:
+        """A safe http(s) link: the listing's URL, else the arXiv abstract page, else None."""
+        if self.url and self.url.strip().lower().startswith(("http://", "https://")):
+            return self.url.strip()
+        return f"https://arxiv.org/abs/{self.arxiv_id}" if self.arxiv_id else None
+
 
 class Chunk(BaseModel):
     """A piece of a paper's abstract, embedded with the paper's title."""
@@ -39,6 +45,8 @@ class Chunk(BaseModel):
 
 class Filters(BaseModel):
     """Retrieval filters. Years apply only to papers whose listing gave a year."""
+
+    model_config = ConfigDict(extra="forbid")
 
     since: int | None = Field(default=None, description="Earliest year (inclusive).")
     until: int | None = Field(default=None, description="Latest year (inclusive).")

@@ -40,8 +40,8 @@ def allowed_papers(papers: dict[str, Paper], filters: Filters) -> list[str] | No
 def _paper_max(chunk_scores: dict[str, float], index: Index) -> dict[str, float]:
     best: dict[str, float] = defaultdict(lambda: -np.inf)
     for cid, s in chunk_scores.items():
-        chunk = index.chunks.get(cid)
-        if chunk is not None and s > best[chunk.paper_id]:
+        chunk = index.chunks.get(cid)  # vectors of an unfinished ingest have no registry row yet: skip
+        if chunk is not None and chunk.paper_id in index.papers and s > best[chunk.paper_id]:
             best[chunk.paper_id] = s
     return dict(best)
 
@@ -75,7 +75,7 @@ class Retriever:
         self, question: str, *, k: int | None = None, filters: Filters | None = None, mode: str | None = None
     ) -> list[Hit]:
         """Top-``k`` papers for ``question``, best first."""
-        k = k or self.cfg.k
+        k = self.cfg.k if k is None else k
         mode = mode or self.cfg.mode
         if mode not in MODES:
             raise FilterError(f"retrieval mode {mode!r} is not one of {', '.join(MODES)}")
@@ -89,9 +89,11 @@ class Retriever:
         fused = self.fuse(dense_p, bm25_p)
         best_chunks: dict[str, list[tuple[float, str]]] = defaultdict(list)
         for cid, s in dense_c.items():
-            best_chunks[self.index.chunks[cid].paper_id].append((s, cid))
+            if cid in self.index.chunks:
+                best_chunks[self.index.chunks[cid].paper_id].append((s, cid))
         hits = []
-        for rank, (pid, score) in enumerate(sorted(fused.items(), key=lambda kv: -kv[1])[:k], start=1):
+        ranked = [(pid, s) for pid, s in sorted(fused.items(), key=lambda kv: -kv[1]) if pid in self.index.papers]
+        for rank, (pid, score) in enumerate(ranked[:k], start=1):
             hits.append(
                 Hit(
                     paper=self.index.papers[pid], score=score, rank=rank,

@@ -8,8 +8,10 @@ sections with ``__``: ``LITASSIST_LLM__BACKEND=openai``), a ``.env`` file, a TOM
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
+import sqlite3
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,13 +42,26 @@ def _default_data_dir() -> Path:
     /tmp/x instead of an empty default index.
     """
     user = _user_data_dir()
-    if (user / "index").is_dir():
+    if has_index(user):
         return user
     with contextlib.suppress(OSError):
         last = Path(last_ingest_file().read_text(encoding="utf-8").strip())
-        if last.is_absolute() and (last / "index").is_dir():
+        if last.is_absolute() and has_index(last):
             return last
     return user
+
+
+def has_index(data_dir: Path) -> bool:
+    """Whether ``data_dir`` holds an ingested index (a non-empty paper registry)."""
+    for path in data_dir.glob("index/*/registry.sqlite"):
+        with contextlib.suppress(sqlite3.Error):
+            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                if con.execute("SELECT COUNT(*) FROM papers").fetchone()[0]:
+                    return True
+            finally:
+                con.close()
+    return False
 
 
 def remember_data_dir(path: Path) -> None:
@@ -198,10 +213,23 @@ class Settings(BaseSettings):
         return "openai" if (self.llm.base_url or self.llm.api_key) else "extractive"
 
     def collection_name(self) -> str:
-        """Chroma collection name; encodes embedding model and chunking so vectors never mix."""
-        model = re.sub(r"[^A-Za-z0-9]+", "-", f"{self.ingest.embedder}-{self.ingest.embedding_model}")
-        name = f"papers_{model.strip('-').lower()}_c{self.ingest.chunk_size}o{self.ingest.chunk_overlap}"
-        return name[:60]
+        """Chroma collection name; encodes embedding model and chunking so vectors never mix.
+
+        Readable prefix (cut to fit) + a hash of the full key, so long model names never collide.
+        """
+        key = f"{self.ingest.embedder}|{self.ingest.embedding_model}|{self.ingest.chunk_size}|{self.ingest.chunk_overlap}"
+        model = re.sub(r"[^A-Za-z0-9]+", "-", f"{self.ingest.embedder}-{self.ingest.embedding_model}").strip("-")
+        suffix = f"_c{self.ingest.chunk_size}o{self.ingest.chunk_overlap}_{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+        return f"papers_{model.lower()[: 53 - len(suffix)]}{suffix}"  # <= 60 characters
+
+    def fingerprint(self) -> str:
+        """Identifies these settings, secrets included (hashed): equal settings share one Assistant."""
+        secrets = [
+            s.get_secret_value() if s else ""
+            for s in (self.llm.api_key, self.ingest.embedding_api_key, self.slack.bot_token)
+        ]
+        raw = self.model_dump_json() + "|" + "|".join(secrets)
+        return hashlib.sha256(raw.encode()).hexdigest()
 
     def cache_path(self) -> Path:
         """Folder of the embedding cache."""

@@ -49,3 +49,20 @@ def test_ranges_and_lists() -> None:
 
 def test_units_split_bullets_and_sentences() -> None:
     assert units("Intro:\n- A one [1]. A two [1].\n* B [2]") == ["A one [1].", "A two [1].", "B [2]"]
+
+
+def test_paper_links_are_http_only_with_arxiv_fallback() -> None:
+    assert Paper(id="a", title="t", abstract="x", url="javascript:alert(1)").link() is None
+    assert Paper(id="a", title="t", abstract="x", url="javascript:x", arxiv_id="2401.1").link() == (
+        "https://arxiv.org/abs/2401.1"
+    )
+    assert Paper(id="a", title="t", abstract="x", url=" https://x.org/p ").link() == "https://x.org/p"
+
+
+def test_renumberer_streams_split_citations() -> None:
+    from assistant.citations import Renumberer
+
+    r = Renumberer(limit=5)
+    out = "".join(r.feed(d) for d in ["A [", "3", "] and B [9][", "5]. C [3", "]."]) + r.flush()
+    assert out == "A [1] and B [2]. C [1]."
+    assert r.removed == [9]

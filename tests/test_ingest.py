@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -162,17 +164,55 @@ def test_interrupted_upsert_is_completed_by_next_run(tmp_path: Path, monkeypatch
     assert _consistent(s)[0] == 9
 
 
+def test_orphan_vectors_of_an_interrupted_run_are_harmless_and_cleaned(
+    tmp_path: Path, tiny_listing: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from assistant import ask
+    from assistant.stores.chroma import ChromaStore
+
+    s = _settings(tmp_path)
+    ingest([tiny_listing], s)
+    other = _write_jsonl(tmp_path / "other.jsonl", [{"title": "Orphan Adapters", "abstract": "Adapters forget less."}])
+    real = ChromaStore.upsert
+
+    def then_die(self: ChromaStore, *args: object, **kw: object) -> None:
+        real(self, *args, **kw)  # type: ignore[arg-type]
+        raise KeyboardInterrupt  # vectors stored, registry row never written
+
+    monkeypatch.setattr(ChromaStore, "upsert", then_die)
+    with pytest.raises(KeyboardInterrupt):
+        ingest([other], s)
+    monkeypatch.setattr(ChromaStore, "upsert", real)
+    index = Index.open(s)
+    assert index.orphan_vectors(), "the interrupted run left vectors with no paper"
+    answer = ask("Do adapters forget less?", settings=s)  # must not crash on the orphans
+    assert all(h.paper.title != "Orphan Adapters" for h in answer.contexts)  # type: ignore[union-attr]
+    ingest([tiny_listing], s)  # a later run over *other* files cleans them up
+    assert Index.open(s).orphan_vectors() == []
+    _consistent(s)
+
+
 def test_killed_process_then_rerun(tmp_path: Path) -> None:
+    """SIGKILL once the first embedding batch is committed; the next run finishes without re-embedding it."""
     rows = [{"title": f"Kill test paper {i}", "abstract": LONG.replace("sparse", f"topic{i}")} for i in range(12)]
     src = _write_jsonl(tmp_path / "kill.jsonl", rows)
     env = {**os.environ, "LITASSIST_DATA_DIR": str(tmp_path / "data"), "LITASSIST_CACHE_DIR": str(tmp_path / "c")}
     cmd = [sys.executable, "-m", "assistant.cli", "ingest", str(src)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(4)
+    cache = tmp_path / "c" / "embeddings.sqlite"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        with contextlib.suppress(sqlite3.Error):
+            if cache.exists() and sqlite3.connect(cache).execute("SELECT COUNT(*) FROM vectors").fetchone()[0]:
+                break
+        time.sleep(0.05)
+    assert proc.poll() is None, "ingest finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done = subprocess.run(cmd + ["--json"], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["new"] == 12 and 0 < report["embedded"] < report["chunks"], "the killed run's batches are reused"
     s = Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "c")
     assert _consistent(s)[0] == 12
 

@@ -99,9 +99,35 @@ def test_plain_command_uses_the_last_ingested_data_dir(
                          env=env, check=True, capture_output=True, text=True).stdout
     stats = json.loads(out)
     assert stats["papers"] == 3 and stats["data_dir"] == str(data.resolve())
-    # an index in the per-user folder always wins
     user = Path(env["XDG_DATA_HOME"]) / "litassist"
+    # a plain `stats` must not create an empty default index that hides the last ingested one
+    again = subprocess.run([sys.executable, "-m", "assistant.cli", "stats", "--json"],
+                           env=env, check=True, capture_output=True, text=True).stdout
+    assert json.loads(again)["papers"] == 3
     monkeypatch.delenv("LITASSIST_DATA_DIR")
     assert Settings().data_dir == data.resolve()
-    (user / "index").mkdir(parents=True)
+    # an index in the per-user folder always wins
+    from ingest.pipeline import ingest
+
+    ingest([tiny_listing], Settings(data_dir=user))
     assert Settings().data_dir == user
+
+
+def test_long_model_names_never_share_a_collection() -> None:
+    a = Settings(ingest={"embedder": "openai", "embedding_model": "sentence-transformers/paraphrase-multilingual-mpnet-base-v2"})
+    b = Settings(ingest={"embedder": "openai", "embedding_model": "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"})
+    c = Settings(ingest={"chunk_size": 128, "chunk_overlap": 30})
+    d = Settings(ingest={"chunk_size": 128, "chunk_overlap": 32})
+    names = [x.collection_name() for x in (a, b, c, d)]
+    assert len(set(names)) == 4
+    assert all(3 <= len(n) <= 63 and n[0].isalnum() and n[-1].isalnum() for n in names)
+
+
+def test_stats_on_an_empty_data_dir_creates_nothing(tmp_path: Path) -> None:
+    import os
+
+    data = tmp_path / "empty"
+    out = subprocess.run([sys.executable, "-m", "assistant.cli", "stats", "--json"], check=True,
+                         capture_output=True, text=True, env={**os.environ, "LITASSIST_DATA_DIR": str(data)}).stdout
+    assert json.loads(out)["papers"] == 0
+    assert not (data / "index").exists()

@@ -22,12 +22,10 @@ def _esc(text: object) -> str:
 
 
 def paper_url(url: str | None, paper: Paper | None) -> str | None:
-    """The paper's link: its listing URL, else its arXiv abstract page, else ``None``."""
-    if url:
-        return url
-    if paper is not None and paper.arxiv_id:
-        return f"https://arxiv.org/abs/{paper.arxiv_id}"
-    return None
+    """The paper's safe http(s) link: its listing URL, else its arXiv abstract page, else ``None``."""
+    if url and url.strip().lower().startswith(("http://", "https://")):
+        return url.strip()
+    return paper.link() if paper is not None else None
 
 
 def _find(abstract: str, snippet: str) -> tuple[int, int] | None:

@@ -340,9 +340,14 @@ def make_http_server(app: App, host: str, port: int) -> ThreadingHTTPServer:
                 length = int(self.headers.get("Content-Length") or 0)
             except ValueError:
                 return self._send(400, "bad Content-Length")
+            if length < 0:
+                return self._send(400, "bad Content-Length")
             if length > MAX_BODY:
                 return self._send(413, "request too large")
-            body = self.rfile.read(length).decode("utf-8")
+            try:
+                body = self.rfile.read(length).decode("utf-8")
+            except UnicodeDecodeError:
+                return self._send(400, "body is not UTF-8")
             headers: dict[str, str | Sequence[str]] = {k.lower(): v for k, v in self.headers.items()}
             resp = app.dispatch(BoltRequest(body=body, query=query, headers=headers))
             self._send(resp.status, resp.body, resp.headers)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from assistant.errors import BackendError, ConfigError
+from assistant.offline import count_tokens
 
 if TYPE_CHECKING:
     from assistant.settings import Settings
@@ -19,7 +20,6 @@ class OpenAIEmbedder:
 
     def __init__(self, model: str, base_url: str | None, api_key: str | None, timeout: float) -> None:
         import openai
-        import tiktoken
 
         if not (base_url or api_key):
             raise ConfigError(
@@ -27,7 +27,6 @@ class OpenAIEmbedder:
             )
         self.model_id = model
         self._client = openai.OpenAI(base_url=base_url, api_key=api_key or "unused", timeout=timeout)
-        self._enc = tiktoken.get_encoding("cl100k_base")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OpenAIEmbedder:
@@ -41,7 +40,7 @@ class OpenAIEmbedder:
         )
 
     def count_tokens(self, text: str) -> int:
-        return len(self._enc.encode(text))
+        return count_tokens(text)  # tiktoken, offline, special tokens treated as text
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:

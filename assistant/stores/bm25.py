@@ -7,9 +7,12 @@ ranks papers better than chunk-level BM25 aggregated to papers (recall@10 0.862 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import shutil
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -44,16 +47,18 @@ class BM25Index:
         return cls(ids, retriever, dict(df), generation)
 
     def save(self, folder: Path) -> None:
-        tmp = folder.with_name(folder.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
+        tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         tmp.mkdir(parents=True)
         if self.ids:
             self._retriever.save(str(tmp / "bm25"))  # type: ignore[attr-defined]
         (tmp / "meta.json").write_text(
             json.dumps({"format": FORMAT, "ids": self.ids, "df": self.df, "generation": self.generation}), encoding="utf-8"
         )
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.rename(folder)  # atomic swap: a reader never sees half a sidecar
+        old = folder.with_name(f"{folder.name}.old-{uuid.uuid4().hex[:8]}")
+        with contextlib.suppress(FileNotFoundError):
+            folder.rename(old)
+        tmp.rename(folder)  # readers see the old sidecar, then the new one, never half of one
+        shutil.rmtree(old, ignore_errors=True)
 
     @classmethod
     def load(cls, folder: Path) -> BM25Index | None:

@@ -67,6 +67,13 @@ class ChromaStore:
         where = {"paper_id": paper_id} if paper_id else None
         return list(self._col.get(where=where, include=[])["ids"])
 
+    def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
+        """Stored vectors by chunk id (for chunks whose vector is not in the embedding cache)."""
+        if not ids:
+            return {}
+        res = self._col.get(ids=ids, include=["embeddings"])
+        return {cid: np.asarray(vec, dtype=np.float32) for cid, vec in zip(res["ids"], res["embeddings"], strict=True)}
+
     def count(self) -> int:
         return int(self._col.count())
 
