@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from assistant.errors import BackendError, ConfigError
+from assistant.errors import ConfigError
 from evals.metrics import strip_citations
 
 if TYPE_CHECKING:
@@ -44,24 +44,15 @@ class LLMJudge:
                 "--judge llm needs an OpenAI-compatible endpoint: set LITASSIST_LLM__BASE_URL "
                 "(and LITASSIST_LLM__API_KEY if it needs one), or use --judge none"
             )
-        try:
-            import openai
-        except ImportError:
-            from assistant.errors import MissingExtraError
+        from assistant.endpoint import Endpoint
 
-            raise MissingExtraError("openai", "openai") from None
         self.model = llm.model
-        self._client: Any = openai.OpenAI(
-            base_url=llm.base_url,
-            api_key=llm.api_key.get_secret_value() if llm.api_key else "unused",
-            timeout=llm.timeout,
-            max_retries=1,
-        )
+        key = llm.api_key.get_secret_value() if llm.api_key else None
+        self._endpoint = Endpoint(llm.base_url, key, llm.model, llm.timeout, "LLM judge")
+        self._client: Any = self._endpoint.client
 
     def entails(self, premise: str, hypothesis: str) -> bool:
         """True when the endpoint answers "yes" (anything else counts as no)."""
-        import openai
-
         try:
             resp = self._client.chat.completions.create(
                 model=self.model,
@@ -72,8 +63,8 @@ class LLMJudge:
                     {"role": "user", "content": PROMPT.format(premise=premise, hypothesis=hypothesis)},
                 ],
             )
-        except openai.OpenAIError as err:
-            raise BackendError(f"judge endpoint failed: {type(err).__name__}: {err}") from err
+        except Exception as err:
+            raise self._endpoint.error(err, "judge") from None
         reply = (resp.choices[0].message.content or "") if resp.choices else ""
         return reply.strip().lower().lstrip("\"'*").startswith("yes")
 

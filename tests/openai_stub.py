@@ -20,6 +20,7 @@ Usage::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import socket
@@ -55,6 +56,7 @@ class Reply:
 class _State:
     replies: deque[Reply] = field(default_factory=deque)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    embedding_requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     mode: str = "ok"
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -79,6 +81,20 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, message: str, kind: str = "server_error") -> None:
         self._json(status, {"error": {"message": message, "type": kind, "code": status}})
 
+    def _embeddings(self, raw: bytes) -> None:
+        """Deterministic bag-of-words vectors (64 dims): texts sharing words get similar vectors."""
+        body = json.loads(raw or b"{}")
+        self.server.state.embedding_requests.append(body)
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = []
+        for i, text in enumerate(texts):
+            vec = [0.0] * 64
+            for word in text.lower().split():
+                vec[int(hashlib.md5(word.strip(".,?!:;()").encode()).hexdigest(), 16) % 64] += 1.0
+            data.append({"object": "embedding", "index": i, "embedding": vec})
+        self._json(200, {"object": "list", "data": data, "model": body.get("model", MODEL),
+                         "usage": {"prompt_tokens": 0, "total_tokens": 0}})
+
     def do_GET(self) -> None:  # noqa: N802
         if self.path.rstrip("/") == "/v1/models":
             self._json(
@@ -90,6 +106,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        if self.path.rstrip("/") == "/v1/embeddings":
+            self._embeddings(raw)
+            return
         if self.path.rstrip("/") != "/v1/chat/completions":
             self._error(404, f"no route {self.path}", "not_found")
             return
@@ -238,6 +257,7 @@ class OpenAIStub:
         with self.state.lock:
             self.state.replies.clear()
             self.state.requests.clear()
+            self.state.embedding_requests.clear()
             self.state.headers.clear()
             self.state.mode = "ok"
 

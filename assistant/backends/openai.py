@@ -14,25 +14,19 @@ endpoint and the model, never the API key.
 
 from __future__ import annotations
 
-import os
-import re
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from assistant.backends import REFUSAL, Request, Turn
 from assistant.backends.context import answer_context, clean_condensed, condense_messages
-from assistant.errors import BackendError, ConfigError
+from assistant.endpoint import Endpoint, body_text
 from assistant.offline import count_tokens
 
 if TYPE_CHECKING:
     from assistant.settings import Settings
 
-OPENAI_URL = "https://api.openai.com/v1"
-NO_KEY = "sk-no-key-required"  # the client insists on a key; local servers ignore it
-MAX_RETRIES = 1  # the client's own retry (with backoff) on connection errors, 408/409/429/5xx
 CONDENSE_MAX_TOKENS = 128
-_KEYLIKE = re.compile(r"\b(sk|key|xox[a-z])-[A-Za-z0-9_*\-.]{4,}", re.IGNORECASE)
 
 
 class OpenAIBackend:
@@ -43,19 +37,11 @@ class OpenAIBackend:
 
         llm = settings.llm
         self.llm = llm
-        self.base_url = (llm.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
-        key = llm.api_key.get_secret_value() if llm.api_key else os.environ.get("OPENAI_API_KEY")
-        if not key and self.base_url == OPENAI_URL:
-            raise ConfigError(
-                "llm.api_key: the openai backend needs an API key for api.openai.com "
-                "(set LITASSIST_LLM__API_KEY, or llm.base_url for a local OpenAI-compatible server)"
-            )
-        self._secret = key or ""
-        self.model = llm.model
+        key = llm.api_key.get_secret_value() if llm.api_key else None
+        self.endpoint = Endpoint(llm.base_url, key, llm.model, llm.timeout, "openai backend")
+        self.base_url, self.model, self.client = self.endpoint.base_url, llm.model, self.endpoint.client
+        self._error = self.endpoint.error
         self._openai = openai
-        self.client = openai.OpenAI(
-            base_url=self.base_url, api_key=key or NO_KEY, timeout=llm.timeout, max_retries=MAX_RETRIES
-        )
         self._stream_usage = True  # ask for usage in the stream until the server refuses the option
         self._lock = threading.Lock()
 
@@ -122,7 +108,7 @@ class OpenAIBackend:
             try:
                 return self.client.chat.completions.create(**kwargs, stream_options={"include_usage": True})
             except self._openai.APIStatusError as exc:
-                if exc.status_code not in (400, 422) or "stream_options" not in _body_text(exc):
+                if exc.status_code not in (400, 422) or "stream_options" not in body_text(exc):
                     raise self._error(exc, "answer") from None
                 with self._lock:
                     self._stream_usage = False  # this server does not know the option: stop sending it
@@ -132,62 +118,3 @@ class OpenAIBackend:
             return self.client.chat.completions.create(**kwargs)
         except Exception as exc:
             raise self._error(exc, "answer") from None
-
-    def _error(self, exc: BaseException, what: str) -> BackendError:
-        """One line naming the endpoint, the model and what went wrong (never the key)."""
-        oa = self._openai
-        where = f"openai backend: {what} request to {self.base_url} (model {self.model!r})"
-        if isinstance(exc, oa.APITimeoutError) or _is_timeout(exc):
-            msg = f"{where} timed out after {self.llm.timeout:g}s (llm.timeout)"
-        elif isinstance(exc, oa.APIConnectionError) or _is_connection(exc):
-            cause = exc.__cause__ or exc.__context__
-            detail = f": {type(cause).__name__}: {cause}" if cause is not None else f": {exc}"
-            msg = f"{where} failed, endpoint unreachable{detail} (is the server running? check llm.base_url)"
-        elif isinstance(exc, oa.AuthenticationError | oa.PermissionDeniedError):
-            msg = f"{where} was rejected, HTTP {exc.status_code}: check llm.api_key"
-        elif isinstance(exc, oa.NotFoundError):
-            msg = f"{where} failed, HTTP 404 (unknown model or wrong llm.base_url): {_server_message(exc)}"
-        elif isinstance(exc, oa.APIStatusError):
-            msg = f"{where} failed, HTTP {exc.status_code}: {_server_message(exc)}"
-        elif isinstance(exc, oa.APIError):
-            msg = f"{where} failed: {exc.message}"
-        else:
-            msg = f"{where} failed: {type(exc).__name__}: {exc}"
-        return BackendError(self._scrub(msg))
-
-    def _scrub(self, text: str) -> str:
-        if self._secret:
-            text = text.replace(self._secret, "***")
-        text = _KEYLIKE.sub(lambda m: f"{m.group(1)}-***", text)
-        text = " ".join(text.split())
-        return text if len(text) <= 400 else text[:397] + "..."
-
-
-def _body_text(exc: Any) -> str:
-    body = getattr(exc, "body", None)
-    return f"{getattr(exc, 'message', '')} {body}"
-
-
-def _server_message(exc: Any) -> str:
-    """The server's own error message, short."""
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        message = inner.get("message") if isinstance(inner, dict) else inner
-        if message:
-            return str(message)[:200]
-    response = getattr(exc, "response", None)
-    text = getattr(response, "text", "") if response is not None else ""
-    return (str(text).strip() or getattr(exc, "message", "") or type(exc).__name__)[:200]
-
-
-def _is_timeout(exc: BaseException) -> bool:
-    import httpx
-
-    return isinstance(exc, httpx.TimeoutException | TimeoutError)
-
-
-def _is_connection(exc: BaseException) -> bool:
-    import httpx
-
-    return isinstance(exc, httpx.TransportError | ConnectionError)

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from assistant.errors import BackendError, ConfigError
+from assistant.endpoint import Endpoint
+from assistant.errors import ConfigError
 from assistant.offline import count_tokens
 
 if TYPE_CHECKING:
@@ -19,14 +20,12 @@ class OpenAIEmbedder:
     max_tokens = 8191
 
     def __init__(self, model: str, base_url: str | None, api_key: str | None, timeout: float) -> None:
-        import openai
-
         if not (base_url or api_key):
             raise ConfigError(
                 "ingest.embedder=openai needs LITASSIST_INGEST__EMBEDDING_BASE_URL or LITASSIST_LLM__API_KEY"
             )
         self.model_id = model
-        self._client = openai.OpenAI(base_url=base_url, api_key=api_key or "unused", timeout=timeout)
+        self._endpoint = Endpoint(base_url, api_key, model, timeout, "openai embedder")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OpenAIEmbedder:
@@ -45,11 +44,9 @@ class OpenAIEmbedder:
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, 1), dtype=np.float32)
-        import openai
-
         try:
-            resp = self._client.embeddings.create(model=self.model_id, input=texts)
-        except openai.OpenAIError as err:
-            raise BackendError(f"embedding endpoint failed: {type(err).__name__}: {err}") from err
+            resp = self._endpoint.client.embeddings.create(model=self.model_id, input=texts)
+        except Exception as err:
+            raise self._endpoint.error(err, "embedding") from None
         vecs = np.array([d.embedding for d in sorted(resp.data, key=lambda d: d.index)], dtype=np.float32)
         return vecs / np.clip(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12, None)

@@ -1,0 +1,100 @@
+"""One way to reach an OpenAI-compatible endpoint: the client, and failures as one-line errors.
+
+Used by the ``openai`` answer backend, the ``openai`` embedder and the eval suite's LLM judge, so every
+endpoint failure reads the same: what was asked, of which URL and model, and why — never the key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from assistant.errors import BackendError, ConfigError
+
+OPENAI_URL = "https://api.openai.com/v1"
+NO_KEY = "sk-no-key-required"  # the client insists on a key; local servers ignore it
+MAX_RETRIES = 1  # the client's own retry (with backoff) on connection errors, 408/409/429/5xx
+_KEYLIKE = re.compile(r"\b(sk|key|xox[a-z])-[A-Za-z0-9_*\-.]{4,}", re.IGNORECASE)
+
+
+class Endpoint:
+    """An ``openai.OpenAI`` client for ``base_url`` (default: OpenAI) plus error mapping."""
+
+    def __init__(self, base_url: str | None, api_key: str | None, model: str, timeout: float, label: str) -> None:
+        import openai
+
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
+        key = api_key or os.environ.get("OPENAI_API_KEY")
+        if not key and self.base_url == OPENAI_URL:
+            raise ConfigError(
+                f"llm.api_key: the {label} needs an API key for api.openai.com "
+                "(set LITASSIST_LLM__API_KEY, or llm.base_url for a local OpenAI-compatible server)"
+            )
+        self.label, self.model, self.timeout = label, model, timeout
+        self._secret = key or ""
+        self._openai = openai
+        self.client = openai.OpenAI(
+            base_url=self.base_url, api_key=key or NO_KEY, timeout=timeout, max_retries=MAX_RETRIES
+        )
+
+    def error(self, exc: BaseException, what: str) -> BackendError:
+        """One line naming the endpoint, the model and what went wrong (never the key)."""
+        oa = self._openai
+        where = f"{self.label}: {what} request to {self.base_url} (model {self.model!r})"
+        if isinstance(exc, oa.APITimeoutError) or _is_timeout(exc):
+            msg = f"{where} timed out after {self.timeout:g}s (llm.timeout)"
+        elif isinstance(exc, oa.APIConnectionError) or _is_connection(exc):
+            cause = exc.__cause__ or exc.__context__
+            detail = f": {type(cause).__name__}: {cause}" if cause is not None else f": {exc}"
+            msg = f"{where} failed, endpoint unreachable{detail} (is the server running? check llm.base_url)"
+        elif isinstance(exc, oa.AuthenticationError | oa.PermissionDeniedError):
+            msg = f"{where} was rejected, HTTP {exc.status_code}: check llm.api_key"
+        elif isinstance(exc, oa.NotFoundError):
+            msg = f"{where} failed, HTTP 404 (unknown model or wrong llm.base_url): {_server_message(exc)}"
+        elif isinstance(exc, oa.APIStatusError):
+            msg = f"{where} failed, HTTP {exc.status_code}: {_server_message(exc)}"
+        elif isinstance(exc, oa.APIError):
+            msg = f"{where} failed: {exc.message}"
+        else:
+            msg = f"{where} failed: {type(exc).__name__}: {exc}"
+        return BackendError(self.scrub(msg))
+
+    def scrub(self, text: str) -> str:
+        """``text`` without the key or anything key-like, on one line, at most 400 characters."""
+        if self._secret:
+            text = text.replace(self._secret, "***")
+        text = _KEYLIKE.sub(lambda m: f"{m.group(1)}-***", text)
+        text = " ".join(text.split())
+        return text if len(text) <= 400 else text[:397] + "..."
+
+
+def body_text(exc: Any) -> str:
+    """Message and body of an API error (to recognise a server that rejects an option)."""
+    body = getattr(exc, "body", None)
+    return f"{getattr(exc, 'message', '')} {body}"
+
+
+def _server_message(exc: Any) -> str:
+    """The server's own error message, short."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        message = inner.get("message") if isinstance(inner, dict) else inner
+        if message:
+            return str(message)[:200]
+    response = getattr(exc, "response", None)
+    text = getattr(response, "text", "") if response is not None else ""
+    return (str(text).strip() or getattr(exc, "message", "") or type(exc).__name__)[:200]
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    import httpx
+
+    return isinstance(exc, httpx.TimeoutException | TimeoutError)
+
+
+def _is_connection(exc: BaseException) -> bool:
+    import httpx
+
+    return isinstance(exc, httpx.TransportError | ConnectionError)
