@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import html
 import logging
-import os
 import re
 import tempfile
 from collections.abc import Iterator
@@ -19,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assistant.offline import ensure_offline
+
 # before gradio (and huggingface_hub, which reads it at import) is imported: stay offline
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ensure_offline()
 
 import gradio as gr  # noqa: E402
 
