@@ -29,6 +29,7 @@ def stub() -> Iterator[OpenAIStub]:
 def _settings(tmp_path: Path, url: str) -> Settings:
     return Settings(
         data_dir=tmp_path / "data",
+        cache_dir=tmp_path / "cache",  # private: the shared test cache would already hold these vectors
         ingest={"embedder": "openai", "embedding_model": "stub-embed", "embedding_base_url": url},
     )
 
