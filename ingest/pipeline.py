@@ -128,13 +128,12 @@ def ingest(
     offset = 0
     for start in range(0, len(planned), UPSERT_BATCH):
         group = planned[start : start + UPSERT_BATCH]
-        ids, docs, metas, rows = [], [], [], []
+        ids, docs, metas = [], [], []
         for paper, _, _, chunks in group:
             for c in chunks:
                 ids.append(c.id)
                 docs.append(c.embed_text)
                 metas.append({"paper_id": paper.id, "chunk": c.index})
-            rows.append(len(chunks))
         assert vectors is not None
         index.store.upsert(ids, vectors[offset : offset + len(ids)], docs, metas)
         offset += len(ids)
