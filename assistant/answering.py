@@ -19,7 +19,7 @@ from assistant.citations import Renumberer, check
 from assistant.errors import ConfigError, FilterError
 from assistant.evidence import Evidence
 from assistant.index import Index
-from assistant.models import Answer, Citation, Filters, Hit, Usage
+from assistant.models import Answer, Citation, Filters, Hit, Usage, check_k
 from assistant.offline import count_tokens
 from assistant.prompts import render
 from assistant.retrieval import Retriever
@@ -58,10 +58,6 @@ def _as_filters(filters: Filters | dict[str, Any] | None) -> Filters:
         raise FilterError(f"filter {name}: {first['msg']} (known filters: since, until, source)") from None
 
 
-def _check_k(k: int | None) -> None:
-    if k is not None and not 1 <= k <= 100:
-        raise FilterError(f"k must be between 1 and 100 (got {k})")
-
 
 class Assistant:
     """Holds the opened index, retriever and backends for one :class:`Settings`."""
@@ -90,8 +86,27 @@ class Assistant:
         history: History = None,
         mode: str | None = None,
     ) -> AnswerStream:
-        _check_k(k)
+        check_k(k)
         return AnswerStream(self, question, k, _as_filters(filters), backend, normalise_history(history), mode)
+
+
+def _unless_refusal(deltas: Iterator[str]) -> Iterator[str]:
+    """Pass ``deltas`` through, holding the start back until it cannot be the refusal marker; a stream
+    that is the refusal marker yields nothing (and is consumed to the end)."""
+    buf = ""
+    for delta in deltas:
+        buf += delta
+        head = buf.lstrip()
+        if len(head) >= len(REFUSAL) or not REFUSAL.startswith(head):
+            if head.startswith(REFUSAL):
+                for _ in deltas:
+                    pass
+                return
+            yield buf
+            yield from deltas
+            return
+    if buf.strip() and not REFUSAL.startswith(buf.strip()):
+        yield buf
 
 
 class AnswerStream:
@@ -137,31 +152,24 @@ class AnswerStream:
         timings["evidence_ms"] = (time.perf_counter() - t2) * 1000
         req = Request(question=standalone, hits=hits, evidence=evidence)
         t3 = time.perf_counter()
-        parts: list[str] = []
-        buf, decided, refused = "", False, False  # hold text back until it cannot be the refusal marker
+        parts: list[str] = []  # everything the backend said, for the checks below
         first_token_ms: float | None = None
+
+        def recorded() -> Iterator[str]:
+            nonlocal first_token_ms
+            for delta in self.backend.generate(req) if hits else iter([REFUSAL]):
+                if first_token_ms is None:
+                    first_token_ms = (time.perf_counter() - t0) * 1000
+                parts.append(delta)
+                yield delta
+
         renumber: Renumberer | None = None  # streamed text gets the numbers the checked answer will have
-        for delta in self.backend.generate(req) if hits else iter([REFUSAL]):
-            if first_token_ms is None:
-                first_token_ms = (time.perf_counter() - t0) * 1000
+        for piece in _unless_refusal(recorded()):
+            if renumber is None:  # the backend has set req.shown by the time it yields
                 renumber = Renumberer(req.shown if req.shown is not None else len(hits))
-            assert renumber is not None
-            parts.append(delta)
-            if decided:
-                if not refused and (out := renumber.feed(delta)):
-                    yield out
-                continue
-            buf += delta
-            head = buf.lstrip()
-            if len(head) >= len(REFUSAL) or not REFUSAL.startswith(head):
-                decided, refused = True, head.startswith(REFUSAL)
-                if not refused and (out := renumber.feed(buf)):
-                    yield out
-        if not decided and buf.strip() and not REFUSAL.startswith(buf.strip()):
-            decided = True
-            if renumber is not None and (out := renumber.feed(buf)):
+            if out := renumber.feed(piece):
                 yield out
-        if decided and not refused and renumber is not None and (out := renumber.flush()):
+        if renumber is not None and (out := renumber.flush()):
             yield out
         raw = "".join(parts).strip()
         timings["generate_ms"] = (time.perf_counter() - t3) * 1000

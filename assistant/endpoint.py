@@ -7,15 +7,13 @@ endpoint failure reads the same: what was asked, of which URL and model, and why
 from __future__ import annotations
 
 import os
-import re
 from typing import Any
 
-from assistant.errors import BackendError, ConfigError
+from assistant.errors import BackendError, ConfigError, redact
 
 OPENAI_URL = "https://api.openai.com/v1"
 NO_KEY = "sk-no-key-required"  # the client insists on a key; local servers ignore it
 MAX_RETRIES = 1  # the client's own retry (with backoff) on connection errors, 408/409/429/5xx
-_KEYLIKE = re.compile(r"\b(sk|key|xox[a-z])-[A-Za-z0-9_*\-.]{4,}", re.IGNORECASE)
 
 
 class Endpoint:
@@ -62,10 +60,7 @@ class Endpoint:
 
     def scrub(self, text: str) -> str:
         """``text`` without the key or anything key-like, on one line, at most 400 characters."""
-        if self._secret:
-            text = text.replace(self._secret, "***")
-        text = _KEYLIKE.sub(lambda m: f"{m.group(1)}-***", text)
-        text = " ".join(text.split())
+        text = " ".join(redact(text, [self._secret]).split())
         return text if len(text) <= 400 else text[:397] + "..."
 
 

@@ -6,6 +6,19 @@ message. Anything that is *not* a :class:`LitassistError` is a bug and may show 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
+_KEYLIKE = re.compile(r"\b(sk|key|xox[a-z]|xapp)-[A-Za-z0-9_*\-.]{4,}", re.IGNORECASE)
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with the given secrets and anything shaped like an API key or Slack token masked."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return _KEYLIKE.sub(lambda m: f"{m.group(1)}-***", text)
+
 
 class LitassistError(Exception):
     """Base class of every error a user is meant to read. ``str(err)`` is one line."""

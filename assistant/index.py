@@ -76,17 +76,17 @@ class Index:
         shutil.rmtree(self.dir / "bm25", ignore_errors=True)
         self._bm25 = None
 
-    def papers_missing_vectors(self) -> set[str]:
-        """Papers whose registered chunks are not all in Chroma (e.g. the store was wiped)."""
-        _, n_chunks = self.registry.counts()
-        if self.store.count() == n_chunks:
-            return set()
-        have = set(self.store.ids())
-        return {c.paper_id for c in self.registry.chunks() if c.id not in have}
+    def reconcile(self) -> tuple[list[str], set[str]]:
+        """Compare Chroma with the registry (one pass over the ids).
 
-    def orphan_vectors(self) -> list[str]:
-        """Vectors with no registered chunk (left by an ingest interrupted before its registry write)."""
-        return sorted(set(self.store.ids()) - set(self.registry.chunk_ids()))
+        Returns the orphan vectors (no registered chunk: an ingest interrupted before its registry
+        write) and the papers missing vectors (registered chunks absent from Chroma, e.g. a wiped store).
+        """
+        have, registered = set(self.store.ids()), set(self.registry.chunk_ids())
+        if have == registered:
+            return [], set()
+        missing = registered - have
+        return sorted(have - registered), {c.paper_id for c in self.registry.chunks() if c.id in missing}
 
     def ensure_keyword_index(self) -> BM25Index:
         """The BM25 sidecar, rebuilt when the registry changed since it was built (thread- and

@@ -43,6 +43,17 @@ class Chunk(BaseModel):
     embed_text: str = Field(description="What is embedded and keyword-indexed: title + text.")
 
 
+MAX_K = 100  # papers one question may retrieve
+
+
+def check_k(k: int | None) -> None:
+    """Raise :class:`FilterError` unless ``k`` is None or 1..MAX_K."""
+    if k is not None and not 1 <= k <= MAX_K:
+        from assistant.errors import FilterError
+
+        raise FilterError(f"k must be between 1 and {MAX_K} (got {k})")
+
+
 class Filters(BaseModel):
     """Retrieval filters. Years apply only to papers whose listing gave a year."""
 

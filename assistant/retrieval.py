@@ -40,9 +40,8 @@ def allowed_papers(papers: dict[str, Paper], filters: Filters) -> list[str] | No
 def _paper_max(chunk_scores: dict[str, float], index: Index) -> dict[str, float]:
     best: dict[str, float] = defaultdict(lambda: -np.inf)
     for cid, s in chunk_scores.items():
-        chunk = index.chunks.get(cid)  # vectors of an unfinished ingest have no registry row yet: skip
-        if chunk is not None and chunk.paper_id in index.papers and s > best[chunk.paper_id]:
-            best[chunk.paper_id] = s
+        chunk = index.chunks[cid]
+        best[chunk.paper_id] = max(best[chunk.paper_id], s)
     return dict(best)
 
 
@@ -59,7 +58,8 @@ class Retriever:
 
     def dense_chunks(self, question: str, n: int, allowed: list[str] | None) -> dict[str, float]:
         vec = self.index.embed_query(question)
-        return dict(self.index.store.query(vec, n, paper_ids=allowed))
+        known = self.index.chunks  # vectors of an unfinished ingest have no registry row yet: skip them
+        return {cid: s for cid, s in self.index.store.query(vec, n, paper_ids=allowed) if cid in known}
 
     def bm25_papers(self, question: str, n: int, allowed: list[str] | None) -> dict[str, float]:
         bm25 = self.index.ensure_keyword_index()
@@ -89,8 +89,7 @@ class Retriever:
         fused = self.fuse(dense_p, bm25_p)
         best_chunks: dict[str, list[tuple[float, str]]] = defaultdict(list)
         for cid, s in dense_c.items():
-            if cid in self.index.chunks:
-                best_chunks[self.index.chunks[cid].paper_id].append((s, cid))
+            best_chunks[self.index.chunks[cid].paper_id].append((s, cid))
         hits = []
         ranked = [(pid, s) for pid, s in sorted(fused.items(), key=lambda kv: -kv[1]) if pid in self.index.papers]
         for rank, (pid, score) in enumerate(ranked[:k], start=1):

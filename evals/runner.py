@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from assistant.errors import ConfigError
+from assistant.models import check_k
 from assistant.retrieval import MODES
 from evals.metrics import TOP
 from evals.questions import Question
@@ -57,8 +58,7 @@ class Runner:
 
         if judge not in JUDGES:
             raise ConfigError(f"--judge {judge!r} is not one of {', '.join(JUDGES)}")
-        if k is not None and not 1 <= k <= 100:
-            raise ConfigError(f"--k {k} is out of range (1-100)")
+        check_k(k)
         self.settings = settings
         self.backend = backend
         self.k = k

@@ -87,8 +87,8 @@ def ingest(
     index = Index.open(settings, create=True)
     if rebuild:
         index.reset()
-    index.store.delete(index.orphan_vectors())  # vectors an interrupted run stored for papers never registered
-    repair = index.papers_missing_vectors()
+    orphans, repair = index.reconcile()
+    index.store.delete(orphans)  # vectors an interrupted run stored for papers never registered
 
     todo: list[tuple[Paper, str, bool]] = []  # (paper, normalised title, is_update)
     for paper, tnorm in merged:

@@ -184,11 +184,11 @@ def test_orphan_vectors_of_an_interrupted_run_are_harmless_and_cleaned(
         ingest([other], s)
     monkeypatch.setattr(ChromaStore, "upsert", real)
     index = Index.open(s)
-    assert index.orphan_vectors(), "the interrupted run left vectors with no paper"
+    assert index.reconcile()[0], "the interrupted run left vectors with no paper"
     answer = ask("Do adapters forget less?", settings=s)  # must not crash on the orphans
     assert all(h.paper.title != "Orphan Adapters" for h in answer.contexts)  # type: ignore[union-attr]
     ingest([tiny_listing], s)  # a later run over *other* files cleans them up
-    assert Index.open(s).orphan_vectors() == []
+    assert Index.open(s).reconcile() == ([], set())
     _consistent(s)
 
 

@@ -15,18 +15,18 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from assistant.citations import CITE_GROUP
 from assistant.errors import FilterError
-from assistant.models import Answer, Citation
+from assistant.models import MAX_K, Answer, Citation
 
 TEXT_LIMIT = 3000  # characters per section / context text object
 MAX_BLOCKS = 50  # blocks per message
 FALLBACK_LIMIT = 3000  # the plain ``text`` fallback (notifications, screen readers, thread history)
 TITLE_LIMIT = 200
-MAX_K = 100
 
 Block = dict[str, Any]
 
-_CITE = re.compile(r"\[\d+(?:\s*[,;–-]\s*\d+)*\]")
+_CITE = CITE_GROUP
 _ENTITY = re.compile(r"&(?:amp|lt|gt);")
 _LINE = re.compile(r"(?<=\n)")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")

@@ -5,7 +5,6 @@ HTTP server (``--http``, ``slack.host:slack.port/slack/events``). See "Run the S
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 import uuid
@@ -19,7 +18,7 @@ from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from assistant.errors import ConfigError, LitassistError
+from assistant.errors import ConfigError, LitassistError, redact
 from assistant.models import Answer
 from assistant.settings import Settings
 from ui import slack_blocks as sb
@@ -38,7 +37,6 @@ HELP = (
     ":wave: Ask me about the indexed ML papers, e.g. `Which papers reduce catastrophic forgetting with LoRA?`\n"
     "Optional filters anywhere in the question: `since:2024` `until:2025` `source:003` `k:5`."
 )
-_TOKEN = re.compile(r"\bx(?:ox[a-z]|app)-[A-Za-z0-9-]+")
 
 log = logging.getLogger("litassist.slack")
 
@@ -51,9 +49,7 @@ class SecretFilter(logging.Filter):
         self.secrets = [s for s in secrets if s]
 
     def redact(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "[redacted]")
-        return _TOKEN.sub("[redacted]", text)
+        return redact(text, self.secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg, record.args = self.redact(record.getMessage()), ()

@@ -58,6 +58,21 @@ def cite(sentence: str, n: int) -> str:
     return f"{body} [{n}]{end or '.'}"
 
 
+_COMMON_CAPS = {"llm", "llms", "rag", "lora", "sft", "rl", "ai", "nlp", "gpu", "contrast", "compare", "do", "does"}
+
+
+def value(s: Sentence, *, cue: bool = False, quant: bool = False) -> float:
+    """A sentence's score plus the bonuses a question kind asks for: the paper's own contribution
+    (``cue``) and, for quantitative questions, carrying numbers (``quant``)."""
+    bonus = 0.0
+    if s.lexical > 0:
+        if cue and _CONTRIBUTION.search(s.text):
+            bonus += CUE_BONUS
+        if quant and _DIGIT.search(s.text):
+            bonus += QUANT_BONUS
+    return s.score + bonus
+
+
 def named_entities(question: str) -> list[str]:
     """Names a question mentions: quoted titles and method-like tokens ('LESS', 'D3', 'ToolACE-R')."""
     quoted = r"['\"‘“]([^'\"’”]{4,})['\"’”]"
@@ -67,9 +82,6 @@ def named_entities(question: str) -> list[str]:
         if (inner_caps or (i > 0 and tok[0].isupper() and len(tok) > 2)) and tok.lower() not in _COMMON_CAPS:
             names.append(tok)
     return list(dict.fromkeys(names))
-
-
-_COMMON_CAPS = {"llm", "llms", "rag", "lora", "sft", "rl", "ai", "nlp", "gpu", "contrast", "compare", "do", "does"}
 
 
 def _mentions(title: str, name: str) -> bool:
@@ -120,11 +132,7 @@ class ExtractiveBackend:
         ][:MAX_LIST]
         yield f"{len(chosen)} of the indexed papers address this:\n"
         for pos, p in chosen:
-            best = max(
-                p.sentences,
-                key=lambda x: x.score + (CUE_BONUS if x.lexical > 0 and _CONTRIBUTION.search(x.text) else 0.0),
-                default=None,
-            )
+            best = max(p.sentences, key=lambda x: value(x, cue=True), default=None)
             sentence = best.text if best else p.hit.paper.abstract[:200]
             req.quoted[pos] = sentence
             yield f"- {p.hit.paper.title}: {cite(sentence, pos)}\n"
@@ -138,11 +146,8 @@ class ExtractiveBackend:
             yield REFUSAL
             return
 
-        def value(s: Sentence) -> float:
-            return s.score + (QUANT_BONUS if quant and s.lexical > 0 and _DIGIT.search(s.text) else 0.0)
-
-        pool.sort(key=lambda s: -value(s))
-        best = value(pool[0])
+        pool.sort(key=lambda s: -value(s, quant=quant))
+        best = value(pool[0], quant=quant)
         picked: list[Sentence] = []
         covered: set[str] = set()
         per_paper: dict[int, int] = {}
@@ -153,17 +158,13 @@ class ExtractiveBackend:
                 if any(_mentions(p.hit.paper.title, n) for n in names)
             ][:4]
             named += [x for x in papers if x[0] not in {pos for pos, _ in named}][: max(0, 3 - len(named))]
-
-            def cue_value(x: Sentence) -> float:
-                return value(x) + (CUE_BONUS if x.lexical > 0 and _CONTRIBUTION.search(x.text) else 0.0)
-
             for pos, p in named:
-                for b in sorted(p.sentences, key=cue_value, reverse=True)[:2]:
+                for b in sorted(p.sentences, key=lambda x: value(x, cue=True, quant=quant), reverse=True)[:2]:
                     picked.append(b)
                     covered |= b.terms
                     per_paper[pos] = per_paper.get(pos, 0) + 1
         for s in pool:
-            if len(picked) >= (MAX_COMPARE if compare else MAX_LOOKUP) or value(s) < 0.5 * best:
+            if len(picked) >= (MAX_COMPARE if compare else MAX_LOOKUP) or value(s, quant=quant) < 0.5 * best:
                 break
             if s in picked or per_paper.get(s.hit, 0) >= 2:
                 continue
