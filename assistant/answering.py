@@ -19,6 +19,7 @@ from assistant.citations import Renumberer, check
 from assistant.errors import ConfigError, FilterError
 from assistant.evidence import Evidence
 from assistant.index import Index
+from assistant.judgement import Judge, load_params
 from assistant.models import Answer, Citation, Filters, Hit, Usage, check_k
 from assistant.offline import count_tokens
 from assistant.prompts import render
@@ -27,6 +28,7 @@ from assistant.settings import Settings
 
 History = Sequence[Turn] | Sequence[tuple[str, str]] | None
 CLOSEST = 5
+WEAK_NOTE = "Weak evidence: these papers only partly match the question, so check them before relying on this:"
 
 
 def normalise_history(history: History) -> list[Turn]:
@@ -66,6 +68,7 @@ class Assistant:
         self.settings = settings
         self.index = Index.open(settings)
         self.retriever = Retriever(self.index)
+        self.judge = Judge(load_params(settings.retrieval.judgement))
         self._backends: dict[str, Backend] = {}
         self._lock = threading.Lock()
 
@@ -145,10 +148,16 @@ class AnswerStream:
         standalone = self.backend.condense(self.question, self.history) if self.history else self.question
         timings["condense_ms"] = (time.perf_counter() - t0) * 1000
         t1 = time.perf_counter()
-        hits = owner.retriever.retrieve(standalone, k=self.k, filters=self.filters, mode=self.mode)
+        k = self.k or owner.settings.retrieval.k
+        candidates = max(k, owner.settings.retrieval.rerank_candidates)
+        hits = owner.retriever.retrieve(standalone, k=candidates, filters=self.filters, mode=self.mode)
         timings["retrieve_ms"] = (time.perf_counter() - t1) * 1000
         t2 = time.perf_counter()
         evidence = Evidence(owner.index, standalone, hits)
+        judge = owner.judge
+        judge.assess(evidence, k=k)
+        hits = [p.hit for p in evidence.papers]
+        refuse = judge.refuses(evidence)
         timings["evidence_ms"] = (time.perf_counter() - t2) * 1000
         req = Request(question=standalone, hits=hits, evidence=evidence)
         t3 = time.perf_counter()
@@ -157,14 +166,17 @@ class AnswerStream:
 
         def recorded() -> Iterator[str]:
             nonlocal first_token_ms
-            for delta in self.backend.generate(req) if hits else iter([REFUSAL]):
+            for delta in iter([REFUSAL]) if refuse else self.backend.generate(req):
                 if first_token_ms is None:
                     first_token_ms = (time.perf_counter() - t0) * 1000
                 parts.append(delta)
                 yield delta
 
         renumber: Renumberer | None = None  # streamed text gets the numbers the checked answer will have
+        weak = judge.weak(evidence)
         for piece in _unless_refusal(recorded()):
+            if weak and renumber is None:
+                yield WEAK_NOTE + "\n"
             if renumber is None:  # the backend has set req.shown by the time it yields
                 renumber = Renumberer(req.shown if req.shown is not None else len(hits))
             if out := renumber.feed(piece):
@@ -180,7 +192,7 @@ class AnswerStream:
         else:
             seen = hits[: req.shown] if req.shown is not None else hits
             snippets = {i: req.quoted.get(i) or evidence.snippet(i) for i in range(1, len(seen) + 1)}
-            text, citations, checks = check(raw, seen, snippets)
+            text, citations, checks = check((WEAK_NOTE + "\n" if weak else "") + raw, seen, snippets)
             if not citations:  # an answer that cites nothing is not grounded: refuse instead
                 answer = self._refusal(standalone, hits, evidence, req.usage)
                 yield "\n\n" + answer.text
@@ -188,6 +200,7 @@ class AnswerStream:
                 answer = Answer(
                     question=self.question, standalone_question=standalone, text=text, citations=citations,
                     contexts=hits, refused=False, backend=self.backend.name, checks=checks,
+                    confidence=round(evidence.confidence, 3), weak_evidence=weak,
                     usage=self._usage(req.usage, standalone, hits, text), filters=self.filters,
                 )
         timings["total_ms"] = (time.perf_counter() - t0) * 1000
@@ -211,10 +224,12 @@ class AnswerStream:
             for i, h in enumerate(hits[:CLOSEST], start=1)
         ]
         if closest:
-            text += "\nClosest, but not answering:\n" + "\n".join(f"- {c.title}" for c in closest)
+            text += "\nClosest, but not answering:\n" + "\n".join(
+                f"- {c.title}" + (f' — "{c.snippet}"' if c.snippet else "") for c in closest
+            )
         return Answer(
             question=self.question, standalone_question=standalone, text=text, closest=closest,
-            contexts=hits, refused=True, backend=self.backend.name,
+            contexts=hits, refused=True, backend=self.backend.name, confidence=round(evidence.confidence, 3),
             usage=self._usage(usage, standalone, hits, text), filters=self.filters,
         )
 

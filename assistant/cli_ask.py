@@ -27,7 +27,11 @@ def render_text(answer: object, with_text: bool = True) -> str:
         flags.append("numbers not in cited abstracts: " + ", ".join(answer.checks.unsupported_numbers))
     if answer.checks.removed_citations:
         flags.append("removed invalid citations: " + ", ".join(map(str, answer.checks.removed_citations)))
-    lines.append(f"-- backend: {answer.backend}" + (" (no LLM)" if answer.backend == "extractive" else ""))
+    confidence = f" · confidence {answer.confidence:.2f}" if answer.confidence is not None else ""
+    weak = " (weak evidence)" if answer.weak_evidence else ""
+    lines.append(
+        f"-- backend: {answer.backend}" + (" (no LLM)" if answer.backend == "extractive" else "") + confidence + weak
+    )
     if flags:
         lines.append("-- checks: " + "; ".join(flags))
     return "\n".join(lines)

@@ -1,49 +1,71 @@
-"""Evidence scoring over retrieved abstracts: which sentences support the question, and how well.
+"""Evidence over retrieved abstracts: named features of every paper and sentence for a question.
 
-Used by the extractive backend to compose answers and by every backend to decide refusal and pick
-the supporting snippet of each citation. Dense similarities come from the chunk vectors already in
-the embedding cache, so scoring costs no model calls.
+Nothing here decides anything: :mod:`assistant.judgement` turns these features into "does the corpus
+answer this?", "is this paper an answer?" and "which sentences answer it?". Dense similarities come
+from vectors in the embedding cache (chunks, and each abstract's title and sentences, embedded at
+ingest by :func:`embed_sentences`), so scoring a question costs one query embedding.
 """
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from assistant.embedders.cache import text_key
 from assistant.index import Index
-from assistant.models import Hit
+from assistant.models import Hit, Paper
 from assistant.text import split_sentences, terms
+
+_DIGIT_CHARS = frozenset("0123456789")
+
+
+def sentence_texts(paper: Paper) -> list[str]:
+    """What is embedded for a paper besides its chunks: its title, then each abstract sentence."""
+    return [paper.title, *split_sentences(paper.abstract)]
+
+
+def embed_sentences(index: Index, papers: Iterable[Paper]) -> int:
+    """Embed (into the cache) the titles and sentences of ``papers``; returns texts sent to the model."""
+    texts = list(dict.fromkeys(t for p in papers for t in sentence_texts(p)))
+    before = index.embedder.computed
+    if texts:
+        index.embedder.embed(texts)
+    return index.embedder.computed - before
 
 
 @dataclass
 class Sentence:
+    """One abstract sentence of a retrieved paper, with its features and (once judged) its score."""
+
     hit: int  # 1-based position of the paper in the hits
     text: str
+    position: int  # 0-based index in the abstract
     lexical: float  # idf-weighted share of the question's terms in this sentence
-    dense: float  # similarity of the question to the chunk holding this sentence
+    dense: float  # cosine similarity of question and sentence
     terms: set[str] = field(default_factory=set)
-
-    @property
-    def score(self) -> float:
-        return 0.65 * self.lexical + 0.35 * max(self.dense, 0.0)
+    features: dict[str, float] = field(default_factory=dict)
+    score: float = 0.0  # P(this sentence carries the answer), set by the judgement
 
 
 @dataclass
 class PaperEvidence:
+    """One retrieved paper: its features, its sentences and (once judged) its relevance."""
+
     hit: Hit
     coverage: float  # idf-weighted share of question terms in title + abstract
     title_coverage: float
     dense: float  # best chunk similarity
     sentences: list[Sentence]
-
-    @property
-    def relevance(self) -> float:
-        """0-1 evidence strength used for refusal and for which papers a list answer includes."""
-        return 0.6 * self.coverage + 0.4 * max(self.dense, 0.0)
+    terms: frozenset[str] = frozenset()  # content terms of title + abstract
+    features: dict[str, float] = field(default_factory=dict)
+    relevance: float = 0.0  # P(this paper answers the question), set by the judgement
 
     def best(self) -> Sentence | None:
+        """The sentence most likely to carry the answer."""
         return max(self.sentences, key=lambda s: s.score, default=None)
 
 
@@ -52,10 +74,20 @@ class Profile:
     """What scoring needs of a paper, computed once per paper (question-independent)."""
 
     sentences: list[tuple[str, frozenset[str]]]
-    sentence_chunks: list[list[int]]  # rows of ``vectors`` whose chunk holds the sentence
+    sentence_vectors: np.ndarray
+    title_vector: np.ndarray | None
+    chunk_vectors: np.ndarray
     doc_terms: frozenset[str]
     title_terms: frozenset[str]
-    vectors: np.ndarray
+
+
+def _vectors(index: Index, texts: list[str]) -> list[np.ndarray]:
+    found = index.embedder.lookup(texts)
+    missing = [t for t in dict.fromkeys(texts) if text_key(t) not in found]
+    if missing:  # an index built before sentence vectors existed: embed once, cached from then on
+        for t, v in zip(missing, index.embedder.embed(missing), strict=True):
+            found[text_key(t)] = v
+    return [found[text_key(t)] for t in texts]
 
 
 def profile(index: Index, paper_id: str) -> Profile:
@@ -68,25 +100,50 @@ def profile(index: Index, paper_id: str) -> Profile:
     cached = index.embedder.lookup([c.embed_text for c in chunks])
     found = {c.id: cached[text_key(c.embed_text)] for c in chunks if text_key(c.embed_text) in cached}
     found |= index.store.vectors([c.id for c in chunks if c.id not in found])  # cache absent or cleared
-    rows = [(c.text, found[c.id]) for c in chunks if c.id in found]
-    vectors = np.stack([v for _, v in rows]) if rows else np.zeros((0, 1), dtype=np.float32)
-    sentences, where = [], []
-    for sent in split_sentences(paper.abstract):
-        sentences.append((sent, frozenset(terms(sent))))
-        where.append([i for i, (t, _) in enumerate(rows) if sent[:40] in t])
+    chunk_rows = [found[c.id] for c in chunks if c.id in found]
+    texts = sentence_texts(paper)
+    vecs = _vectors(index, texts)
+    dim = len(vecs[0])
     prof = Profile(
-        sentences=sentences,
-        sentence_chunks=where,
+        sentences=[(s, frozenset(terms(s))) for s in texts[1:]],
+        sentence_vectors=np.stack(vecs[1:]) if len(vecs) > 1 else np.zeros((0, dim), dtype=np.float32),
+        title_vector=vecs[0],
+        chunk_vectors=np.stack(chunk_rows) if chunk_rows else np.zeros((0, dim), dtype=np.float32),
         doc_terms=frozenset(terms(f"{paper.title} {paper.abstract}")),
         title_terms=frozenset(terms(paper.title)),
-        vectors=vectors,
     )
     cache[paper_id] = prof
     return prof
 
 
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9^.\-]*[A-Za-z0-9]")
+
+
+def named_tokens(question: str) -> list[str]:
+    """Tokens written as names: acronyms ('WMDP'), inner capitals ('LLaDA') or digits ('H100')."""
+    out = []
+    for tok in _TOKEN.findall(question):
+        tok = re.sub(r"'s$", "", tok)
+        inner_caps = any(c.isupper() for c in tok[1:])
+        if (inner_caps and len(tok) >= 2) or (any(c.isdigit() for c in tok) and any(c.isalpha() for c in tok)):
+            out.append(tok)
+    return list(dict.fromkeys(out))
+
+
+def _ranks(values: list[float]) -> list[int]:
+    order = sorted(range(len(values)), key=lambda i: -values[i])
+    out = [0] * len(values)
+    for r, i in enumerate(order, start=1):
+        out[i] = r
+    return out
+
+
 class Evidence:
-    """Scores every sentence of every retrieved abstract against the question."""
+    """Features of every retrieved paper and sentence for one question (see module docstring).
+
+    ``papers`` follow the hits' order; ``question_features`` describe the question as a whole. The
+    judgement fills in ``relevance``/``score``, ``confidence`` and ``included``.
+    """
 
     def __init__(self, index: Index, question: str, hits: list[Hit]) -> None:
         bm25 = index.ensure_keyword_index()
@@ -98,30 +155,103 @@ class Evidence:
         self.papers: list[PaperEvidence] = []
         for pos, hit in enumerate(hits, start=1):
             prof = profile(index, hit.paper.id)
-            chunk_sims = prof.vectors @ qvec if len(prof.vectors) else np.zeros(0, dtype=np.float32)
-            fallback = hit.dense or 0.0
-            sents = []
-            for (text, st), where in zip(prof.sentences, prof.sentence_chunks, strict=True):
-                lex = sum(w for t, w in self.weights.items() if t in st) / total
-                dense = max((float(chunk_sims[i]) for i in where), default=fallback)
-                sents.append(Sentence(pos, text, lex, dense, set(st)))
-            self.papers.append(
-                PaperEvidence(
-                    hit=hit,
-                    coverage=sum(w for t, w in self.weights.items() if t in prof.doc_terms) / total,
-                    title_coverage=sum(w for t, w in self.weights.items() if t in prof.title_terms) / total,
-                    dense=float(chunk_sims.max()) if len(chunk_sims) else fallback,
-                    sentences=sents,
+            chunk_sims = prof.chunk_vectors @ qvec if len(prof.chunk_vectors) else np.zeros(0)
+            sent_sims = prof.sentence_vectors @ qvec if len(prof.sentence_vectors) else np.zeros(0)
+            sents = [
+                Sentence(
+                    hit=pos, text=text, position=i, terms=set(st), dense=float(sent_sims[i]),
+                    lexical=sum(w for t, w in self.weights.items() if t in st) / total,
                 )
+                for i, (text, st) in enumerate(prof.sentences)
+            ]
+            top2 = np.sort(sent_sims)[-2:] if len(sent_sims) else np.zeros(1)
+            paper = PaperEvidence(
+                hit=hit,
+                coverage=sum(w for t, w in self.weights.items() if t in prof.doc_terms) / total,
+                title_coverage=sum(w for t, w in self.weights.items() if t in prof.title_terms) / total,
+                dense=float(chunk_sims.max()) if len(chunk_sims) else (hit.dense or 0.0),
+                sentences=sents,
+                terms=prof.doc_terms,
             )
+            paper.features = {
+                "sent_max": float(top2[-1]),
+                "sent_top2": float(top2.mean()),
+                "chunk_max": paper.dense,
+                "title_sim": float(prof.title_vector @ qvec) if prof.title_vector is not None else 0.0,
+                "lex_cover": paper.coverage,
+                "lex_title": paper.title_coverage,
+                "lex_sent_max": max((s.lexical for s in sents), default=0.0),
+                "fused_rank": 1.0 / pos,
+            }
+            self.papers.append(paper)
+        self._relative_features(total, bm25.n_docs)
+        self.question_features = self._question_features(bm25)
+        self.confidence = 0.0  # P(the corpus answers this), set by the judgement
+        self.included: list[int] = []  # 1-based positions of the papers judged to answer it
 
-    def best_sentence_score(self, papers: int = 5) -> float:
-        """Score of the single best supporting sentence among the leading papers (refusal signal)."""
-        return max((s.score for p in self.papers[:papers] for s in p.sentences), default=0.0)
+    def _relative_features(self, total: float, n_docs: int) -> None:
+        """Features of a paper relative to the other retrieved papers (rank agreement, gaps)."""
+        if not self.papers:
+            return
+        dense_r = _ranks([p.features["sent_max"] for p in self.papers])
+        bm25_vals = [p.hit.bm25 or 0.0 for p in self.papers]
+        bm25_r = _ranks(bm25_vals)
+        top_bm25 = max(bm25_vals) or 1.0
+        keys = ("sent_max", "title_sim", "lex_cover", "chunk_max")
+        best = {k: max(p.features[k] for p in self.papers) for k in keys}
+        spread = {k: np.array([p.features[k] for p in self.papers]) for k in keys}
+        stats = {k: (float(v.mean()), float(v.std()) or 1.0) for k, v in spread.items()}
+        for p, rd, rb, b in zip(self.papers, dense_r, bm25_r, bm25_vals, strict=True):
+            f = p.features
+            f["bm25_rel"] = b / top_bm25
+            f["dense_rank"] = 1.0 / rd
+            f["bm25_rank"] = 1.0 / rb if b > 0 else 0.0
+            f["rank_agree"] = -abs(math.log(rd) - math.log(rb if b > 0 else len(self.papers) + 1))
+            for k, v in best.items():
+                f[f"gap_{k}"] = f[k] - v
+                f[f"z_{k}"] = (f[k] - stats[k][0]) / stats[k][1]
 
-    def top_relevance(self) -> float:
-        return max((p.relevance for p in self.papers), default=0.0)
+    def _named(self, df: dict[str, int]) -> tuple[float, float]:
+        """Shares of the question's named tokens (acronyms, CamelCase, names with digits) that occur in
+        no indexed paper, and in none of the three leading papers."""
+        names = [t for t in named_tokens(self.question) if terms(t)]
+        if not names:
+            return 0.0, 0.0
+        top = set().union(*(p.terms for p in self.papers[:3])) if self.papers else set()
+        absent = sum(any(df.get(t, 0) == 0 for t in terms(n)) for n in names)
+        missing = sum(not set(terms(n)) <= top for n in names)
+        return absent / len(names), missing / len(names)
+
+    def _question_features(self, bm25: object) -> dict[str, float]:
+        """Whole-question features: the strength of the best evidence and what the corpus lacks."""
+        top = self.papers[:5]
+        idf_max = math.log(1.0 + (getattr(bm25, "n_docs", 1) + 0.5) / 0.5)
+        df = getattr(bm25, "df", {})
+        absent = [w for t, w in self.weights.items() if df.get(t, 0) == 0]
+        covered_top3 = {t for p in self.papers[:3] for t in p.terms}
+        total = sum(self.weights.values()) or 1.0
+        missing_top3 = [w for t, w in self.weights.items() if t not in covered_top3]
+        sims = sorted((p.features["sent_max"] for p in self.papers), reverse=True) + [0.0, 0.0]
+        named_absent, named_missing = self._named(df)
+        return {
+            "q_named_absent": named_absent,
+            "q_named_missing_top3": named_missing,
+            "q_sent_max": sims[0],
+            "q_sent_3rd": sims[2],
+            "q_chunk_max": max((p.features["chunk_max"] for p in top), default=0.0),
+            "q_title_max": max((p.features["title_sim"] for p in top), default=0.0),
+            "q_lex_max": max((p.coverage for p in top), default=0.0),
+            "q_lex_sent_max": max((p.features["lex_sent_max"] for p in top), default=0.0),
+            "q_absent_idf": max(absent, default=0.0) / idf_max,
+            "q_missing_top3": sum(missing_top3) / total,
+            "q_missing_max_idf": max(missing_top3, default=0.0) / idf_max,
+        }
+
+    def chosen(self) -> list[tuple[int, PaperEvidence]]:
+        """The papers judged to answer the question, as (1-based position, evidence)."""
+        return [(i, self.papers[i - 1]) for i in self.included]
 
     def snippet(self, hit_pos: int) -> str:
+        """The best supporting sentence of the paper at ``hit_pos`` (1-based)."""
         best = self.papers[hit_pos - 1].best()
         return best.text if best else ""

@@ -119,6 +119,10 @@ class Answer(BaseModel):
     contexts: list[Hit] = Field(default_factory=list, description="Retrieved papers, best first.")
     closest: list[Citation] = Field(default_factory=list, description="On refusal: nearest papers found.")
     refused: bool = False
+    confidence: float | None = Field(
+        default=None, description="0-1: how likely the indexed papers answer the question (the judgement's model)."
+    )
+    weak_evidence: bool = Field(default=False, description="Answered, but the evidence is close to the refusal line.")
     backend: str
     checks: Checks = Field(default_factory=Checks)
     timings: dict[str, float] = Field(default_factory=dict, description="Milliseconds per stage.")

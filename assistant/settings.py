@@ -107,12 +107,14 @@ class RetrievalSettings(BaseModel):
     rrf_k: int = Field(default=15, ge=1, description="Reciprocal rank fusion constant (tuned on the dev set).")
     dense_weight: float = Field(default=0.6, ge=0, description="Weight of the dense ranking in fusion.")
     bm25_weight: float = Field(default=1.0, ge=0, description="Weight of the keyword ranking in fusion.")
-    min_relevance: float = Field(
-        default=0.42,
-        ge=0,
-        le=1,
-        description="Refusal threshold (0-1) on the best supporting sentence's score; calibrated on the dev "
-        "set's unanswerable questions (they score 0.27-0.52, answerable ones >= 0.43).",
+    rerank_candidates: int = Field(
+        default=30, ge=0, le=200,
+        description="Papers the judgement scores before keeping the top k (re-ranking; 0 = only the top k).",
+    )
+    judgement: Path | None = Field(
+        default=None,
+        description="Judgement parameter file (refusal, paper and sentence models; default: the file fitted "
+        "by `litassist judge fit` and shipped as assistant/judgement.json).",
     )
 
 

@@ -14,7 +14,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("eval")
     def eval_command(
-        questions: Annotated[Path, typer.Option("--questions", help="Question file (JSON Lines, see evals/README.md).")],
+        questions: Annotated[
+            list[Path], typer.Option("--questions", help="Question file (JSON Lines, see evals/README.md); repeatable.")
+        ],
         backend: Annotated[str | None, typer.Option(help="Answer backend (default: settings).")] = None,
         k: Annotated[int | None, typer.Option("--k", help="Papers retrieved per question (default: settings).")] = None,
         mode: Annotated[str | None, typer.Option(help="Retrieval mode: hybrid, dense or bm25.")] = None,
@@ -26,12 +28,39 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(help="Comma list of modes to run side by side, e.g. dense,bm25,hybrid (+ llamaindex-default)."),
         ] = None,
+        cv: Annotated[
+            int | None,
+            typer.Option("--cv", help="K-fold cross-validation of the judgement: out-of-fold next to in-sample figures."),
+        ] = None,
+        train_only: Annotated[
+            list[Path] | None,
+            typer.Option("--train-only", help="With --cv: question files added to every fold's training, never scored."),
+        ] = None,
     ) -> None:
-        """Score every question of a question file: retrieval, citations, grounding, facts, refusals, latency."""
+        """Score every question of question files: retrieval, citations, grounding, facts, refusals, latency."""
+        if cv is not None:
+            from evals.cv_report import run_cv_command
+
+            run_cv_command(questions, folds=cv, train_only=train_only or [], backend=backend, k=k,
+                           json_out=json_out, md_out=md_out)
+            return
         run_eval_command(
             questions, backend=backend, k=k, mode=mode, json_out=json_out, md_out=md_out, plot=plot,
             judge=judge, compare=compare,
         )
+
+    judge_app = typer.Typer(no_args_is_help=True, help="Fit the judgement (refusal, paper and sentence models).")
+    app.add_typer(judge_app, name="judge")
+
+    @judge_app.command("fit")
+    def judge_fit(
+        questions: Annotated[list[Path], typer.Option("--questions", help="Question files to fit on; repeatable.")],
+        out: Annotated[Path, typer.Option("--out", help="Where to write the parameter file.")],
+    ) -> None:
+        """Fit the judgement on question files against the current index and write its parameters."""
+        from evals.cv_report import run_fit_command
+
+        run_fit_command(questions, out)
 
 
 def _write(path: Path, writer: Callable[..., None], *args: object) -> None:
@@ -44,7 +73,7 @@ def _write(path: Path, writer: Callable[..., None], *args: object) -> None:
 
 
 def run_eval_command(
-    questions_file: Path,
+    questions_files: list[Path],
     *,
     backend: str | None = None,
     k: int | None = None,
@@ -67,7 +96,8 @@ def run_eval_command(
     from evals.questions import load_questions
     from evals.runner import JUDGES, Runner, parse_modes
 
-    qs = load_questions(questions_file)  # bad files fail before anything heavy is opened
+    qs = [q for f in questions_files for q in load_questions(f)]  # bad files fail before anything heavy opens
+    questions_file = ", ".join(str(f) for f in questions_files)
     if judge not in JUDGES:
         raise ConfigError(f"--judge {judge!r} is not one of {', '.join(JUDGES)}")
     if mode is not None and mode not in MODES:

@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 CORPUS = SHARED / "corpus" / "hf-daily-papers"
 DEV = SHARED / "evals" / "dev.jsonl"
+DEV2 = SHARED / "evals" / "dev2.jsonl"
 EMBED_CACHE = Path(os.environ.get("LITASSIST_TEST_CACHE", REPO / ".cache" / "test-embeddings"))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -28,7 +29,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 def need_shared() -> None:
     """Skip (with the reason) when ../shared is absent."""
-    if not CORPUS.is_dir() or not DEV.is_file():
+    if not CORPUS.is_dir() or not DEV.is_file() or not DEV2.is_file():
         pytest.skip(f"../shared is absent ({CORPUS} / {DEV} not found): seed-corpus tests need it beside the repo")
 
 

@@ -23,7 +23,7 @@ from evals.report import document, markdown
 from evals.runner import EvalRun, parse_modes
 from evals.scores import METRICS, SentenceSupport, by_kind, score_question, summarise, worst
 from evals.thresholds import DEFAULT, load_thresholds, missed
-from tests.conftest import DEV, EMBED_CACHE, need_shared
+from tests.conftest import DEV, DEV2, EMBED_CACHE, need_shared
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -267,18 +267,22 @@ def test_thresholds_file_and_check(tmp_path: Path) -> None:
 
 # --- the real system ------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_dev_set_meets_thresholds(seed_settings: Settings) -> None:
-    """The CI gate: the dev set with the extractive backend and hybrid retrieval."""
+def test_dev_sets_out_of_fold_meet_thresholds(seed_settings: Settings) -> None:
+    """The CI gate: dev + dev2, 5-fold cross-validated judgement, out-of-fold figures."""
     need_shared()
+    from evals.crossval import cross_validate
     from evals.runner import Runner
 
     runner = Runner(seed_settings, backend="extractive")
-    run = runner.run(load_questions(DEV), "hybrid")
-    metrics = run.metrics
+    questions = load_questions(DEV) + load_questions(DEV2)
+    extra = load_questions(Path(__file__).resolve().parents[1] / "evals" / "train_unanswerable.jsonl")
+    result = cross_validate(runner, questions, folds=5, train_only=extra)
+    metrics = result.out_of_fold.metrics
     print("\n" + json.dumps({k: metrics[k] for k in METRICS}, indent=1))
-    assert len(run.rows) == 32 and runner.warnings == []
+    assert len(result.out_of_fold.rows) == 80 and runner.warnings == []
+    assert [r.id for r in result.out_of_fold.rows] == [q.id for q in questions]
     misses = missed(metrics, load_thresholds())
-    assert not misses, "dev set misses thresholds:\n" + "\n".join(misses)
+    assert not misses, "out-of-fold figures miss thresholds:\n" + "\n".join(misses)
 
 
 @pytest.mark.slow
@@ -288,10 +292,16 @@ def test_hybrid_retrieval_beats_plain_bm25_on_the_dev_set(seed_settings: Setting
     from evals.runner import Runner
 
     runner = Runner(seed_settings, backend="extractive")
-    questions = load_questions(DEV)
-    got = {mode: runner.run(questions, mode).metrics for mode in ("bm25", "dense", "hybrid")}
+    questions = [q for q in load_questions(DEV) if q.answerable]
+    got = {}
+    for mode in ("bm25", "dense", "hybrid"):  # the retriever itself, before the judgement re-ranks
+        ranked = [[h.paper.id for h in runner.assistant.retriever.retrieve(q.question, k=10, mode=mode)]
+                  for q in questions]
+        gold = [list(runner.gold(q)[0]) for q in questions]
+        got[mode] = {"recall": m.mean(m.recall_at(r, g) for r, g in zip(ranked, gold, strict=True)),
+                     "mrr": m.mean(m.reciprocal_rank(r, g) for r, g in zip(ranked, gold, strict=True))}
     for other in ("bm25", "dense"):
-        assert got["hybrid"]["recall_at_10"] > got[other]["recall_at_10"], got
+        assert got["hybrid"]["recall"] > got[other]["recall"], got
         assert got["hybrid"]["mrr"] > got[other]["mrr"], got
 
 
@@ -378,11 +388,11 @@ def test_llm_judge_against_a_loopback_endpoint(seed_dir: Path, judge_url: str) -
 
     llm = LLMSettings(base_url=judge_url, model="judge")
     settings = Settings(data_dir=seed_dir, cache_dir=EMBED_CACHE, llm=llm)
-    qs = [q for q in load_questions(DEV) if q.id in ("A03", "A01")]
+    qs = [q for q in load_questions(DEV) if q.id in ("A01", "A03", "A10", "A14")]
     run = Runner(settings, backend="extractive", judge="llm").run(qs, "hybrid")
     judged = [s.llm for r in run.rows for s in r.support]
     assert judged and len(judged) == len(_JudgeStub.calls) and judged == _JudgeStub.calls
-    assert True in judged  # A03's answer copies an abstract sentence verbatim
+    assert True in judged  # lookup answers copy abstract sentences verbatim
     assert run.metrics["llm_support_rate"] == pytest.approx(judged.count(True) / len(judged))
 
 

@@ -1,0 +1,190 @@
+"""Judgement: the one place that decides what the evidence means.
+
+Three decisions, each a logistic model over named features of :mod:`assistant.evidence`:
+
+- **question** — does the corpus answer this at all? (``confidence``; refusal below ``answer_threshold``)
+- **paper** — is this retrieved paper an answer? (``relevance``; papers at or above
+  ``include_threshold`` are cited, and candidates are re-ranked by it)
+- **sentence** — which sentences of a chosen paper carry the answer? (``score``)
+
+The fitted parameters are data, not code: a versioned JSON file (``judgement.json`` beside this
+module by default) written by ``litassist judge fit`` from question files (see evals/README.md).
+Inference needs only numpy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assistant.errors import ConfigError
+from assistant.evidence import Evidence, PaperEvidence, Sentence
+
+FORMAT = 1
+DEFAULT_PATH = Path(__file__).with_name("judgement.json")
+
+PAPER_FEATURES = (
+    "sent_max", "sent_top2", "chunk_max", "title_sim", "lex_cover", "lex_title", "lex_sent_max",
+    "fused_rank", "dense_rank", "bm25_rank", "bm25_rel", "rank_agree",
+    "gap_sent_max", "gap_title_sim", "gap_lex_cover", "gap_chunk_max",
+    "z_sent_max", "z_title_sim", "z_lex_cover", "z_chunk_max",
+)  # fmt: skip
+SENTENCE_FEATURES = ("dense", "gap_dense", "lexical", "gap_lexical", "has_number", "first", "last", "rel_position")
+QUESTION_FEATURES = (
+    "q_sent_max", "q_sent_3rd", "q_chunk_max", "q_title_max", "q_lex_max", "q_lex_sent_max",
+    "q_absent_idf", "q_missing_top3", "q_missing_max_idf", "q_named_absent", "q_named_missing_top3",
+    "q_paper_max", "q_paper_top3",
+)  # fmt: skip
+
+
+@dataclass
+class Linear:
+    """A standardised logistic model: P = sigmoid(bias + coef · (x - mean) / scale)."""
+
+    features: list[str]
+    mean: list[float]
+    scale: list[float]
+    coef: list[float]
+    bias: float
+
+    def prob(self, rows: np.ndarray) -> np.ndarray:
+        """P(positive) for each row of ``rows`` (columns in ``features`` order)."""
+        if rows.size == 0:
+            return np.zeros(len(rows))
+        z = (rows - np.asarray(self.mean)) / np.asarray(self.scale)
+        logit = z @ np.asarray(self.coef) + self.bias
+        return 1.0 / (1.0 + np.exp(-np.clip(logit, -40, 40)))
+
+    def explain(self, row: np.ndarray, n: int = 3) -> list[tuple[str, float]]:
+        """The ``n`` features that pushed this row's logit most (name, contribution)."""
+        contrib = (row - np.asarray(self.mean)) / np.asarray(self.scale) * np.asarray(self.coef)
+        order = np.argsort(-np.abs(contrib))[:n]
+        return [(self.features[i], float(contrib[i])) for i in order]
+
+
+@dataclass
+class Params:
+    """Everything the judgement fitted from data (the content of ``judgement.json``)."""
+
+    question: Linear
+    paper: Linear
+    sentence: Linear
+    answer_threshold: float  # refuse when P(answerable) is below this
+    weak_margin: float  # answers with P(answerable) < threshold + margin say the evidence is weak
+    include_threshold: float  # cite papers with P(answer) at or above this
+    max_papers: int = 10
+    fitted: dict[str, Any] = field(default_factory=dict)  # provenance: question files, counts, date
+    format: int = FORMAT
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Params:
+        if data.get("format") != FORMAT:
+            raise ConfigError(f"judgement parameters: format {data.get('format')!r} is not {FORMAT}")
+        models = {k: Linear(**data.pop(k)) for k in ("question", "paper", "sentence")}
+        return cls(**models, **data)
+
+
+def load_params(path: Path | None = None) -> Params:
+    """Read fitted parameters (default: the file shipped beside this module)."""
+    path = path or DEFAULT_PATH
+    try:
+        return Params.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read judgement parameters ({err.strerror or err})") from None
+    except (ValueError, TypeError, KeyError) as err:
+        raise ConfigError(f"{path}: not a judgement parameter file ({err})") from None
+
+
+def paper_rows(ev: Evidence) -> np.ndarray:
+    """The paper feature matrix of ``ev`` (one row per retrieved paper)."""
+    return np.array([[p.features[f] for f in PAPER_FEATURES] for p in ev.papers], dtype=float).reshape(
+        len(ev.papers), len(PAPER_FEATURES)
+    )
+
+
+def sentence_rows(paper: PaperEvidence) -> np.ndarray:
+    """The sentence feature matrix of one paper (one row per abstract sentence)."""
+    sents = paper.sentences
+    if not sents:
+        return np.zeros((0, len(SENTENCE_FEATURES)))
+    top_dense = max(s.dense for s in sents)
+    top_lex = max(s.lexical for s in sents)
+    n = len(sents)
+    rows = [_sentence_features(s, top_dense, top_lex, n) for s in sents]
+    return np.array([[r[f] for f in SENTENCE_FEATURES] for r in rows], dtype=float)
+
+
+def _sentence_features(s: Sentence, top_dense: float, top_lex: float, n: int) -> dict[str, float]:
+    return {
+        "dense": s.dense,
+        "gap_dense": s.dense - top_dense,
+        "lexical": s.lexical,
+        "gap_lexical": s.lexical - top_lex,
+        "has_number": float(any(c.isdigit() for c in s.text)),
+        "first": float(s.position == 0),
+        "last": float(s.position == n - 1),
+        "rel_position": s.position / max(n - 1, 1),
+    }
+
+
+def question_row(features: dict[str, float], paper_probs: np.ndarray) -> np.ndarray:
+    """The question feature vector (1 x n): ``Evidence.question_features`` plus what the paper model
+    thinks of the retrieved papers (``paper_probs``)."""
+    top = np.sort(paper_probs)[::-1] if len(paper_probs) else np.zeros(1)
+    derived = {"q_paper_max": float(top[0]), "q_paper_top3": float(top[:3].mean())}
+    return np.array([[{**features, **derived}[f] for f in QUESTION_FEATURES]], dtype=float)
+
+
+class Judge:
+    """Applies fitted :class:`Params` to an :class:`Evidence` (see module docstring)."""
+
+    def __init__(self, params: Params) -> None:
+        self.params = params
+
+    def assess(self, ev: Evidence, k: int | None = None) -> None:
+        """Score papers and sentences, re-rank the papers, keep the best ``k``, decide confidence and
+        the papers to cite. Mutates ``ev`` (and renumbers its hits when the order changes)."""
+        p = self.params
+        if not ev.papers:
+            ev.confidence, ev.included = 0.0, []
+            return
+        probs = p.paper.prob(paper_rows(ev))
+        for paper, prob in zip(ev.papers, probs, strict=True):
+            paper.relevance = float(prob)
+        ev.confidence = float(p.question.prob(question_row(ev.question_features, probs))[0])
+        order = sorted(range(len(ev.papers)), key=lambda i: -ev.papers[i].relevance)[: k or len(ev.papers)]
+        ev.papers = [ev.papers[i] for i in order]
+        for pos, paper in enumerate(ev.papers, start=1):
+            paper.hit = paper.hit.model_copy(update={"rank": pos})
+            for s in paper.sentences:
+                s.hit = pos
+            for s, prob in zip(paper.sentences, p.sentence.prob(sentence_rows(paper)), strict=True):
+                s.score = float(prob)
+        chosen = [i for i, paper in enumerate(ev.papers, start=1) if paper.relevance >= p.include_threshold]
+        ev.included = chosen[: p.max_papers] or [1]
+
+    @property
+    def answer_threshold(self) -> float:
+        return self.params.answer_threshold
+
+    def refuses(self, ev: Evidence) -> bool:
+        """Whether the evidence is too weak to answer from."""
+        return not ev.papers or ev.confidence < self.params.answer_threshold
+
+    def weak(self, ev: Evidence) -> bool:
+        """Answered, but close to the refusal threshold: the answer should say so."""
+        return not self.refuses(ev) and ev.confidence < self.params.answer_threshold + self.params.weak_margin
+
+
+def logit(p: float) -> float:
+    """log(p / (1 - p)), clipped (for reading thresholds as margins)."""
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))

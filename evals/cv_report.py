@@ -1,0 +1,114 @@
+"""``litassist eval --cv K`` and ``litassist judge fit``: bodies and the in-sample / out-of-fold table."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from evals.crossval import CVResult
+from evals.report import LABELS, fmt
+from evals.scores import QuestionScore, summarise
+
+CV_COLUMNS = (
+    "recall_at_10", "cited_precision", "cited_recall", "fact_coverage", "refusal_rate", "false_refusal_rate",
+    "invalid_citations", "unsupported_numbers", "uncited_sentences",
+)  # fmt: skip
+
+
+def groups(rows: Sequence[QuestionScore], files: dict[str, str]) -> list[tuple[str, list[QuestionScore]]]:
+    """All rows, then per question file, then per kind."""
+    out: list[tuple[str, list[QuestionScore]]] = [("all", list(rows))]
+    for name in dict.fromkeys(files.values()):
+        out.append((f"file {name}", [r for r in rows if files.get(r.id) == name]))
+    for kind in ("list", "lookup", "compare", "unanswerable"):
+        part = [r for r in rows if r.kind == kind]
+        if part:
+            out.append((f"kind {kind}", part))
+    return out
+
+
+def cv_table(result: CVResult, files: dict[str, str]) -> list[dict[str, Any]]:
+    """One row per (group, in-sample | out-of-fold) with the main metrics."""
+    table = []
+    oof = dict(groups(result.out_of_fold.rows, files))
+    for name, rows in groups(result.in_sample.rows, files):
+        for label, part in (("in-sample", rows), ("out-of-fold", oof[name])):
+            table.append({"group": name, "fit": label, "n": len(part), **{k: summarise(part)[k] for k in CV_COLUMNS}})
+    return table
+
+
+def markdown(table: Sequence[dict[str, Any]], folds: int) -> str:
+    """The table as Markdown."""
+    head = ["group", "fit", "n", *(LABELS[c][0] for c in CV_COLUMNS)]
+    lines = [f"# litassist eval --cv {folds}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in table:
+        cells = [row["group"], row["fit"], str(row["n"]), *(fmt(row[c], c) for c in CV_COLUMNS)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _runner(backend: str | None = None, k: int | None = None) -> Any:
+    from assistant.cli import _settings
+    from evals.runner import Runner
+
+    return Runner(_settings(), backend=backend, k=k)
+
+
+def run_cv_command(
+    question_files: Sequence[Path], *, folds: int, train_only: Sequence[Path], backend: str | None, k: int | None,
+    json_out: Path | None, md_out: Path | None,
+) -> None:
+    """Cross-validate the judgement on the question files and print in-sample next to out-of-fold."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from evals.crossval import cross_validate
+    from evals.questions import load_questions
+
+    files: dict[str, str] = {}
+    questions = []
+    for f in question_files:
+        for q in load_questions(f):
+            files[q.id] = f.name
+            questions.append(q)
+    extra = [q for f in train_only for q in load_questions(f)]
+    result = cross_validate(_runner(backend, k), questions, folds=folds, train_only=extra)
+    table = cv_table(result, files)
+    out = Console()
+    if not out.is_terminal:
+        out.width = max(out.width, 200)
+    view = Table(title=f"judgement cross-validation ({folds} folds, stratified by kind)")
+    for col in ("group", "fit", "n", *(LABELS[c][0] for c in CV_COLUMNS)):
+        view.add_column(col, justify="left" if col in ("group", "fit") else "right")
+    for row in table:
+        view.add_row(row["group"], row["fit"], str(row["n"]), *(fmt(row[c], c) for c in CV_COLUMNS))
+    out.print(view)
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        data = {"folds": folds, "table": table,
+                "out_of_fold": [r.to_dict() for r in result.out_of_fold.rows],
+                "in_sample": [r.to_dict() for r in result.in_sample.rows]}
+        json_out.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
+    if md_out:
+        md_out.parent.mkdir(parents=True, exist_ok=True)
+        md_out.write_text(markdown(table, folds), encoding="utf-8")
+
+
+def run_fit_command(question_files: Sequence[Path], out: Path) -> None:
+    """Fit the judgement on every question of the files and write the parameter file."""
+    from assistant.errors import InputError
+    from evals.crossval import examples_for
+    from evals.questions import load_questions
+    from evals.training import fit
+
+    questions = [q for f in question_files for q in load_questions(f)]
+    runner = _runner()
+    params = fit(examples_for(runner, questions), sources=[f.name for f in question_files])
+    try:
+        out.write_text(params.to_json() + "\n", encoding="utf-8")
+    except OSError as err:
+        raise InputError(f"{out}: cannot write ({err.strerror or err})") from None
+    print(f"wrote {out}: refuse below {params.answer_threshold:.2f}, cite papers at {params.include_threshold:.3f}+ "
+          f"({params.fitted['questions']} training rows)")
