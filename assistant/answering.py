@@ -159,7 +159,10 @@ class AnswerStream:
         hits = [p.hit for p in evidence.papers]
         refuse = judge.refuses(evidence)
         timings["evidence_ms"] = (time.perf_counter() - t2) * 1000
-        req = Request(question=standalone, hits=hits, evidence=evidence)
+        # an LLM sees only the papers the judgement screened in (the extractive backend lays out the same choice)
+        screen = self.backend.name != "extractive" and owner.settings.llm.screen
+        shown = evidence.screened() if screen else evidence
+        req = Request(question=standalone, hits=[p.hit for p in shown.papers], evidence=shown)
         t3 = time.perf_counter()
         parts: list[str] = []  # everything the backend said, for the checks below
         first_token_ms: float | None = None
@@ -178,7 +181,7 @@ class AnswerStream:
             if weak and renumber is None:
                 yield WEAK_NOTE + "\n"
             if renumber is None:  # the backend has set req.shown by the time it yields
-                renumber = Renumberer(req.shown if req.shown is not None else len(hits))
+                renumber = Renumberer(req.shown if req.shown is not None else len(req.hits))
             if out := renumber.feed(piece):
                 yield out
         if renumber is not None and (out := renumber.flush()):
@@ -190,8 +193,8 @@ class AnswerStream:
             answer = self._refusal(standalone, hits, evidence, req.usage)
             yield answer.text
         else:
-            seen = hits[: req.shown] if req.shown is not None else hits
-            snippets = {i: req.quoted.get(i) or evidence.snippet(i) for i in range(1, len(seen) + 1)}
+            seen = req.hits[: req.shown] if req.shown is not None else req.hits
+            snippets = {i: req.quoted.get(i) or shown.snippet(i) for i in range(1, len(seen) + 1)}
             text, citations, checks = check((WEAK_NOTE + "\n" if weak else "") + raw, seen, snippets)
             if not citations:  # an answer that cites nothing is not grounded: refuse instead
                 answer = self._refusal(standalone, hits, evidence, req.usage)

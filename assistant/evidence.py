@@ -61,6 +61,7 @@ class PaperEvidence:
     dense: float  # best chunk similarity
     sentences: list[Sentence]
     terms: frozenset[str] = frozenset()  # content terms of title + abstract
+    vector: np.ndarray | None = None  # mean of the paper's chunk vectors
     features: dict[str, float] = field(default_factory=dict)
     relevance: float = 0.0  # P(this paper answers the question), set by the judgement
 
@@ -147,12 +148,14 @@ class Evidence:
 
     def __init__(self, index: Index, question: str, hits: list[Hit]) -> None:
         bm25 = index.ensure_keyword_index()
-        qterms = list(dict.fromkeys(terms(question)))
+        qterms = list(dict.fromkeys(bm25.query_terms(question)))
         self.weights = {t: bm25.idf(t) for t in qterms}
         total = sum(self.weights.values()) or 1.0
         self.question = question
         qvec = index.embed_query(question)
         self.papers: list[PaperEvidence] = []
+        names = [set(terms(n)) for n in named_tokens(question)]
+        names = [n for n in names if n]
         for pos, hit in enumerate(hits, start=1):
             prof = profile(index, hit.paper.id)
             chunk_sims = prof.chunk_vectors @ qvec if len(prof.chunk_vectors) else np.zeros(0)
@@ -172,6 +175,7 @@ class Evidence:
                 dense=float(chunk_sims.max()) if len(chunk_sims) else (hit.dense or 0.0),
                 sentences=sents,
                 terms=prof.doc_terms,
+                vector=prof.chunk_vectors.mean(axis=0) if len(prof.chunk_vectors) else None,
             )
             paper.features = {
                 "sent_max": float(top2[-1]),
@@ -182,6 +186,8 @@ class Evidence:
                 "lex_title": paper.title_coverage,
                 "lex_sent_max": max((s.lexical for s in sents), default=0.0),
                 "fused_rank": 1.0 / pos,
+                "named_hit": sum(n <= prof.doc_terms for n in names) / len(names) if names else 0.0,
+                "named_title": sum(n <= prof.title_terms for n in names) / len(names) if names else 0.0,
             }
             self.papers.append(paper)
         self._relative_features(total, bm25.n_docs)
@@ -189,15 +195,33 @@ class Evidence:
         self.confidence = 0.0  # P(the corpus answers this), set by the judgement
         self.included: list[int] = []  # 1-based positions of the papers judged to answer it
 
+    def _feedback_features(self, lead: int = 3) -> None:
+        """Pseudo-relevance feedback: each paper's similarity to the centroid of the leading papers
+        (itself left out), so papers on the same topic as the best matches rise."""
+        vecs = []
+        for p in self.papers:
+            v = p.vector if p.vector is not None else np.zeros(1)
+            n = float(np.linalg.norm(v))
+            vecs.append(v / n if n else v)
+        for i, p in enumerate(self.papers):
+            others = [vecs[j] for j in range(min(lead + 1, len(self.papers))) if j != i][:lead]
+            if not others or p.vector is None:
+                p.features["prf_sim"] = 0.0
+                continue
+            c = np.mean(others, axis=0)
+            norm = float(np.linalg.norm(c)) or 1.0
+            p.features["prf_sim"] = float(vecs[i] @ c / norm)
+
     def _relative_features(self, total: float, n_docs: int) -> None:
         """Features of a paper relative to the other retrieved papers (rank agreement, gaps)."""
         if not self.papers:
             return
+        self._feedback_features()
         dense_r = _ranks([p.features["sent_max"] for p in self.papers])
         bm25_vals = [p.hit.bm25 or 0.0 for p in self.papers]
         bm25_r = _ranks(bm25_vals)
         top_bm25 = max(bm25_vals) or 1.0
-        keys = ("sent_max", "title_sim", "lex_cover", "chunk_max")
+        keys = ("sent_max", "title_sim", "lex_cover", "chunk_max", "prf_sim")
         best = {k: max(p.features[k] for p in self.papers) for k in keys}
         spread = {k: np.array([p.features[k] for p in self.papers]) for k in keys}
         stats = {k: (float(v.mean()), float(v.std()) or 1.0) for k, v in spread.items()}
@@ -243,9 +267,25 @@ class Evidence:
             "q_lex_max": max((p.coverage for p in top), default=0.0),
             "q_lex_sent_max": max((p.features["lex_sent_max"] for p in top), default=0.0),
             "q_absent_idf": max(absent, default=0.0) / idf_max,
+            "q_absent_share": sum(absent) / total,
             "q_missing_top3": sum(missing_top3) / total,
             "q_missing_max_idf": max(missing_top3, default=0.0) / idf_max,
         }
+
+    def screened(self) -> Evidence:
+        """A copy holding only the chosen papers (renumbered 1..n, best first): what an LLM is shown."""
+        import copy
+
+        out = copy.copy(self)
+        out.papers = []
+        for pos, (_, paper) in enumerate(self.chosen(), start=1):
+            sents = [copy.copy(s) for s in paper.sentences]
+            for s in sents:
+                s.hit = pos
+            out.papers.append(copy.copy(paper))
+            out.papers[-1].sentences = sents
+        out.included = list(range(1, len(out.papers) + 1))
+        return out
 
     def chosen(self) -> list[tuple[int, PaperEvidence]]:
         """The papers judged to answer the question, as (1-based position, evidence)."""

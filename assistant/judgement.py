@@ -15,7 +15,6 @@ Inference needs only numpy.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,12 +31,13 @@ PAPER_FEATURES = (
     "sent_max", "sent_top2", "chunk_max", "title_sim", "lex_cover", "lex_title", "lex_sent_max",
     "fused_rank", "dense_rank", "bm25_rank", "bm25_rel", "rank_agree",
     "gap_sent_max", "gap_title_sim", "gap_lex_cover", "gap_chunk_max",
-    "z_sent_max", "z_title_sim", "z_lex_cover", "z_chunk_max",
+    "z_sent_max", "z_title_sim", "z_lex_cover", "z_chunk_max", "named_hit", "named_title",
+    "prf_sim", "z_prf_sim", "gap_prf_sim",
 )  # fmt: skip
 SENTENCE_FEATURES = ("dense", "gap_dense", "lexical", "gap_lexical", "has_number", "first", "last", "rel_position")
 QUESTION_FEATURES = (
     "q_sent_max", "q_sent_3rd", "q_chunk_max", "q_title_max", "q_lex_max", "q_lex_sent_max",
-    "q_absent_idf", "q_missing_top3", "q_missing_max_idf", "q_named_absent", "q_named_missing_top3",
+    "q_absent_idf", "q_absent_share", "q_missing_top3", "q_missing_max_idf", "q_named_absent", "q_named_missing_top3",
     "q_paper_max", "q_paper_top3",
 )  # fmt: skip
 
@@ -88,7 +88,7 @@ class Params:
     def from_dict(cls, data: dict[str, Any]) -> Params:
         if data.get("format") != FORMAT:
             raise ConfigError(f"judgement parameters: format {data.get('format')!r} is not {FORMAT}")
-        models = {k: Linear(**data.pop(k)) for k in ("question", "paper", "sentence")}
+        models: dict[str, Any] = {k: Linear(**data.pop(k)) for k in ("question", "paper", "sentence")}
         return cls(**models, **data)
 
 
@@ -96,11 +96,15 @@ def load_params(path: Path | None = None) -> Params:
     """Read fitted parameters (default: the file shipped beside this module)."""
     path = path or DEFAULT_PATH
     try:
-        return Params.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        params = Params.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except OSError as err:
         raise ConfigError(f"{path}: cannot read judgement parameters ({err.strerror or err})") from None
     except (ValueError, TypeError, KeyError) as err:
         raise ConfigError(f"{path}: not a judgement parameter file ({err})") from None
+    for name, names in (("question", QUESTION_FEATURES), ("paper", PAPER_FEATURES), ("sentence", SENTENCE_FEATURES)):
+        if getattr(params, name).features != list(names):
+            raise ConfigError(f"{path}: the {name} model was fitted on other features; refit with `litassist judge fit`")
+    return params
 
 
 def paper_rows(ev: Evidence) -> np.ndarray:
@@ -182,9 +186,3 @@ class Judge:
     def weak(self, ev: Evidence) -> bool:
         """Answered, but close to the refusal threshold: the answer should say so."""
         return not self.refuses(ev) and ev.confidence < self.params.answer_threshold + self.params.weak_margin
-
-
-def logit(p: float) -> float:
-    """log(p / (1 - p)), clipped (for reading thresholds as margins)."""
-    p = min(max(p, 1e-6), 1 - 1e-6)
-    return math.log(p / (1 - p))

@@ -123,6 +123,10 @@ class LLMSettings(BaseModel):
         default="auto", description="'auto' = openai when llm.base_url or llm.api_key is set, else extractive."
     )
     base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp).")
+    screen: bool = Field(
+        default=True,
+        description="Show the LLM only the papers the judgement screens in as answering (false: every top-k paper).",
+    )
     api_key: SecretStr | None = Field(default=None, description="API key for the endpoint.")
     model: str = Field(default="gpt-4o-mini", description="Chat model name at the endpoint.")
     timeout: float = Field(default=60.0, gt=0, description="Request timeout in seconds.")

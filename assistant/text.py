@@ -46,11 +46,7 @@ def words(text: str) -> list[str]:
 
 def terms(text: str) -> list[str]:
     """Stemmed content terms without stopwords: the unit of keyword search."""
-    toks = [
-        w for w in words(text)
-        if w not in STOPWORDS and w not in QUESTION_WORDS and (len(w) > 1 or w.isdigit())
-    ]
-    return list(_stemmer().stemWords(toks))
+    return list(_stemmer().stemWords(_content_words(text)))
 
 
 def split_sentences(text: str) -> list[str]:
@@ -81,3 +77,39 @@ def numbers(text: str) -> list[str]:
 def normalise_number(tok: str) -> str:
     """Canonical form used to compare numbers: no '$', ',' or trailing '%'/'x'."""
     return tok.replace("$", "").replace(",", "").rstrip("%x×").rstrip(".")
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def edits1(word: str) -> set[str]:
+    """Every string one deletion, transposition, replacement or insertion away from ``word``."""
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    return (
+        {a + b[1:] for a, b in splits if b}
+        | {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+        | {a + c + b[1:] for a, b in splits if b for c in _LETTERS}
+        | {a + c + b for a, b in splits for c in _LETTERS}
+    )
+
+
+def corrected_terms(text: str, known: dict[str, int], min_length: int = 5) -> list[str]:
+    """:func:`terms` of ``text``, where a word whose term is unknown (not a key of ``known``, e.g. a
+    corpus' document frequencies) becomes the most frequent known term one edit away ('trainng' ->
+    'train'); words shorter than ``min_length`` and words with no known neighbour stay as they are."""
+    out = []
+    for term, word in zip(terms(text), _content_words(text), strict=True):
+        if term not in known and len(word) >= min_length and word.isalpha():
+            stems = _stemmer().stemWords(sorted(edits1(word)))
+            best = max((s for s in stems if s in known), key=lambda s: known[s], default=None)
+            term = best or term
+        out.append(term)
+    return out
+
+
+def _content_words(text: str) -> list[str]:
+    """The unstemmed words behind :func:`terms` (same filter, same order)."""
+    return [
+        w for w in words(text)
+        if w not in STOPWORDS and w not in QUESTION_WORDS and (len(w) > 1 or w.isdigit())
+    ]

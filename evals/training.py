@@ -53,6 +53,7 @@ class Example:
     question_features: dict[str, float]
     k: int
     masked: bool = False
+    n_gold: int = 0  # gold papers in the index (some may be outside the candidates)
 
     @property
     def answerable(self) -> bool:
@@ -67,7 +68,8 @@ def _example(assistant: object, q: Question, gold: set[str], k: int, candidates:
     if masked:
         hits = [h for h in hits if h.paper.id not in gold][:candidates]
     ev = Evidence(assistant.index, q.question, hits)  # type: ignore[attr-defined]
-    sx, sy = [], []
+    sx: list[np.ndarray] = []
+    sy: list[float] = []
     if q.kind in ("lookup", "compare") and q.answer_facts and not masked:
         for p in ev.papers:
             if p.hit.paper.id in gold and p.sentences:
@@ -82,6 +84,7 @@ def _example(assistant: object, q: Question, gold: set[str], k: int, candidates:
         question_features=dict(ev.question_features),
         k=k,
         masked=masked,
+        n_gold=0 if masked else len(gold),
     )
 
 
@@ -153,7 +156,7 @@ def _citation_f(examples: Sequence[Example], probs: Sequence[np.ndarray], thresh
     """Mean of cited precision and recall the threshold gives (answerable questions, within top k)."""
     ps, rs = [], []
     for e, pr in zip(examples, probs, strict=True):
-        n_gold = max(int(e.paper_y.sum()), 1)
+        n_gold = max(e.n_gold, int(e.paper_y.sum()), 1)
         chosen = _chosen(pr, e.k, threshold)
         hits = sum(e.paper_y[i] for i in chosen)
         ps.append(hits / len(chosen))

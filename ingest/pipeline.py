@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from assistant.evidence import embed_sentences
 from assistant.index import Index
 from assistant.models import Chunk, Paper
 from assistant.settings import Settings
@@ -36,7 +37,8 @@ class IngestReport:
     unchanged: int = 0
     repaired: int = 0
     chunks: int = 0  # chunks (re)written this run
-    embedded: int = 0  # texts actually sent to the embedding model
+    embedded: int = 0  # chunk texts actually sent to the embedding model
+    sentences_embedded: int = 0  # titles and abstract sentences sent to the model (judgement features)
     skipped: list[Skip] = field(default_factory=list)
     seconds: float = 0.0
     total_papers: int = 0
@@ -145,6 +147,7 @@ def ingest(
             index.registry.write(paper, tnorm, chunks)
             report.chunks += len(chunks)
 
+    report.sentences_embedded = embed_sentences(index, [p for p, *_ in planned])  # judgement features
     index.ensure_keyword_index()
     report.total_papers, report.total_chunks = index.registry.counts()
     report.seconds = time.perf_counter() - t0

@@ -45,8 +45,10 @@ def test_ingest_is_idempotent_and_cached(tmp_path: Path, tiny_listing: Path) -> 
     first = ingest([tiny_listing], s)
     assert (first.new, first.updated, first.unchanged, first.skipped) == (3, 0, 0, [])
     assert first.embedded == first.chunks > 0
+    assert first.sentences_embedded > 3, "titles and abstract sentences are embedded at ingest"
     second = ingest([tiny_listing], s)
     assert (second.new, second.updated, second.unchanged, second.embedded, second.chunks) == (0, 0, 3, 0, 0)
+    assert second.sentences_embedded == 0
     assert _consistent(s) == (3, first.total_chunks)
     rebuilt = ingest([tiny_listing], s, rebuild=True)
     assert rebuilt.new == 3 and rebuilt.embedded == 0, "--rebuild reuses the embedding cache"

@@ -28,6 +28,7 @@ from assistant.backends.context import (
     messages_tokens,
 )
 from assistant.errors import BackendError, ConfigError, MissingExtraError
+from assistant.evidence import Evidence
 from assistant.models import Answer, Hit, Paper
 from assistant.prompts import template
 from assistant.settings import LLMSettings, Settings
@@ -324,8 +325,9 @@ def test_ask_citations_map_to_retrieved_papers(stub: OpenAIStub, seed_llm: Setti
     assert system == {"role": "system", "content": SYSTEM}
     assert f"Question: {QUESTION}" in user["content"]
     blocks = sources_in(user["content"])
-    assert list(blocks) == list(range(1, len(answer.contexts) + 1))
-    for n, body in blocks.items():  # every retrieved abstract, in hit order, inside its delimiters
+    # the papers the judgement screened in: the leading contexts (they are ranked by the same model)
+    assert 2 <= len(blocks) <= len(answer.contexts) and list(blocks) == list(range(1, len(blocks) + 1))
+    for n, body in blocks.items():  # every screened abstract, in hit order, inside its delimiters
         paper = answer.contexts[n - 1].paper
         assert f"Title: {escape_data(' '.join(paper.title.split()))}" in body
         inner = re.search(r"<abstract>(.*)</abstract>", body, re.DOTALL)
@@ -400,8 +402,10 @@ def test_ask_with_history_condenses_then_retrieves(stub: OpenAIStub, seed_llm: S
         answer.standalone_question == condensed and answer.question == "And which use speculative decoding?"
     )
     assert f"Question: {condensed}" in answer_req["messages"][1]["content"]
-    expected = get_assistant(seed_llm).retriever.retrieve(condensed)
-    assert [h.paper.id for h in answer.contexts] == [h.paper.id for h in expected]
+    owner = get_assistant(seed_llm)  # retrieval and the judgement's re-ranking ran on the condensed question
+    ev = Evidence(owner.index, condensed, owner.retriever.retrieve(condensed, k=seed_llm.retrieval.rerank_candidates))
+    owner.judge.assess(ev, k=seed_llm.retrieval.k)
+    assert [h.paper.id for h in answer.contexts] == [p.hit.paper.id for p in ev.papers]
 
 
 @pytest.mark.slow
@@ -447,7 +451,7 @@ def test_ask_endpoint_down_is_a_one_line_backend_error(seed_settings: Settings) 
 # --- prompt injection over a tiny index --------------------------------------------------------
 @pytest.mark.network
 def test_injected_instructions_stay_inside_abstract_tags(stub: OpenAIStub, tmp_path: Path) -> None:
-    settings = tiny_index(tmp_path, TINY, base_url=stub.url, api_key=SecretStr("sk-test"))
+    settings = tiny_index(tmp_path, TINY, base_url=stub.url, api_key=SecretStr("sk-test"), screen=False)
     stub.script("Low-rank adapters cut forgetting on old tasks [1].")
     answer = as_answer(
         ask("Do low-rank adapters reduce catastrophic forgetting?", backend="openai", settings=settings)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.text import terms
+from assistant.text import corrected_terms, terms
 
 FORMAT = "papers-v1"  # bump when the document unit or tokenisation changes
 
@@ -78,9 +78,13 @@ class BM25Index:
         n = self.df.get(term, 0)
         return math.log(1.0 + (self.n_docs - n + 0.5) / (n + 0.5))
 
+    def query_terms(self, query: str) -> list[str]:
+        """The query's terms, typos corrected against this index's vocabulary ('trainng' -> 'train')."""
+        return corrected_terms(query, self.df)
+
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every document for ``query`` (aligned with ``ids``)."""
-        toks = [t for t in terms(query) if t in self.df]
+        toks = [t for t in self.query_terms(query) if t in self.df]
         if not toks or not self.ids:
             return np.zeros(len(self.ids), dtype=np.float32)
         return np.asarray(self._retriever.get_scores(toks), dtype=np.float32)  # type: ignore[attr-defined]

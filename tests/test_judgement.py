@@ -1,0 +1,187 @@
+"""The judgement: fitted models as data, re-ranking, refusal, weak evidence, screening, and fitting."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.answering import WEAK_NOTE, ask, get_assistant
+from assistant.backends.extractive import sentences_per_paper
+from assistant.errors import ConfigError
+from assistant.evidence import Evidence, named_tokens
+from assistant.judgement import (
+    DEFAULT_PATH,
+    PAPER_FEATURES,
+    QUESTION_FEATURES,
+    SENTENCE_FEATURES,
+    Judge,
+    Linear,
+    load_params,
+)
+from assistant.models import Answer
+from assistant.settings import Settings
+from assistant.text import corrected_terms
+from evals.questions import Question
+from evals.training import Example, choose_answer_threshold, fit, stratified_folds
+
+LORA_Q = "Which papers reduce catastrophic forgetting with LoRA?"
+
+
+def test_linear_model_is_a_standardised_logistic() -> None:
+    m = Linear(features=["a", "b"], mean=[1.0, 0.0], scale=[2.0, 1.0], coef=[1.0, -1.0], bias=0.5)
+    p = m.prob(np.array([[3.0, 1.0], [1.0, 0.0]]))
+    assert p == pytest.approx([1 / (1 + np.exp(-0.5)), 1 / (1 + np.exp(-0.5))])
+    assert m.prob(np.array([[5.0, 0.0]]))[0] > m.prob(np.array([[1.0, 0.0]]))[0]
+    assert m.explain(np.array([5.0, 0.0]), 1) == [("a", pytest.approx(2.0))]
+
+
+def test_shipped_parameters_load_and_match_the_features() -> None:
+    params = load_params()
+    assert params.paper.features == list(PAPER_FEATURES)
+    assert params.question.features == list(QUESTION_FEATURES)
+    assert params.sentence.features == list(SENTENCE_FEATURES)
+    assert 0 < params.answer_threshold < 1 and 0 < params.include_threshold < 1
+    assert {"questions", "sources", "date"} <= set(params.fitted)
+
+
+def test_bad_parameter_files_are_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read judgement parameters"):
+        load_params(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not a judgement parameter file"):
+        load_params(bad)
+    data = json.loads(DEFAULT_PATH.read_text(encoding="utf-8"))
+    data["paper"]["features"] = data["paper"]["features"][:-1]
+    stale = tmp_path / "stale.json"
+    stale.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ConfigError, match="refit with `litassist judge fit`") as err:
+        load_params(stale)
+    assert "\n" not in str(err.value)
+
+
+def test_typos_are_corrected_against_the_corpus_vocabulary() -> None:
+    known = {"train": 40, "diffus": 12, "token": 30}
+    assert corrected_terms("trainng-free diffusoin tokens", known) == ["train", "free", "diffus", "token"]
+    assert corrected_terms("LoRA", {"lora": 3}) == ["lora"]
+    assert corrected_terms("zzzzzz", known) == ["zzzzzz"], "no known neighbour: the word stays unknown"
+
+
+def test_named_tokens_are_acronyms_camel_case_and_names_with_digits() -> None:
+    assert named_tokens("How does MiniCPM's WSD schedule compare with Adam on H100 GPUs and A^2FM?") == [
+        "MiniCPM", "WSD", "H100", "GPUs", "A^2FM"
+    ]
+    assert named_tokens("which papers study continual learning?") == []
+
+
+def test_folds_are_a_partition_stratified_by_kind() -> None:
+    qs = [Question(id=f"q{i}", question="x", kind=k) for i, k in enumerate(["list"] * 10 + ["lookup"] * 5 + ["unanswerable"] * 5)]
+    folds = stratified_folds(qs, 5)
+    assert sorted(i for f in folds for i in f) == list(range(20))
+    for f in folds:
+        kinds = [qs[i].kind for i in f]
+        assert kinds.count("list") == 2 and kinds.count("lookup") == 1 and kinds.count("unanswerable") == 1
+    assert folds == stratified_folds(qs, 5), "deterministic"
+    with pytest.raises(ConfigError):
+        stratified_folds(qs, 1)
+
+
+def _synthetic(n: int, seed: int = 0) -> list[Example]:
+    """Questions whose answerability and gold papers depend on one feature each."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        answerable = i % 4 != 0
+        q = Question(id=f"s{i}", question="q", kind="lookup" if answerable else "unanswerable",
+                     answer_facts=["x"] if answerable else [])
+        px = rng.normal(size=(10, len(PAPER_FEATURES)))
+        py = np.zeros(10)
+        if answerable:
+            py[:2] = 1
+            px[:2, 0] += 3.0  # sent_max separates gold papers
+        sx = rng.normal(size=(6, len(SENTENCE_FEATURES)))
+        sy = np.array([1.0, 0, 0, 1.0, 0, 0])
+        sx[sy == 1, 0] += 3.0
+        qf = {f: float(rng.normal()) for f in QUESTION_FEATURES}
+        qf["q_sent_max"] += 3.0 if answerable else 0.0
+        out.append(Example(question=q, paper_x=px, paper_y=py, sentence_x=sx if answerable else sx[:0],
+                           sentence_y=sy if answerable else sy[:0], question_features=qf, k=10, n_gold=2))
+    return out
+
+
+def test_fit_learns_each_decision_from_its_labels() -> None:
+    params = fit(_synthetic(80), sources=["synthetic"])
+    assert params.paper.coef[PAPER_FEATURES.index("sent_max")] > 0
+    assert params.sentence.coef[SENTENCE_FEATURES.index("dense")] > 0
+    assert params.question.coef[QUESTION_FEATURES.index("q_sent_max")] > 0
+    held = _synthetic(40, seed=1)
+    judge_rows = [params.paper.prob(e.paper_x) for e in held if e.question.answerable]
+    assert all(p[:2].mean() > p[2:].mean() for p in judge_rows), "held-out gold papers score higher"
+    assert params.fitted["sources"] == ["synthetic"] and params.fitted["questions"] == 80
+    with pytest.raises(ConfigError, match="unanswerable"):
+        fit([e for e in _synthetic(40) if e.question.answerable])
+
+
+def test_refusal_threshold_caps_false_refusals_on_training_data() -> None:
+    examples = _synthetic(120)
+    t = choose_answer_threshold(examples)
+    params = fit(examples)
+    answerable = [e for e in examples if e.question.answerable]
+    from assistant.judgement import question_row
+
+    refused = [params.question.prob(question_row(e.question_features, params.paper.prob(e.paper_x)))[0] < t
+               for e in answerable]
+    assert np.mean(refused) <= 0.15
+
+
+def test_answer_shape_follows_the_number_of_answering_papers() -> None:
+    assert [sentences_per_paper(n) for n in (1, 2, 3, 4, 6, 10)] == [3, 3, 2, 1, 1, 1]
+
+
+# --- on the seed index ----------------------------------------------------------------------------
+@pytest.mark.slow
+def test_judge_reranks_renumbers_and_chooses(seed_settings: Settings) -> None:
+    owner = get_assistant(seed_settings)
+    ev = Evidence(owner.index, LORA_Q, owner.retriever.retrieve(LORA_Q, k=30))
+    owner.judge.assess(ev, k=10)
+    rel = [p.relevance for p in ev.papers]
+    assert len(ev.papers) == 10 and rel == sorted(rel, reverse=True)
+    assert [p.hit.rank for p in ev.papers] == list(range(1, 11))
+    assert all(s.hit == i for i, p in enumerate(ev.papers, start=1) for s in p.sentences)
+    threshold = owner.judge.params.include_threshold
+    assert ev.included == [i for i, p in enumerate(ev.papers, start=1) if p.relevance >= threshold][:10] or [1]
+    assert 0 <= ev.confidence <= 1 and not owner.judge.refuses(ev)
+    screened = ev.screened()
+    assert [p.hit.paper.id for p in screened.papers] == [ev.papers[i - 1].hit.paper.id for i in ev.included]
+    assert all(s.hit == i for i, p in enumerate(screened.papers, start=1) for s in p.sentences)
+
+
+@pytest.mark.slow
+def test_answers_carry_confidence_and_weak_evidence_says_so(seed_settings: Settings) -> None:
+    a = ask(LORA_Q, settings=seed_settings)
+    assert isinstance(a, Answer) and a.confidence is not None and not a.refused
+    assert not a.weak_evidence and not a.text.startswith(WEAK_NOTE)
+    owner = get_assistant(seed_settings)
+    shipped = owner.judge
+    params = copy.deepcopy(shipped.params)
+    params.answer_threshold, params.weak_margin = a.confidence - 0.01, 0.5
+    owner.judge = Judge(params)
+    try:
+        weak = ask(LORA_Q, settings=seed_settings)
+        streamed = "".join(ask(LORA_Q, settings=seed_settings, stream=True))  # type: ignore[arg-type]
+    finally:
+        owner.judge = shipped
+    assert isinstance(weak, Answer) and weak.weak_evidence and not weak.refused
+    assert weak.text.startswith(WEAK_NOTE) and streamed.startswith(WEAK_NOTE)
+    assert weak.checks.uncited_sentences == [], "the note is a lead-in, not an uncited claim"
+
+
+@pytest.mark.slow
+def test_refusal_lists_closest_papers_with_their_best_sentence(seed_settings: Settings) -> None:
+    a = ask("Which papers describe the mating calls of tree frogs in the Amazon basin?", settings=seed_settings)
+    assert isinstance(a, Answer) and a.refused and a.confidence is not None
+    assert a.closest and all(c.snippet and f'"{c.snippet}"' in a.text for c in a.closest)
