@@ -27,10 +27,10 @@ def render_text(answer: object, with_text: bool = True) -> str:
         flags.append("numbers not in cited abstracts: " + ", ".join(answer.checks.unsupported_numbers))
     if answer.checks.removed_citations:
         flags.append("removed invalid citations: " + ", ".join(map(str, answer.checks.removed_citations)))
-    confidence = f" · confidence {answer.confidence:.2f}" if answer.confidence is not None else ""
-    weak = " (weak evidence)" if answer.weak_evidence else ""
+    label = answer.confidence_label()
     lines.append(
-        f"-- backend: {answer.backend}" + (" (no LLM)" if answer.backend == "extractive" else "") + confidence + weak
+        f"-- backend: {answer.backend}" + (" (no LLM)" if answer.backend == "extractive" else "")
+        + (f" · {label}" if label else "")
     )
     if flags:
         lines.append("-- checks: " + "; ".join(flags))

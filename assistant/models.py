@@ -129,6 +129,12 @@ class Answer(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     filters: Filters = Field(default_factory=Filters)
 
+    def confidence_label(self) -> str:
+        """'confidence 0.82', with '(weak evidence)' when answered close to the refusal line; '' if unknown."""
+        if self.confidence is None:
+            return ""
+        return f"confidence {self.confidence:.2f}" + (" (weak evidence)" if self.weak_evidence else "")
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; the answer text is under ``answer``."""
         data = self.model_dump(mode="json")

@@ -185,3 +185,21 @@ def test_refusal_lists_closest_papers_with_their_best_sentence(seed_settings: Se
     a = ask("Which papers describe the mating calls of tree frogs in the Amazon basin?", settings=seed_settings)
     assert isinstance(a, Answer) and a.refused and a.confidence is not None
     assert a.closest and all(c.snippet and f'"{c.snippet}"' in a.text for c in a.closest)
+
+
+def test_front_ends_show_the_confidence() -> None:
+    from assistant.cli_ask import render_text
+    from assistant.models import Citation
+    from ui.gradio_render import sources_html
+    from ui.slack_blocks import answer_blocks
+
+    cite = Citation(n=1, paper_id="p1", title="A paper", snippet="It works.")
+    answer = Answer(question="q", standalone_question="q", text="It works [1].", citations=[cite], backend="extractive",
+                    confidence=0.42, weak_evidence=True)
+    assert answer.confidence_label() == "confidence 0.42 (weak evidence)"
+    assert "confidence 0.42 (weak evidence)" in render_text(answer)
+    assert "confidence 0.42 (weak evidence)" in sources_html(answer)
+    _, blocks = answer_blocks(answer)
+    assert blocks[-1]["type"] == "context" and "confidence 0.42" in blocks[-1]["elements"][0]["text"]
+    assert answer.to_dict()["confidence"] == 0.42
+    assert Answer(question="q", standalone_question="q", text="", backend="x").confidence_label() == ""

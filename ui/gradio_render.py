@@ -149,6 +149,8 @@ def sources_html(answer: Answer | None, papers: Mapping[str, Paper] | None = Non
     shown = answer.closest if answer.refused else answer.citations
     label = filters_label(answer.filters)
     active = f' <span class="la-filters">Filters: {_esc(label)}</span>' if label else ""
+    if answer.confidence_label():
+        active += f' <span class="la-confidence">{_esc(answer.confidence_label())}</span>'
     if answer.refused:
         head = (
             '<div class="la-notice">No answer in the indexed papers.'

@@ -187,6 +187,7 @@ def answer_blocks(answer: Answer, note: str | None = None) -> tuple[str, list[Bl
         body = to_mrkdwn(answer.text)
         header = "*Sources*"
         lines = [source_line(c, f"*[{c.n}]*") for c in answer.citations]
+    note = " · ".join(x for x in (answer.confidence_label(), note) if x)
     tail = [context(_shorten(note, TEXT_LIMIT))] if note else []
     pieces = [p.strip() for p in split_text(body)]
     sections = [section(p) for p in pieces if p]
