@@ -8,7 +8,7 @@ CORPUS ?= ../shared/corpus/hf-daily-papers
 QUESTION ?= Which papers reduce catastrophic forgetting with LoRA?
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test install browser-deps lint typecheck eval bench clean
+.PHONY: demo test install browser-deps lint typecheck eval judge bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,8 +36,15 @@ lint: install
 	$(BIN)/ruff check assistant ingest evals ui tests
 	$(BIN)/mypy
 
+DEVSETS := --questions ../shared/evals/dev.jsonl --questions ../shared/evals/dev2.jsonl
+
 eval: install
-	$(BIN)/litassist eval --questions ../shared/evals/dev.jsonl --json artifacts/eval.json --md artifacts/eval.md --plot artifacts/eval.png
+	$(BIN)/litassist eval $(DEVSETS) --json artifacts/eval.json --md artifacts/eval.md --plot artifacts/eval.png
+	$(BIN)/litassist eval $(DEVSETS) --cv 5 --train-only evals/train_unanswerable.jsonl --json artifacts/eval-cv.json --md artifacts/eval-cv.md
+
+# Refit the judgement (assistant/judgement.json) on the dev sets against the ingested seed corpus.
+judge: install
+	$(BIN)/litassist judge fit $(DEVSETS) --questions evals/train_unanswerable.jsonl --out assistant/judgement.json
 
 bench: install
 	$(BIN)/python benchmarks/bench_ingest.py $(CORPUS)
