@@ -144,6 +144,10 @@ class Index:
             self._query_cache[text] = vec
         return vec
 
+    def forget_queries(self) -> None:
+        """Drop the in-process query-embedding cache (so a timing includes embedding the question)."""
+        self._query_cache.clear()
+
     def stats(self) -> dict[str, object]:
         papers, chunks = self.registry.counts()
         return {

@@ -14,7 +14,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("eval")
     def eval_command(
-        questions: Annotated[Path, typer.Option("--questions", help="Question file (JSON Lines, see evals/README.md).")],
+        questions: Annotated[
+            Path | None, typer.Option("--questions", help="Question file (JSON Lines, see evals/README.md).")
+        ] = None,
         backend: Annotated[str | None, typer.Option(help="Answer backend (default: settings).")] = None,
         k: Annotated[int | None, typer.Option("--k", help="Papers retrieved per question (default: settings).")] = None,
         mode: Annotated[str | None, typer.Option(help="Retrieval mode: hybrid, dense or bm25.")] = None,
@@ -26,8 +28,15 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(help="Comma list of modes to run side by side, e.g. dense,bm25,hybrid (+ llamaindex-default)."),
         ] = None,
+        beir: Annotated[Path | None, typer.Option("--beir", help="BEIR folder: score retrieval per mode.")] = None,
+        split: Annotated[str, typer.Option("--split", help="BEIR split: test, train or dev.")] = "test",
     ) -> None:
         """Score every question of a question file: retrieval, citations, grounding, facts, refusals, latency."""
+        if beir is not None or questions is None:
+            from evals.beir import run_beir_command
+
+            run_beir_command(beir, split=split, compare=compare, json_out=json_out, md_out=md_out)
+            return
         run_eval_command(
             questions, backend=backend, k=k, mode=mode, json_out=json_out, md_out=md_out, plot=plot,
             judge=judge, compare=compare,

@@ -18,7 +18,7 @@ from assistant.settings import Settings
 from ingest.chunking import Chunker
 from ingest.parsers import iter_listing_files, read_listing
 from ingest.parsers.base import Skip
-from ingest.records import merge_entries
+from ingest.records import has_own_id, merge_entries
 
 Progress = Callable[[int, int], None]  # (advance by, total)
 UPSERT_BATCH = 64  # papers per Chroma upsert
@@ -92,7 +92,7 @@ def ingest(
 
     todo: list[tuple[Paper, str, bool]] = []  # (paper, normalised title, is_update)
     for paper, tnorm in merged:
-        known_id = index.registry.id_for_title(tnorm)
+        known_id = None if has_own_id(paper.id) else index.registry.id_for_title(tnorm)
         if known_id and known_id != paper.id:
             paper.id = known_id  # the same paper seen before under another id keeps its first id
         existing = index.registry.get(paper.id)

@@ -60,6 +60,15 @@ class Registry:
         row = self._db.execute("SELECT id FROM papers WHERE title_norm=?", (title_norm,)).fetchone()
         return row[0] if row else None
 
+    def missing(self, ids: list[str]) -> list[str]:
+        """The ``ids`` that name no registered paper."""
+        have: set[str] = set()
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            have.update(r[0] for r in self._db.execute(f"SELECT id FROM papers WHERE id IN ({marks})", part))
+        return [i for i in ids if i not in have]
+
     def papers(self) -> list[Paper]:
         rows = self._db.execute("SELECT data FROM papers ORDER BY id").fetchall()
         return [Paper.model_validate_json(r[0]) for r in rows]
