@@ -241,9 +241,11 @@ def run_beir_command(
     for mode in modes:
         index.forget_queries()  # each mode pays for its own query embeddings
         say(f"{mode}: {len(beir.queries)} queries")
-        results.append(
-            evaluate(lambda q, m=mode: [h.paper.id for h in retriever.retrieve(q, k=DEPTH, mode=m)], beir, mode)
-        )
+
+        def search(question: str, mode: str = mode) -> list[str]:
+            return [h.paper.id for h in retriever.retrieve(question, k=DEPTH, mode=mode)]
+
+        results.append(evaluate(search, beir, mode))
     papers, _ = index.registry.counts()
     ing = settings.ingest
     config = {

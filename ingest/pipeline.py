@@ -130,8 +130,8 @@ def ingest(
     before = embedder.computed
     if todo:
         index.registry.set_meta(INGEST_OPEN, True)
-    for group in _batches(todo, UPSERT_BATCH):  # chunk, embed, store, register: memory bounded by a batch
-        planned = [(paper, tnorm, is_update, chunker.chunk(paper)) for paper, tnorm, is_update in group]
+    for batch in _batches(todo, UPSERT_BATCH):  # chunk, embed, store, register: memory bounded by a batch
+        planned = [(paper, tnorm, is_update, chunker.chunk(paper)) for paper, tnorm, is_update in batch]
         chunks = [c for *_, cs in planned for c in cs]
         vectors = embedder.embed([c.embed_text for c in chunks])
         metas = [chunk_metadata(p.id, c.index, p.year, p.sources) for p, _, _, cs in planned for c in cs]
@@ -144,7 +144,7 @@ def ingest(
             index.registry.write(paper, tnorm, cs)
             report.chunks += len(cs)
         if on_progress:
-            on_progress(len(group))
+            on_progress(len(batch))
     index.registry.delete_meta(INGEST_OPEN)
     report.embedded = embedder.computed - before
 

@@ -68,7 +68,7 @@ class Registry:
 
     def missing(self, ids: list[str]) -> list[str]:
         """The ``ids`` that name no registered paper."""
-        have = {r[0] for r in self._select_in("SELECT id FROM papers WHERE id IN ({marks})", ids)}
+        have = {str(r[0]) for r in self._select_in("SELECT id FROM papers WHERE id IN ({marks})", ids)}
         return [i for i in ids if i not in have]
 
     def get_many(self, ids: list[str]) -> dict[str, Paper]:
@@ -133,7 +133,7 @@ class Registry:
 
     def known_chunks(self, ids: list[str]) -> set[str]:
         """The registered chunk ids among ``ids``."""
-        return {r[0] for r in self._select_in("SELECT id FROM chunks WHERE id IN ({marks})", ids)}
+        return {str(r[0]) for r in self._select_in("SELECT id FROM chunks WHERE id IN ({marks})", ids)}
 
     def chunk(self, chunk_id: str) -> Chunk | None:
         r = self._db.execute("SELECT id, paper_id, idx, text, embed_text FROM chunks WHERE id=?", (chunk_id,)).fetchone()
