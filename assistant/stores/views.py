@@ -8,6 +8,7 @@ that need the whole collection (evals, the UI's paper list).
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from typing import Generic, TypeVar
@@ -25,17 +26,20 @@ class _LRUView(Mapping[str, V], Generic[V]):
         self._keys = keys
         self._size = size
         self._cache: OrderedDict[str, V | None] = OrderedDict()
+        self._lock = threading.Lock()  # Gradio and Slack look papers up from many threads
 
     def _lookup(self, key: str) -> V | None:
-        value = self._cache.get(key, _MISSING)
-        if value is _MISSING:
-            value = self._load(key)
-            self._cache[key] = value
+        with self._lock:
+            value = self._cache.get(key, _MISSING)
+            if value is not _MISSING:
+                self._cache.move_to_end(key)
+                return value  # type: ignore[return-value]
+        loaded = self._load(key)
+        with self._lock:
+            self._cache[key] = loaded
             if len(self._cache) > self._size:
                 self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(key)
-        return value  # type: ignore[return-value]
+        return loaded
 
     def __getitem__(self, key: str) -> V:
         value = self._lookup(key)
