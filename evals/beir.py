@@ -185,13 +185,13 @@ def markdown(doc: dict[str, Any]) -> str:
     cfg = doc["config"]
     return (
         f"# litassist BEIR eval\n\nBenchmark `{doc['benchmark']}`, split `{doc['split']}`: {doc['queries']} judged "
-        f"queries over {cfg['papers']} indexed papers · embedder `{cfg['embedding_model']}` · chunks "
+        f"queries over {cfg['papers']} indexed papers ({cfg['chunks']} chunks) · embedder `{cfg['embedding_model']}` · chunks "
         f"{cfg['chunk_size']}/{cfg['chunk_overlap']} tokens · top {DEPTH} per query.\n\n{table(doc)}\n"
     )
 
 
 # --- command ------------------------------------------------------------------------------------
-def ensure_corpus(settings: Any, beir: BeirSet, say: Callable[[str], None]) -> None:
+def ensure_corpus(settings: Any, beir: BeirSet, say: Callable[[str], None]) -> dict[str, Any] | None:
     """Ingest the corpus when the index lacks any of its documents (an ingest is incremental)."""
     from assistant.stores.registry import Registry
 
@@ -209,6 +209,9 @@ def ensure_corpus(settings: Any, beir: BeirSet, say: Callable[[str], None]) -> N
         report = ingest([beir.corpus], settings)
         for skip in report.skipped:
             say(f"skipped {skip}")
+        say(f"ingested in {report.seconds:.1f}s: {report.total_chunks} chunks, {report.embedded} embedded")
+        return {"seconds": round(report.seconds, 1), "chunks": report.total_chunks, "embedded": report.embedded}
+    return None
 
 
 def run_beir_command(
@@ -234,7 +237,7 @@ def run_beir_command(
         typer.echo(line, err=True)
 
     settings = _settings()
-    ensure_corpus(settings, beir, say)
+    ingested = ensure_corpus(settings, beir, say)
     index = Index.open(settings)
     retriever = Retriever(index)
     results = []
@@ -246,11 +249,11 @@ def run_beir_command(
             return [h.paper.id for h in retriever.retrieve(question, k=DEPTH, mode=mode)]
 
         results.append(evaluate(search, beir, mode))
-    papers, _ = index.registry.counts()
+    papers, chunks = index.registry.counts()
     ing = settings.ingest
     config = {
-        "papers": papers, "embedding_model": index.embedder.model_id, "chunk_size": ing.chunk_size,
-        "chunk_overlap": ing.chunk_overlap, "retrieval": settings.retrieval.model_dump(mode="json"),
+        "papers": papers, "chunks": chunks, "embedding_model": index.embedder.model_id, "chunk_size": ing.chunk_size,
+        "chunk_overlap": ing.chunk_overlap, "retrieval": settings.retrieval.model_dump(mode="json"), "ingest": ingested,
     }  # fmt: skip
     doc = document(beir, results, config)
     typer.echo(table(doc))
