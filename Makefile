@@ -8,7 +8,7 @@ CORPUS ?= ../shared/corpus/hf-daily-papers
 QUESTION ?= Which papers reduce catastrophic forgetting with LoRA?
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test install browser-deps lint typecheck eval judge bench clean
+.PHONY: demo test install browser-deps lint typecheck eval judge bench bench-scale clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ judge: install
 bench: install
 	$(BIN)/python benchmarks/bench_ingest.py $(CORPUS)
 	$(BIN)/python benchmarks/bench_ask.py
+
+# Index cost at synthetic 1k/10k papers (loopback embeddings server, no model); SIZES=1000,10000,100000 for 100k.
+SIZES ?= 1000,10000
+bench-scale: install
+	$(BIN)/python benchmarks/bench_scale.py --sizes $(SIZES)
 
 clean:
 	rm -rf $(VENV) .cache artifacts .pytest_cache .mypy_cache .ruff_cache *.egg-info

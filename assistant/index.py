@@ -15,12 +15,13 @@ import numpy as np
 from assistant.embedders import get_embedder
 from assistant.embedders.cache import CachedEmbedder
 from assistant.errors import IndexMissingError
-from assistant.models import Chunk, Paper
 from assistant.offline import ensure_offline
 from assistant.settings import Settings
+from assistant.stores import chunk_metadata
 from assistant.stores.bm25 import BM25Index
 from assistant.stores.chroma import ChromaStore
 from assistant.stores.registry import Registry
+from assistant.stores.views import ChunksByPaperView, ChunkView, PaperView
 
 
 @contextmanager
@@ -34,6 +35,9 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+INGEST_OPEN = "ingest_open"  # registry meta key set while an ingest writes (cleared when it finishes)
+CHUNK_META = "chunk_metadata"  # registry meta key: version of the metadata stored with each vector
+CHUNK_META_VERSION = 2  # paper_id, chunk, year, sources
 EMPTY_HINT = "the index is empty: run `litassist ingest ../shared/corpus/hf-daily-papers` (or your listing files)"
 
 
@@ -48,6 +52,7 @@ class Index:
         self.store = ChromaStore.open(settings)
         self._bm25: BM25Index | None = None
         self._query_cache: dict[str, np.ndarray] = {}
+        self._sources: tuple[int, list[str]] | None = None
         self._lock = threading.RLock()
 
     @classmethod
@@ -77,16 +82,20 @@ class Index:
         self._bm25 = None
 
     def reconcile(self) -> tuple[list[str], set[str]]:
-        """Compare Chroma with the registry (one pass over the ids).
+        """Compare Chroma with the registry.
 
         Returns the orphan vectors (no registered chunk: an ingest interrupted before its registry
         write) and the papers missing vectors (registered chunks absent from Chroma, e.g. a wiped store).
+        Lists every id only when the last ingest did not finish or the counts differ; otherwise the
+        two agree and this costs two counts.
         """
+        if self.registry.get_meta(INGEST_OPEN) is None and self.store.count() == self.registry.counts()[1]:
+            return [], set()
         have, registered = set(self.store.ids()), set(self.registry.chunk_ids())
         if have == registered:
             return [], set()
         missing = registered - have
-        return sorted(have - registered), {c.paper_id for c in self.registry.chunks() if c.id in missing}
+        return sorted(have - registered), {cid.rsplit("#", 1)[0] for cid in missing}
 
     def ensure_keyword_index(self) -> BM25Index:
         """The BM25 sidecar, rebuilt when the registry changed since it was built (thread- and
@@ -102,27 +111,52 @@ class Index:
             loaded = BM25Index.load(folder)
             if loaded is None or loaded.generation != gen:
                 # one keyword document per paper: title + the text of its chunks (= its abstract)
-                papers = self.registry.papers()
-                loaded = BM25Index.build([p.id for p in papers], [f"{p.title}\n{p.abstract}" for p in papers], gen)
+                rows = list(self.registry.keyword_rows())
+                loaded = BM25Index.build(
+                    [r[0] for r in rows], [r[1] for r in rows], gen, [r[2] for r in rows], [r[3] for r in rows]
+                )
                 loaded.save(folder)
             self._bm25 = loaded
             return loaded
 
-    # --- lookups ------------------------------------------------------------------------------
+    def ensure_chunk_metadata(self) -> None:
+        """Give every stored vector its paper's year and sources (indexes built before filters ran
+        inside the store lack them); a no-op once done."""
+        if self.registry.get_meta(CHUNK_META) == str(CHUNK_META_VERSION):
+            return
+        with self._lock, _file_lock(self.dir / "bm25.lock"):
+            if self.registry.get_meta(CHUNK_META) == str(CHUNK_META_VERSION):
+                return
+            ids = self.registry.paper_ids()
+            for start in range(0, len(ids), 256):
+                papers = self.registry.get_many(ids[start : start + 256])
+                cids, metas = [], []
+                for p in papers.values():
+                    for c in self.registry.chunks_of(p.id):
+                        cids.append(c.id)
+                        metas.append(chunk_metadata(p.id, c.index, p.year, p.sources))
+                self.store.set_metadata(cids, metas)
+            self.registry.set_meta(CHUNK_META, CHUNK_META_VERSION)
+
+    def sources(self) -> list[str]:
+        """Listing file names in the index (cached per registry generation)."""
+        gen = self.registry.generation()
+        if self._sources is None or self._sources[0] != gen:
+            self._sources = (gen, self.registry.sources())
+        return self._sources[1]
+
+    # --- lookups (lazy: one SQLite row per lookup, see assistant/stores/views.py) ---------------
     @cached_property
-    def papers(self) -> dict[str, Paper]:
-        return {p.id: p for p in self.registry.papers()}
+    def papers(self) -> PaperView:
+        return PaperView(self.registry)
 
     @cached_property
-    def chunks(self) -> dict[str, Chunk]:
-        return {c.id: c for c in self.registry.chunks()}
+    def chunks(self) -> ChunkView:
+        return ChunkView(self.registry)
 
     @cached_property
-    def chunks_by_paper(self) -> dict[str, list[Chunk]]:
-        out: dict[str, list[Chunk]] = {}
-        for c in self.chunks.values():
-            out.setdefault(c.paper_id, []).append(c)
-        return out
+    def chunks_by_paper(self) -> ChunksByPaperView:
+        return ChunksByPaperView(self.registry)
 
     def refresh(self) -> None:
         """Drop cached lookups when another process changed the index since they were read (and
@@ -143,6 +177,10 @@ class Index:
                 self._query_cache.clear()
             self._query_cache[text] = vec
         return vec
+
+    def forget_queries(self) -> None:
+        """Drop the in-process query-embedding cache (so a timing includes embedding the question)."""
+        self._query_cache.clear()
 
     def stats(self) -> dict[str, object]:
         papers, chunks = self.registry.counts()

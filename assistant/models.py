@@ -10,7 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 class Paper(BaseModel):
     """One unique paper (deduplicated across listings)."""
 
-    id: str = Field(description="Stable id: 'arxiv:<id>' when known, else 't:<hash of normalised title>'.")
+    id: str = Field(
+        description="Stable id: the record's own id (its 'id', or 'doi:…', 'pmid:…', 's2:…') when it carries one, "
+        "else 'arxiv:<id>' when known, else 't:<hash of normalised title>'."
+    )
     title: str
     abstract: str
     authors: list[str] = Field(default_factory=list)

@@ -8,41 +8,45 @@ tuned on ../shared/evals/dev.jsonl; see evals/README.md for the comparison table
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import numpy as np
 
 from assistant.errors import FilterError
 from assistant.index import Index
-from assistant.models import Filters, Hit, Paper
+from assistant.models import Filters, Hit
 
 MODES = ("hybrid", "dense", "bm25")
 
 
-def allowed_papers(papers: dict[str, Paper], filters: Filters) -> list[str] | None:
-    """Paper ids passing ``filters`` (None = no filter). Year filters drop papers without a year."""
+def check_filters(filters: Filters) -> None:
+    """Raise :class:`FilterError` for a filter that can match nothing by construction."""
     if filters.since is not None and filters.until is not None and filters.since > filters.until:
         raise FilterError(f"filter since={filters.since} is after until={filters.until}")
-    if filters.is_empty():
+
+
+def matching_sources(index: Index, filters: Filters) -> list[str] | None:
+    """Listing file names matching the source filter (a case-insensitive substring); None = no filter."""
+    if not filters.source:
         return None
-    out = []
-    needle = (filters.source or "").lower()
-    for pid, p in papers.items():
-        if filters.since is not None and (p.year is None or p.year < filters.since):
-            continue
-        if filters.until is not None and (p.year is None or p.year > filters.until):
-            continue
-        if needle and not any(needle in s.lower() for s in p.sources):
-            continue
-        out.append(pid)
-    return out
+    needle = filters.source.lower()
+    return [s for s in index.sources() if needle in s.lower()]
 
 
-def _paper_max(chunk_scores: dict[str, float], index: Index) -> dict[str, float]:
-    best: dict[str, float] = defaultdict(lambda: -np.inf)
-    for cid, s in chunk_scores.items():
-        chunk = index.chunks[cid]
-        best[chunk.paper_id] = max(best[chunk.paper_id], s)
-    return dict(best)
+def chroma_where(filters: Filters, sources: list[str] | None) -> dict[str, Any] | None:
+    """The filters as a Chroma ``where`` on chunk metadata (year, sources); papers without a year
+    have no ``year`` key, so a year filter drops them."""
+    conds: list[dict[str, Any]] = []
+    if filters.since is not None:
+        conds.append({"year": {"$gte": filters.since}})
+    if filters.until is not None:
+        conds.append({"year": {"$lte": filters.until}})
+    if sources is not None:
+        by_source = [{"sources": {"$contains": name}} for name in sources]
+        conds.append(by_source[0] if len(by_source) == 1 else {"$or": by_source})
+    if not conds:
+        return None
+    return conds[0] if len(conds) == 1 else {"$and": conds}
 
 
 def _ranks(scores: dict[str, float]) -> dict[str, int]:
@@ -56,17 +60,21 @@ class Retriever:
         self.index = index
         self.cfg = index.settings.retrieval
 
-    def dense_chunks(self, question: str, n: int, allowed: list[str] | None) -> dict[str, float]:
-        vec = self.index.embed_query(question)
-        known = self.index.chunks  # vectors of an unfinished ingest have no registry row yet: skip them
-        return {cid: s for cid, s in self.index.store.query(vec, n, paper_ids=allowed) if cid in known}
+    def dense_chunks(self, question: str, n: int, where: dict[str, Any] | None) -> dict[str, tuple[str, float]]:
+        """Chunk id -> (paper id, cosine similarity) of the ``n`` nearest chunks matching ``where``."""
+        found = self.index.store.query(self.index.embed_query(question), n, where)
+        # vectors of an unfinished ingest have no registry row yet: skip them
+        known = self.index.registry.known_chunks([cid for cid, _, _ in found])
+        return {cid: (pid, s) for cid, pid, s in found if cid in known}
 
-    def bm25_papers(self, question: str, n: int, allowed: list[str] | None) -> dict[str, float]:
+    def bm25_papers(
+        self, question: str, n: int, filters: Filters | None = None, sources: list[str] | None = None
+    ) -> dict[str, float]:
         bm25 = self.index.ensure_keyword_index()
         scores = bm25.scores(question)
-        if allowed is not None:
-            keep = set(allowed)
-            mask = np.array([pid in keep for pid in bm25.ids], dtype=bool)
+        f = filters or Filters()
+        mask = bm25.mask(f.since, f.until, sources)
+        if mask is not None:
             scores = np.where(mask, scores, 0.0)
         top = np.argsort(-scores)[:n]
         return {bm25.ids[i]: float(scores[i]) for i in top if scores[i] > 0}
@@ -74,33 +82,37 @@ class Retriever:
     def retrieve(
         self, question: str, *, k: int | None = None, filters: Filters | None = None, mode: str | None = None
     ) -> list[Hit]:
-        """Top-``k`` papers for ``question``, best first."""
+        """Top-``k`` papers for ``question``, best first (filters are applied inside both stores)."""
         k = self.cfg.k if k is None else k
         mode = mode or self.cfg.mode
         if mode not in MODES:
             raise FilterError(f"retrieval mode {mode!r} is not one of {', '.join(MODES)}")
-        allowed = allowed_papers(self.index.papers, filters or Filters())
-        if allowed is not None and not allowed:
+        filters = filters or Filters()
+        check_filters(filters)
+        sources = matching_sources(self.index, filters)
+        if sources == []:
             return []
+        if not filters.is_empty():
+            self.index.ensure_chunk_metadata()
         n = max(self.cfg.candidates, k * 4)
-        dense_c = self.dense_chunks(question, n, allowed) if mode in ("hybrid", "dense") else {}
-        bm25_p = self.bm25_papers(question, n, allowed) if mode in ("hybrid", "bm25") else {}
-        dense_p = _paper_max(dense_c, self.index)
-        fused = self.fuse(dense_p, bm25_p)
+        dense_c = self.dense_chunks(question, n, chroma_where(filters, sources)) if mode in ("hybrid", "dense") else {}
+        bm25_p = self.bm25_papers(question, n, filters, sources) if mode in ("hybrid", "bm25") else {}
+        dense_p: dict[str, float] = {}
         best_chunks: dict[str, list[tuple[float, str]]] = defaultdict(list)
-        for cid, s in dense_c.items():
-            best_chunks[self.index.chunks[cid].paper_id].append((s, cid))
-        hits = []
-        ranked = [(pid, s) for pid, s in sorted(fused.items(), key=lambda kv: -kv[1]) if pid in self.index.papers]
-        for rank, (pid, score) in enumerate(ranked[:k], start=1):
-            hits.append(
-                Hit(
-                    paper=self.index.papers[pid], score=score, rank=rank,
-                    dense=dense_p.get(pid), bm25=bm25_p.get(pid),
-                    chunk_ids=[c for _, c in sorted(best_chunks.get(pid, []), reverse=True)],
-                )
+        for cid, (pid, s) in dense_c.items():
+            dense_p[pid] = max(dense_p.get(pid, -np.inf), s)  # a paper's best chunk counts once
+            best_chunks[pid].append((s, cid))
+        fused = self.fuse(dense_p, bm25_p)
+        order = [pid for pid, _ in sorted(fused.items(), key=lambda kv: -kv[1])]
+        papers = self.index.papers.many(order[: k + 16])  # a few spare for papers not (yet) registered
+        ranked = [pid for pid in order[: k + 16] if pid in papers][:k]
+        return [
+            Hit(
+                paper=papers[pid], score=fused[pid], rank=rank, dense=dense_p.get(pid), bm25=bm25_p.get(pid),
+                chunk_ids=[c for _, c in sorted(best_chunks.get(pid, []), reverse=True)],
             )
-        return hits
+            for rank, pid in enumerate(ranked, start=1)
+        ]
 
     def fuse(self, dense: dict[str, float], bm25: dict[str, float]) -> dict[str, float]:
         """Weighted reciprocal rank fusion of the two paper rankings."""

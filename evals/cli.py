@@ -15,8 +15,9 @@ def register(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_command(
         questions: Annotated[
-            list[Path], typer.Option("--questions", help="Question file (JSON Lines, see evals/README.md); repeatable.")
-        ],
+            list[Path] | None,
+            typer.Option("--questions", help="Question file (JSON Lines, see evals/README.md); repeatable."),
+        ] = None,
         backend: Annotated[str | None, typer.Option(help="Answer backend (default: settings).")] = None,
         k: Annotated[int | None, typer.Option("--k", help="Papers retrieved per question (default: settings).")] = None,
         mode: Annotated[str | None, typer.Option(help="Retrieval mode: hybrid, dense or bm25.")] = None,
@@ -36,8 +37,15 @@ def register(app: typer.Typer) -> None:
             list[Path] | None,
             typer.Option("--train-only", help="With --cv: question files added to every fold's training, never scored."),
         ] = None,
+        beir: Annotated[Path | None, typer.Option("--beir", help="BEIR folder: score retrieval per mode.")] = None,
+        split: Annotated[str, typer.Option("--split", help="BEIR split: test, train or dev.")] = "test",
     ) -> None:
-        """Score every question of question files: retrieval, citations, grounding, facts, refusals, latency."""
+        """Score question files (retrieval, citations, grounding, facts, refusals, latency) or a BEIR folder."""
+        if beir is not None or not questions:
+            from evals.beir import run_beir_command
+
+            run_beir_command(beir, split=split, compare=compare, json_out=json_out, md_out=md_out)
+            return
         if cv is not None:
             from evals.cv_report import run_cv_command
 

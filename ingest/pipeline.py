@@ -8,21 +8,24 @@ written only after its vectors are stored, so an interrupted run is completed by
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from assistant.evidence import embed_sentences
-from assistant.index import Index
-from assistant.models import Chunk, Paper
+from assistant.index import INGEST_OPEN, Index
+from assistant.models import Paper
 from assistant.settings import Settings
+from assistant.stores import chunk_metadata
 from ingest.chunking import Chunker
 from ingest.parsers import iter_listing_files, read_listing
 from ingest.parsers.base import Skip
-from ingest.records import merge_entries
+from ingest.records import has_own_id, merge_entries
 
 Progress = Callable[[int, int], None]  # (advance by, total)
-UPSERT_BATCH = 64  # papers per Chroma upsert
+UPSERT_BATCH = 256  # papers chunked, embedded, stored and registered together (bounds ingest memory)
+LOOKUP_BATCH = 500  # papers looked up in the registry per query
 
 
 @dataclass
@@ -89,29 +92,34 @@ def ingest(
     index = Index.open(settings, create=True)
     if rebuild:
         index.reset()
+    index.ensure_chunk_metadata()
     orphans, repair = index.reconcile()
     index.store.delete(orphans)  # vectors an interrupted run stored for papers never registered
 
     todo: list[tuple[Paper, str, bool]] = []  # (paper, normalised title, is_update)
-    for paper, tnorm in merged:
-        known_id = index.registry.id_for_title(tnorm)
-        if known_id and known_id != paper.id:
-            paper.id = known_id  # the same paper seen before under another id keeps its first id
-        existing = index.registry.get(paper.id)
-        if existing is not None:
-            paper = _merge_with_existing(paper, existing)
-            if existing.content_hash == paper.content_hash and paper.id not in repair:
-                report.unchanged += 1
-                if paper != existing:
-                    index.registry.write(paper, tnorm, None)  # new source / metadata only
-                continue
-            if paper.id in repair and existing.content_hash == paper.content_hash:
-                report.repaired += 1
+    for group in _batches(merged, LOOKUP_BATCH):
+        known = index.registry.get_many([p.id for p, _ in group])
+        for paper, tnorm in group:
+            known_id = None if has_own_id(paper.id) else index.registry.id_for_title(tnorm)
+            if known_id and known_id != paper.id:
+                paper.id = known_id  # the same paper seen before under another id keeps its first id
+                known |= index.registry.get_many([known_id])
+            existing = known.get(paper.id)
+            if existing is not None:
+                paper = _merge_with_existing(paper, existing)
+                if existing.content_hash == paper.content_hash and paper.id not in repair:
+                    report.unchanged += 1
+                    if paper != existing:  # new source / metadata only
+                        index.registry.write(paper, tnorm, None)
+                        _restamp(index, paper)
+                    continue
+                if paper.id in repair and existing.content_hash == paper.content_hash:
+                    report.repaired += 1
+                else:
+                    report.updated += 1
             else:
-                report.updated += 1
-        else:
-            report.new += 1
-        todo.append((paper, tnorm, existing is not None))
+                report.new += 1
+            todo.append((paper, tnorm, existing is not None))
 
     embedder = index.embedder
     chunker = Chunker(
@@ -119,36 +127,45 @@ def ingest(
         settings.ingest.chunk_overlap,
         fits=lambda text: embedder.count_tokens(text) <= embedder.max_tokens,
     )
-    planned: list[tuple[Paper, str, bool, list[Chunk]]] = [(p, t, u, chunker.chunk(p)) for p, t, u in todo]
-    texts = [c.embed_text for *_, chunks in planned for c in chunks]
     if on_start:
-        on_start(len(texts))
+        on_start(len(todo))  # progress counts papers: chunks are made one batch at a time
     before = embedder.computed
-    vectors = embedder.embed(texts, on_batch=on_progress) if texts else None
-    report.embedded = embedder.computed - before
-
-    offset = 0
-    for start in range(0, len(planned), UPSERT_BATCH):
-        group = planned[start : start + UPSERT_BATCH]
-        ids, docs, metas = [], [], []
-        for paper, _, _, chunks in group:
-            for c in chunks:
-                ids.append(c.id)
-                docs.append(c.embed_text)
-                metas.append({"paper_id": paper.id, "chunk": c.index})
-        assert vectors is not None
-        index.store.upsert(ids, vectors[offset : offset + len(ids)], docs, metas)
-        offset += len(ids)
-        for paper, tnorm, is_update, chunks in group:
+    if todo:
+        index.registry.set_meta(INGEST_OPEN, True)
+    for batch in _batches(todo, UPSERT_BATCH):  # chunk, embed, store, register: memory bounded by a batch
+        planned = [(paper, tnorm, is_update, chunker.chunk(paper)) for paper, tnorm, is_update in batch]
+        chunks = [c for *_, cs in planned for c in cs]
+        vectors = embedder.embed([c.embed_text for c in chunks])
+        report.sentences_embedded += embed_sentences(index, [p for p, *_ in planned])  # judgement features
+        metas = [chunk_metadata(p.id, c.index, p.year, p.sources) for p, _, _, cs in planned for c in cs]
+        index.store.upsert([c.id for c in chunks], vectors, metas)
+        for paper, tnorm, is_update, cs in planned:
             if is_update:
-                keep = {c.id for c in chunks}
+                keep = {c.id for c in cs}
                 stale = set(index.store.ids(paper.id)) | set(index.registry.chunk_ids(paper.id))
                 index.store.delete(sorted(stale - keep))
-            index.registry.write(paper, tnorm, chunks)
-            report.chunks += len(chunks)
-
-    report.sentences_embedded = embed_sentences(index, [p for p, *_ in planned])  # judgement features
+            index.registry.write(paper, tnorm, cs)
+            report.chunks += len(cs)
+        if on_progress:
+            on_progress(len(batch))
+    index.registry.delete_meta(INGEST_OPEN)
+    report.embedded = embedder.computed - before - report.sentences_embedded
     index.ensure_keyword_index()
     report.total_papers, report.total_chunks = index.registry.counts()
     report.seconds = time.perf_counter() - t0
     return report
+
+
+T = TypeVar("T")
+
+
+def _batches(items: list[T], size: int) -> Iterator[list[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _restamp(index: Index, paper: Paper) -> None:
+    """Give the stored vectors of an unchanged paper its new year/sources (filters read them)."""
+    chunks = index.registry.chunks_of(paper.id)
+    metas = [chunk_metadata(paper.id, c.index, paper.year, paper.sources) for c in chunks]
+    index.store.set_metadata([c.id for c in chunks], metas)

@@ -15,7 +15,10 @@ def content_hash(title: str, abstract: str) -> str:
 
 
 def paper_id(entry: Entry) -> str:
-    """'arxiv:<id>' when the arXiv id is known, else 't:' + hash of the normalised title."""
+    """The record's own id (``doi:…``, ``pmid:…``, ``s2:…`` or its ``id`` as given), else
+    'arxiv:<id>' when the arXiv id is known, else 't:' + hash of the normalised title."""
+    if entry.ref:
+        return entry.ref
     if entry.arxiv_id:
         return f"arxiv:{entry.arxiv_id}"
     return "t:" + hashlib.sha1(normalise_title(entry.title).encode()).hexdigest()[:16]
@@ -25,9 +28,16 @@ def _better(a: str | None, b: str | None) -> str | None:
     return a if a else b
 
 
-def merge_entries(entries: list[Entry]) -> list[tuple[Paper, str]]:
-    """Deduplicate entries (same arXiv id or same normalised title) into papers.
+def has_own_id(pid: str) -> bool:
+    """Whether ``pid`` is an id the record carried itself (not an arXiv id or a title hash)."""
+    return not pid.startswith(("t:", "arxiv:"))
 
+
+def merge_entries(entries: list[Entry]) -> list[tuple[Paper, str]]:
+    """Deduplicate entries into papers: ids first, then titles.
+
+    An entry with its own id (:attr:`Entry.ref`) is the paper of that id and never merges by title, so
+    the same title under two ids stays two papers; other entries merge by arXiv id or normalised title.
     Returns ``(paper, normalised title)`` in first-seen order. When a paper appears several times, the
     longest abstract wins and every listing it came from is kept in ``sources``.
     """
@@ -36,7 +46,7 @@ def merge_entries(entries: list[Entry]) -> list[tuple[Paper, str]]:
     order: list[str] = []
     for e in entries:
         tnorm = normalise_title(e.title)
-        key = title_to_key.get(tnorm) or paper_id(e)
+        key = e.ref or title_to_key.get(tnorm) or paper_id(e)
         title_to_key.setdefault(tnorm, key)
         old = by_key.get(key)
         if old is None:

@@ -74,6 +74,9 @@ def test_ingest_and_ask_through_chroma_server(chroma_server: int, tmp_path: Path
     a = ask("Do low-rank adapters reduce catastrophic forgetting?", settings=s)
     assert isinstance(a, Answer) and not a.refused
     assert a.citations[0].title.startswith("LoRA Keeps What It Learned")
+    # filters run inside the server too (year and source metadata on each chunk)
+    dated = ask("Do low-rank adapters reduce catastrophic forgetting?", settings=s, filters={"since": 2024, "source": "tiny"})
+    assert [h.paper.year for h in dated.contexts] == [2024]
 
 
 def test_unreachable_server_is_one_line_error(tmp_path: Path) -> None:

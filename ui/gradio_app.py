@@ -13,7 +13,7 @@ import html
 import logging
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,7 +152,7 @@ class ChatApp:
         self.bib_dir = bib_dir or Path(tempfile.gettempdir()) / "litassist-bib"
 
     # --- index ----------------------------------------------------------------------------------
-    def _papers(self) -> dict[str, Paper]:
+    def _papers(self) -> Mapping[str, Paper]:
         try:
             index = get_assistant(self.settings).index
             index.refresh()  # another process may have ingested since

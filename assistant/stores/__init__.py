@@ -8,9 +8,14 @@ import numpy as np
 
 
 class VectorStore(Protocol):
-    """Where chunk vectors live. Ids are chunk ids; metadata carries at least ``paper_id``."""
+    """Where chunk vectors live. Ids are chunk ids; metadata carries ``paper_id``, ``chunk``, and the
+    paper's ``year`` and ``sources`` (a list) when known, which filters match inside the store."""
 
-    def upsert(self, ids: list[str], vectors: np.ndarray, documents: list[str], metadatas: list[dict[str, Any]]) -> None: ...
+    def upsert(
+        self, ids: list[str], vectors: np.ndarray, metadatas: list[dict[str, Any]], documents: list[str] | None = None
+    ) -> None: ...
+
+    def set_metadata(self, ids: list[str], metadatas: list[dict[str, Any]]) -> None: ...
 
     def delete(self, ids: list[str]) -> None: ...
 
@@ -20,8 +25,18 @@ class VectorStore(Protocol):
 
     def vectors(self, ids: list[str]) -> dict[str, np.ndarray]: ...
 
-    def query(self, vector: np.ndarray, n: int, paper_ids: list[str] | None = None) -> list[tuple[str, float]]:
-        """(chunk id, cosine similarity) best first; optionally only chunks of ``paper_ids``."""
+    def query(self, vector: np.ndarray, n: int, where: dict[str, Any] | None = None) -> list[tuple[str, str, float]]:
+        """(chunk id, paper id, cosine similarity) best first; ``where`` filters on chunk metadata."""
         ...
 
     def drop(self) -> None: ...
+
+
+def chunk_metadata(paper_id: str, chunk: int, year: int | None, sources: list[str]) -> dict[str, Any]:
+    """The metadata stored with a chunk vector (Chroma holds no None and no empty list)."""
+    meta: dict[str, Any] = {"paper_id": paper_id, "chunk": chunk}
+    if year is not None:
+        meta["year"] = year
+    if sources:
+        meta["sources"] = list(sources)
+    return meta

@@ -20,21 +20,31 @@ import numpy as np
 
 from assistant.text import corrected_terms, terms
 
-FORMAT = "papers-v1"  # bump when the document unit or tokenisation changes
+FORMAT = "papers-v2"  # bump when the document unit or tokenisation changes
 
 
 class BM25Index:
-    """bm25s over stemmed content terms; ``ids`` are paper ids."""
+    """bm25s over stemmed content terms; ``ids`` are paper ids, ``years`` (0 = none) and ``sources``
+    (listing file names per paper) are aligned with them so filters become boolean masks."""
 
-    def __init__(self, ids: list[str], retriever: object, df: dict[str, int], generation: int) -> None:
+    def __init__(
+        self, ids: list[str], retriever: object, df: dict[str, int], generation: int,
+        years: list[int] | None = None, sources: list[list[str]] | None = None,
+    ) -> None:  # fmt: skip
         self.ids = ids
         self._retriever = retriever
         self.df = df
         self.n_docs = len(ids)
         self.generation = generation
+        self.years = np.asarray(years if years is not None else [0] * len(ids), dtype=np.int32)
+        self.sources = sources if sources is not None else [[] for _ in ids]
+        self._by_source: dict[str, np.ndarray] | None = None
 
     @classmethod
-    def build(cls, ids: list[str], texts: list[str], generation: int) -> BM25Index:
+    def build(
+        cls, ids: list[str], texts: list[str], generation: int,
+        years: list[int | None] | None = None, sources: list[list[str]] | None = None,
+    ) -> BM25Index:  # fmt: skip
         import bm25s
 
         tokens = [terms(t) for t in texts]
@@ -44,7 +54,32 @@ class BM25Index:
         df: Counter[str] = Counter()
         for toks in tokens:
             df.update(set(toks))
-        return cls(ids, retriever, dict(df), generation)
+        year_list = [y or 0 for y in years] if years is not None else None
+        return cls(ids, retriever, dict(df), generation, year_list, sources)
+
+    def mask(self, since: int | None, until: int | None, sources: list[str] | None) -> np.ndarray | None:
+        """Papers passing a year range and/or any of ``sources`` (None = no filter); papers
+        without a year fail a year filter."""
+        if since is None and until is None and sources is None:
+            return None
+        keep = np.ones(self.n_docs, dtype=bool)
+        if since is not None:
+            keep &= self.years >= since
+        if until is not None:
+            keep &= (self.years <= until) & (self.years > 0)
+        if sources is not None:
+            if self._by_source is None:
+                rows: dict[str, list[int]] = {}
+                for i, names in enumerate(self.sources):
+                    for name in names:
+                        rows.setdefault(name, []).append(i)
+                self._by_source = {name: np.asarray(r, dtype=np.int64) for name, r in rows.items()}
+            hit = np.zeros(self.n_docs, dtype=bool)
+            for name in sources:
+                if name in self._by_source:
+                    hit[self._by_source[name]] = True
+            keep &= hit
+        return keep
 
     def save(self, folder: Path) -> None:
         tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
@@ -52,7 +87,10 @@ class BM25Index:
         if self.ids:
             self._retriever.save(str(tmp / "bm25"))  # type: ignore[attr-defined]
         (tmp / "meta.json").write_text(
-            json.dumps({"format": FORMAT, "ids": self.ids, "df": self.df, "generation": self.generation}), encoding="utf-8"
+            json.dumps({
+                "format": FORMAT, "ids": self.ids, "df": self.df, "generation": self.generation,
+                "years": self.years.tolist(), "sources": self.sources,
+            }), encoding="utf-8"
         )
         old = folder.with_name(f"{folder.name}.old-{uuid.uuid4().hex[:8]}")
         with contextlib.suppress(FileNotFoundError):
@@ -71,7 +109,7 @@ class BM25Index:
         if meta.get("format") != FORMAT:
             return None
         retriever = bm25s.BM25.load(str(folder / "bm25")) if meta["ids"] else bm25s.BM25()
-        return cls(meta["ids"], retriever, meta["df"], int(meta["generation"]))
+        return cls(meta["ids"], retriever, meta["df"], int(meta["generation"]), meta["years"], meta["sources"])
 
     def idf(self, term: str) -> float:
         """Smoothed inverse document frequency (unknown terms get the highest)."""

@@ -54,10 +54,16 @@ class ChromaStore:
         return self._col
 
     def upsert(
-        self, ids: list[str], vectors: np.ndarray, documents: list[str], metadatas: list[dict[str, Any]]
+        self, ids: list[str], vectors: np.ndarray, metadatas: list[dict[str, Any]], documents: list[str] | None = None
     ) -> None:
+        """Store vectors with their metadata; ``documents`` only when something will read them back."""
         if ids:
-            self._col.upsert(ids=ids, embeddings=vectors.tolist(), documents=documents, metadatas=metadatas)
+            self._col.upsert(ids=ids, embeddings=vectors, metadatas=metadatas, documents=documents)
+
+    def set_metadata(self, ids: list[str], metadatas: list[dict[str, Any]]) -> None:
+        """Replace the metadata of stored vectors (e.g. a paper gained a source)."""
+        if ids:
+            self._col.update(ids=ids, metadatas=metadatas)
 
     def delete(self, ids: list[str]) -> None:
         if ids:
@@ -77,19 +83,21 @@ class ChromaStore:
     def count(self) -> int:
         return int(self._col.count())
 
-    def query(self, vector: np.ndarray, n: int, paper_ids: list[str] | None = None) -> list[tuple[str, float]]:
-        total = self.count()
-        if total == 0 or n <= 0:
+    def query(
+        self, vector: np.ndarray, n: int, where: dict[str, Any] | None = None
+    ) -> list[tuple[str, str, float]]:
+        """(chunk id, paper id, cosine similarity) best first, among chunks whose metadata match ``where``.
+
+        No ``count()`` first: Chroma returns fewer than ``n`` when it holds fewer, and an empty list
+        when it holds none.
+        """
+        if n <= 0:
             return []
-        where: dict[str, Any] | None = None
-        if paper_ids is not None:
-            if not paper_ids:
-                return []
-            where = {"paper_id": {"$in": paper_ids}}
-        res = self._col.query(
-            query_embeddings=[vector.tolist()], n_results=min(n, total), where=where, include=["distances"]
-        )
-        return [(cid, 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0], strict=True)]
+        res = self._col.query(query_embeddings=[vector], n_results=n, where=where, include=["distances", "metadatas"])
+        return [
+            (cid, str(meta["paper_id"]), 1.0 - float(d))
+            for cid, meta, d in zip(res["ids"][0], res["metadatas"][0], res["distances"][0], strict=True)
+        ]
 
     def drop(self) -> None:
         with contextlib.suppress(Exception):  # absent already

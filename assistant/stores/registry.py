@@ -51,6 +51,12 @@ class Registry:
             raise
         self._db.execute("COMMIT")
 
+    def _select_in(self, sql: str, ids: list[str]) -> Iterator[tuple[object, ...]]:
+        """Rows of ``sql`` (with ``{marks}`` for the placeholders) for ``ids``, 500 at a time."""
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            yield from self._db.execute(sql.format(marks=",".join("?" * len(part))), part)
+
     # --- papers ---------------------------------------------------------------------------
     def get(self, paper_id: str) -> Paper | None:
         row = self._db.execute("SELECT data FROM papers WHERE id=?", (paper_id,)).fetchone()
@@ -59,6 +65,36 @@ class Registry:
     def id_for_title(self, title_norm: str) -> str | None:
         row = self._db.execute("SELECT id FROM papers WHERE title_norm=?", (title_norm,)).fetchone()
         return row[0] if row else None
+
+    def missing(self, ids: list[str]) -> list[str]:
+        """The ``ids`` that name no registered paper."""
+        have = {str(r[0]) for r in self._select_in("SELECT id FROM papers WHERE id IN ({marks})", ids)}
+        return [i for i in ids if i not in have]
+
+    def get_many(self, ids: list[str]) -> dict[str, Paper]:
+        """The registered papers among ``ids``, by id."""
+        rows = self._select_in("SELECT data FROM papers WHERE id IN ({marks})", ids)
+        papers = (Paper.model_validate_json(str(r[0])) for r in rows)
+        return {p.id: p for p in papers}
+
+    def paper_ids(self) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT id FROM papers ORDER BY id")]
+
+    def keyword_rows(self) -> Iterator[tuple[str, str, int | None, list[str]]]:
+        """(id, title + abstract, year, sources) of every paper, without building Paper objects."""
+        rows = self._db.execute(
+            "SELECT id, json_extract(data, '$.title') || char(10) || json_extract(data, '$.abstract'), "
+            "json_extract(data, '$.year'), json_extract(data, '$.sources') FROM papers ORDER BY id"
+        )
+        for pid, text, year, sources in rows:
+            yield pid, text, year, json.loads(sources) if sources else []
+
+    def sources(self) -> list[str]:
+        """Every listing file name any paper came from."""
+        rows = self._db.execute(
+            "SELECT DISTINCT j.value FROM papers, json_each(json_extract(papers.data, '$.sources')) AS j"
+        )
+        return sorted(r[0] for r in rows)
 
     def papers(self) -> list[Paper]:
         rows = self._db.execute("SELECT data FROM papers ORDER BY id").fetchall()
@@ -95,6 +131,14 @@ class Registry:
         rows = self._db.execute("SELECT id, paper_id, idx, text, embed_text FROM chunks ORDER BY paper_id, idx")
         return [Chunk(id=r[0], paper_id=r[1], index=r[2], text=r[3], embed_text=r[4]) for r in rows]
 
+    def known_chunks(self, ids: list[str]) -> set[str]:
+        """The registered chunk ids among ``ids``."""
+        return {str(r[0]) for r in self._select_in("SELECT id FROM chunks WHERE id IN ({marks})", ids)}
+
+    def chunk(self, chunk_id: str) -> Chunk | None:
+        r = self._db.execute("SELECT id, paper_id, idx, text, embed_text FROM chunks WHERE id=?", (chunk_id,)).fetchone()
+        return Chunk(id=r[0], paper_id=r[1], index=r[2], text=r[3], embed_text=r[4]) if r else None
+
     def chunks_of(self, paper_id: str) -> list[Chunk]:
         rows = self._db.execute(
             "SELECT id, paper_id, idx, text, embed_text FROM chunks WHERE paper_id=? ORDER BY idx", (paper_id,)
@@ -118,6 +162,9 @@ class Registry:
 
     def set_meta(self, key: str, value: object) -> None:
         self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?,?)", (key, json.dumps(value)))
+
+    def delete_meta(self, key: str) -> None:
+        self._db.execute("DELETE FROM meta WHERE key=?", (key,))
 
     @staticmethod
     def _bump(db: sqlite3.Connection) -> None:

@@ -25,6 +25,7 @@ class Entry:
     url: str | None = None
     arxiv_id: str | None = None  # bare id, e.g. "2401.12345" (no version suffix)
     venue: str | None = None
+    ref: str | None = None  # the record's own id, namespaced: "doi:10.1/x", "pmid:123", "s2:abc", or as given
 
 
 @dataclass

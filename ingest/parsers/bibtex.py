@@ -12,7 +12,7 @@ import unicodedata
 from pathlib import Path
 
 from ingest.parsers.base import Entry, ParseResult, Skip
-from ingest.parsers.text import collapse_ws, extract_arxiv_id, parse_date
+from ingest.parsers.text import collapse_ws, extract_arxiv_id, own_id, parse_date
 
 _ENTRY_RE = re.compile(r"^[ \t]*@[ \t]*([A-Za-z][\w-]*)\s*([{(])", re.M)
 _NAME_RE = re.compile(r"[A-Za-z_][\w:.+/-]*")
@@ -302,6 +302,7 @@ class BibtexParser:
                 url=url or (f"https://doi.org/{doi}" if doi else None),
                 arxiv_id=arxiv_id,
                 venue=venue,
+                ref=None if arxiv_id else own_id(doi=doi),
             )
         )
 

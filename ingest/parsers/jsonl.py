@@ -4,6 +4,10 @@ Each record needs ``title`` and ``abstract`` strings; optional fields are ``auth
 or one string separated by ", " / " and "), ``date`` ("2024-05-01", "2024", or free text kept as given),
 ``year``, ``url``, ``arxiv_id`` (else derived from an arxiv.org ``url``), ``venue``, ``n_authors``,
 ``upvotes`` and ``org``.
+
+A record's own id becomes the paper id: ``id`` (or BEIR's ``_id``) as given, else ``doi`` (as
+``doi:10.…``), ``pmid`` (``pmid:…``) or ``s2_id`` (``s2:…``). BEIR ``corpus.jsonl`` records
+(``_id``, ``title``, ``text``) are read directly: ``text`` stands in for a missing ``abstract``.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.parsers.base import Entry, ParseResult, Skip
-from ingest.parsers.text import collapse_ws, extract_arxiv_id, parse_date
+from ingest.parsers.text import collapse_ws, extract_arxiv_id, own_id, parse_date
 
 _AUTHOR_SPLIT_RE = re.compile(r",\s*(?:and\s+)?|\s+and\s+|\s*;\s*")
 
@@ -64,6 +68,8 @@ def record_to_entry(rec: object, source: str, locator: str) -> Entry:
     """Turn one decoded JSON record into an :class:`Entry`; raises :class:`RecordError` naming the field."""
     if not isinstance(rec, dict):
         raise RecordError(f"expected an object, got {_type_name(rec)}")
+    if rec.get("abstract") is None and isinstance(rec.get("text"), str) and ("_id" in rec or "id" in rec):
+        rec = {**rec, "abstract": rec["text"]}  # a BEIR corpus record
     fields: dict[str, str] = {}
     for key in ("title", "abstract"):
         if key not in rec or rec[key] is None:
@@ -97,6 +103,10 @@ def record_to_entry(rec: object, source: str, locator: str) -> Entry:
         url=url,
         arxiv_id=arxiv_id,
         venue=_opt_str(rec, "venue"),
+        ref=own_id(
+            id=_opt_str(rec, "id") or _opt_str(rec, "_id"), doi=_opt_str(rec, "doi"),
+            pmid=_opt_str(rec, "pmid"), s2_id=_opt_str(rec, "s2_id"),
+        ),
     )
 
 

@@ -123,3 +123,20 @@ def extract_arxiv_id(text: str | None) -> str | None:
         return None
     m = _ARXIV_ID_RE.fullmatch(s)
     return m["id"] if m else None
+
+
+_DOI_PREFIX_RE = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", re.I)
+
+
+def own_id(*, id: str | None = None, doi: str | None = None, pmid: str | None = None, s2_id: str | None = None) -> str | None:
+    """A record's own id as a paper id, first of: ``id`` as given, ``doi:<doi, lower case>``,
+    ``pmid:<n>``, ``s2:<id>`` (None when the record carries none)."""
+    if id and id.strip():
+        return id.strip()
+    if doi and (bare := _DOI_PREFIX_RE.sub("", doi.strip()).strip()):
+        return f"doi:{bare.lower()}"
+    if pmid and pmid.strip():
+        return f"pmid:{pmid.strip()}"
+    if s2_id and s2_id.strip():
+        return f"s2:{s2_id.strip()}"
+    return None
