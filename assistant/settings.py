@@ -138,6 +138,9 @@ class UISettings(BaseModel):
     port: int = Field(default=7860, description="Gradio port.")
     username: str | None = Field(default=None, description="Basic-auth user (set with password when exposed).")
     password: SecretStr | None = Field(default=None, description="Basic-auth password.")
+    concurrency: int = Field(
+        default=8, ge=1, description="Questions the Gradio app answers at the same time (queue concurrency)."
+    )
 
 
 class SlackSettings(BaseModel):

@@ -62,6 +62,15 @@ def _merge_with_existing(paper: Paper, existing: Paper) -> Paper:
     return Paper.model_validate(data)
 
 
+def _same_paper(paper: Paper, known_id: str, claimed: set[str]) -> bool:
+    """Whether ``paper`` is the paper registered as ``known_id`` under the same title: not when both
+    carry different arXiv ids (two papers sharing a title), and not when a paper of this run holds
+    ``known_id`` itself (taking it would overwrite that paper)."""
+    if paper.arxiv_id and known_id.startswith("arxiv:") and known_id != f"arxiv:{paper.arxiv_id}":
+        return False
+    return known_id not in claimed
+
+
 def ingest(
     paths: list[Path],
     settings: Settings,
@@ -91,9 +100,10 @@ def ingest(
     index.store.delete(orphans)  # vectors an interrupted run stored for papers never registered
 
     todo: list[tuple[Paper, str, bool]] = []  # (paper, normalised title, is_update)
+    claimed = {p.id for p, _ in merged}  # ids this run's papers hold; no other paper may take one
     for paper, tnorm in merged:
         known_id = index.registry.id_for_title(tnorm)
-        if known_id and known_id != paper.id:
+        if known_id and known_id != paper.id and _same_paper(paper, known_id, claimed):
             paper.id = known_id  # the same paper seen before under another id keeps its first id
         existing = index.registry.get(paper.id)
         if existing is not None:
