@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.index import Index
+from assistant.locking import WriteLock
 from assistant.models import Chunk, Paper
 from assistant.settings import Settings
 from ingest.chunking import Chunker
@@ -81,6 +82,7 @@ def ingest(
 ) -> IngestReport:
     """Ingest listing files/folders into the index named by ``settings``."""
     t0 = time.perf_counter()
+    lock = WriteLock(settings.data_dir)  # one ingest per data dir at a time (held until we return)
     report = IngestReport()
     files, skips = iter_listing_files(paths)
     report.skipped.extend(skips)
@@ -158,4 +160,5 @@ def ingest(
     index.ensure_keyword_index()
     report.total_papers, report.total_chunks = index.registry.counts()
     report.seconds = time.perf_counter() - t0
+    lock.release()
     return report

@@ -285,3 +285,19 @@ def test_item14_concurrent_asks_are_served_together_and_agree(seed_settings: Set
     for one, many in zip(serial, results, strict=True):
         assert not isinstance(many, Exception), many
         assert many.text == one.text and [c.paper_id for c in many.citations] == [c.paper_id for c in one.citations]  # type: ignore[union-attr]
+
+
+# --- 12 ---------------------------------------------------------------------------------------
+def test_item12_concurrent_ingest_on_one_data_dir_gets_a_clear_message(tmp_path: Path) -> None:
+    from assistant.locking import WriteLock
+
+    s = _settings(tmp_path)
+    listing = _jsonl(tmp_path / "a.jsonl", [{"title": "LoRA adapters", "abstract": "They reduce forgetting."}])
+    held = WriteLock(s.data_dir)  # as a running ingest holds it
+    try:
+        proc = _cli("ingest", str(listing), data=s.data_dir)
+        err = _one_line_error(proc)
+        assert proc.returncode == 2 and "another ingest" in err and str(s.data_dir) in err
+    finally:
+        held.release()
+    assert ingest([listing], s).total_papers == 1  # free again once the holder is done
