@@ -301,3 +301,40 @@ def test_item12_concurrent_ingest_on_one_data_dir_gets_a_clear_message(tmp_path:
     finally:
         held.release()
     assert ingest([listing], s).total_papers == 1  # free again once the holder is done
+
+
+# --- 13 ---------------------------------------------------------------------------------------
+_PROBE = """
+import json, sys
+import numpy as np
+from pathlib import Path
+from assistant.index import Index
+from assistant.settings import Settings
+idx = Index.open(Settings(data_dir=Path(sys.argv[1]), cache_dir=Path(sys.argv[2])))
+everything = idx.store.collection.get(include=["embeddings"])
+ids, m = everything["ids"], np.asarray(everything["embeddings"], dtype=np.float32)
+m /= np.linalg.norm(m, axis=1, keepdims=True)
+out = []
+for q in json.loads(sys.argv[3]):
+    v = idx.embed_query(q)
+    exact = [ids[i] for i in np.argsort(-(m @ (v / np.linalg.norm(v))), kind="stable")[:50]]
+    out.append([[c for c, _ in idx.store.query(v, 50)], exact])
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_item13_retrieval_is_the_same_in_every_process(seed_dir: Path) -> None:
+    from tests.conftest import DEV, EMBED_CACHE
+
+    questions = [json.loads(line)["question"] for line in DEV.read_text().splitlines() if line.strip()]
+    runs = []
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-c", _PROBE, str(seed_dir), str(EMBED_CACHE), json.dumps(questions)],
+                              capture_output=True, text=True, timeout=300, check=False)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs.append(json.loads(proc.stdout))
+    first, second = runs
+    assert [hnsw for hnsw, _ in first] == [hnsw for hnsw, _ in second], "two processes, different neighbours"
+    overlap = sum(len(set(h) & set(e)) for h, e in first) / sum(len(e) for _, e in first)
+    assert overlap == 1.0, f"dense search is not exact at this size (recall@50 {overlap:.3f})"
