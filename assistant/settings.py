@@ -98,6 +98,9 @@ class StoreSettings(BaseModel):
     )
     chroma_port: int = Field(default=8000, description="Chroma server port.")
     chroma_ssl: bool = Field(default=False, description="Use HTTPS for the Chroma server.")
+    timeout: float = Field(
+        default=30.0, gt=0, description="Seconds to wait for the Chroma server to answer a request before failing."
+    )
 
 
 class RetrievalSettings(BaseModel):

@@ -338,3 +338,30 @@ def test_item13_retrieval_is_the_same_in_every_process(seed_dir: Path) -> None:
     assert [hnsw for hnsw, _ in first] == [hnsw for hnsw, _ in second], "two processes, different neighbours"
     overlap = sum(len(set(h) & set(e)) for h, e in first) / sum(len(e) for _, e in first)
     assert overlap == 1.0, f"dense search is not exact at this size (recall@50 {overlap:.3f})"
+
+
+# --- 11 (Chroma server) -----------------------------------------------------------------------
+@pytest.mark.network
+def test_item11_chroma_server_that_never_answers_fails_within_the_deadline(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)  # accepts connections (the kernel does), never answers
+    port = listener.getsockname()[1]
+    env = {**os.environ, "LITASSIST_DATA_DIR": str(tmp_path / "data"), "LITASSIST_STORE__CHROMA_HOST": "127.0.0.1",
+           "LITASSIST_STORE__CHROMA_PORT": str(port), "LITASSIST_STORE__TIMEOUT": "2"}
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "placeholder").write_text("")
+    listing = _jsonl(tmp_path / "a.jsonl", [{"title": "LoRA adapters", "abstract": "They reduce forgetting."}])
+    try:
+        t0 = time.monotonic()
+        proc = subprocess.run([str(LITASSIST), "ingest", str(listing)], capture_output=True, env=env, timeout=60,
+                              check=False)
+        waited = time.monotonic() - t0
+    finally:
+        listener.close()
+    err = _one_line_error(proc)
+    assert proc.returncode == 2 and f"127.0.0.1:{port}" in err and "did not answer within 2s" in err, err
+    assert waited < 30

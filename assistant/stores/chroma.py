@@ -21,10 +21,13 @@ def make_client(settings: Settings) -> Any:
     chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
     store = settings.store
     if store.chroma_host:
+        from assistant.stores.deadline import bound, probe
+
+        probe(store)  # a server that never answers fails here, within store.timeout
         try:
-            return chromadb.HttpClient(
+            return bound(chromadb.HttpClient(
                 host=store.chroma_host, port=store.chroma_port, ssl=store.chroma_ssl, settings=chroma_settings
-            )
+            ), store)
         except Exception as err:  # chromadb raises plain ValueError/ConnectionError here
             raise BackendError(
                 f"cannot reach the Chroma server at {store.chroma_host}:{store.chroma_port} ({err})"
