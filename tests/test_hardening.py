@@ -365,3 +365,40 @@ def test_item11_chroma_server_that_never_answers_fails_within_the_deadline(tmp_p
     err = _one_line_error(proc)
     assert proc.returncode == 2 and f"127.0.0.1:{port}" in err and "did not answer within 2s" in err, err
     assert waited < 30
+
+
+_READER = """
+import json, sys
+from pathlib import Path
+from assistant.answering import get_assistant
+from assistant.settings import Settings
+a = get_assistant(Settings(data_dir=Path(sys.argv[1]), cache_dir=Path(sys.argv[2])))
+stop, n, errors = Path(sys.argv[3]), 0, []
+print("ready", flush=True)
+while not stop.exists() or n == 0:
+    try:
+        a.stream("Which papers reduce forgetting with LoRA adapters?").result()
+    except Exception as exc:
+        errors.append(f"{type(exc).__name__}: {exc}"[:200])
+    n += 1
+print(json.dumps({"asks": n, "errors": errors[:5], "n_errors": len(errors)}))
+"""
+
+
+@pytest.mark.slow
+def test_item12_rebuild_while_another_process_answers(tmp_path: Path, tiny_listing: Path) -> None:
+    s = _settings(tmp_path)
+    ingest([tiny_listing], s)
+    stop = tmp_path / "stop"
+    reader = subprocess.Popen([sys.executable, "-c", _READER, str(s.data_dir), str(s.cache_dir), str(stop)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout is not None and reader.stdout.readline().strip() == "ready"
+        for _ in range(3):
+            proc = _cli("ingest", "--rebuild", str(tiny_listing), data=s.data_dir)
+            assert proc.returncode == 0, proc.stderr
+    finally:
+        stop.touch()
+        out, err = reader.communicate(timeout=120)
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["asks"] > 0 and result["n_errors"] == 0, (result, err[-2000:])
