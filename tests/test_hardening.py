@@ -57,6 +57,12 @@ def test_item01_cli_usage_errors_are_one_line(tmp_path: Path) -> None:
         proc = _cli(*args, data=tmp_path / "data")
         err = _one_line_error(proc)
         assert proc.returncode == 2 and err.startswith("litassist: ") and expect in err, (args, err)
+    good = _jsonl(tmp_path / "good.jsonl", [{"title": "LoRA adapters", "abstract": "They reduce forgetting."}])
+    unreadable = str(tmp_path / ("x" * 5000 + ".jsonl"))  # the OS refuses the name: cannot even be checked
+    proc = _cli("ingest", unreadable, str(good), data=tmp_path / "data")
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and "Traceback" not in err and "cannot read: File name too long" in err.splitlines()[0]
+    assert "Index: 1 papers" in " ".join(err.split()), err[-300:]  # the readable file named with it is ingested
 
 
 # --- 2 ----------------------------------------------------------------------------------------
