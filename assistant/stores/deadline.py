@@ -22,11 +22,10 @@ def probe(store: StoreSettings) -> None:
     url = f"{scheme}://{store.chroma_host}:{store.chroma_port}/api/v2/heartbeat"
     t0 = time.monotonic()
     try:
-        with httpx.Client(timeout=httpx.Timeout(store.timeout)) as client:
-            with client.stream("GET", url) as resp:
-                for _ in resp.iter_bytes():
-                    if time.monotonic() - t0 > store.timeout:
-                        raise httpx.ReadTimeout("overall deadline passed")
+        with httpx.Client(timeout=httpx.Timeout(store.timeout)) as client, client.stream("GET", url) as resp:
+            for _ in resp.iter_bytes():
+                if time.monotonic() - t0 > store.timeout:
+                    raise httpx.ReadTimeout("overall deadline passed")
     except httpx.TimeoutException:
         raise BackendError(
             f"the Chroma server at {store.chroma_host}:{store.chroma_port} did not answer within "
