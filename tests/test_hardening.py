@@ -164,6 +164,17 @@ def test_item06_hf_entry_cut_inside_its_title_is_reported_not_glued(tmp_path: Pa
     assert [e.title for e in res.entries] == ["First paper on adapters", "Third paper on mixture of experts"]
     assert len(res.skipped) == 1 and res.skipped[0].locator == "line 9" and "Second paper on LoR" in res.skipped[0].reason
 
+    cut_abstract = (  # cut inside its abstract: the cut entry is reported against its own title line
+        "First paper on adapters\n\nFirst abstract sentence that was cut sho\nSecond paper on experts\n\n"
+        "Second abstract sentence.\n\n · 2 authors\n·\nMay 14 5\n"
+    )
+    path.write_text(cut_abstract, encoding="utf-8")
+    res = read_listing(path)
+    assert [(e.title, e.abstract, e.upvotes) for e in res.entries] == [
+        ("Second paper on experts", "Second abstract sentence.", 5)
+    ]
+    assert [s.locator for s in res.skipped] == ["line 1"] and "First paper on adapters" in res.skipped[0].reason
+
 
 # --- 7 ----------------------------------------------------------------------------------------
 class _CountingText(str):

@@ -213,6 +213,16 @@ class HFDailyParser:
                 skip(p.line, f"title {_short(title)!r} has no abstract (line {nxt.line} is the next title)")
                 i += 1
                 continue
+            if len(nxt.lines) > 1 and _titleish(nxt.lines[-1]) and after is not None and not _is_meta(after) \
+                    and _abstractish(after):
+                # "abstract cut sho" + "Next title" on the next line: report the cut entry, and keep the next
+                # one whole (its title was glued to the cut abstract)
+                cut_at = nxt.line + len(nxt.lines) - 1
+                paras[i + 1 : i + 2] = [_Para(nxt.line, nxt.lines[:-1]), _Para(cut_at, nxt.lines[-1:])]
+                n += 1
+                skip(p.line, f"entry {_short(title)!r} is cut short in its abstract (line {cut_at} starts the next title)")
+                i += 2
+                continue
             meta = _Meta()
             i += 2
             if after is not None and _is_meta(after):
