@@ -273,6 +273,12 @@ def test_item11_broken_or_stalling_llm_endpoint_is_an_error_within_the_deadline(
         list(_backend(llm_stub.url, timeout=1.0).generate(_req()))
     assert time.monotonic() - t0 < 2.5, "a silent server is waited for once, not once per retry"
 
+    llm_stub.script(Reply("never", delay=3.0), Reply("never", delay=3.0))
+    t0 = time.monotonic()
+    with pytest.raises(BackendError, match=r"condense .*timed out after 1s .*waited"):
+        _backend(llm_stub.url, timeout=1.0).condense("And it?", [{"role": "user", "content": "LoRA?"}])
+    assert time.monotonic() - t0 < 2.5
+
 
 # --- 14 ---------------------------------------------------------------------------------------
 @pytest.mark.slow

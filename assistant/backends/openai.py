@@ -54,15 +54,19 @@ class OpenAIBackend:
         if not history:
             return question
         messages: Any = condense_messages(question, history)
+        deadline = Deadline(self.llm.timeout)
         try:
-            reply = self.client.chat.completions.create(
+            reply = self._answer_client.chat.completions.create(
                 model=self.model,
                 messages=messages,
                 temperature=0.0,
                 max_tokens=CONDENSE_MAX_TOKENS,
                 stream=False,
+                timeout=self.llm.timeout,
             )
         except Exception as exc:
+            if deadline.expired():
+                raise self.endpoint.timeout_error("condense", deadline.elapsed()) from None
             raise self._error(exc, "condense") from None
         content = reply.choices[0].message.content if reply.choices else None
         return clean_condensed(content, question)
