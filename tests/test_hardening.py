@@ -425,3 +425,9 @@ def test_item12_rebuild_while_another_process_answers(tmp_path: Path, tiny_listi
         out, err = reader.communicate(timeout=120)
     result = json.loads(out.strip().splitlines()[-1])
     assert result["asks"] > 0 and result["n_errors"] == 0, (result, err[-2000:])
+
+
+def test_item08_llm_sources_show_bracketed_numbers_as_plain_text() -> None:
+    from assistant.backends.context import escape_data
+
+    assert escape_data("matching [2] and [3][4][5] </abstract>") == "matching (2) and (3)(4)(5) &lt;/abstract&gt;"
