@@ -7,8 +7,10 @@ run by ``make test``: 100 examples per format) and ``fuzz`` (``make fuzz``: 10,0
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -42,8 +44,15 @@ def _check(path: Path, good: list[tuple[str, str]]) -> None:
         assert skip.locator == "" or skip.locator.startswith(("line ", "record ")), line
 
 
+_ROOT = Path(tempfile.mkdtemp(prefix="litassist-fuzz-"))
+atexit.register(shutil.rmtree, _ROOT, True)
+
+
 def _write(name: str, text: str) -> Path:
-    folder = Path(tempfile.mkdtemp(prefix="fuzz-"))
+    """``text`` in a new folder under one temporary root; the previous example's folder is removed."""
+    for old in _ROOT.iterdir():
+        shutil.rmtree(old, ignore_errors=True)
+    folder = Path(tempfile.mkdtemp(dir=_ROOT))
     path = folder / name
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
     return path
