@@ -8,7 +8,7 @@ CORPUS ?= ../shared/corpus/hf-daily-papers
 QUESTION ?= Which papers reduce catastrophic forgetting with LoRA?
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test install browser-deps lint typecheck eval judge bench bench-scale clean
+.PHONY: demo test install browser-deps lint typecheck eval judge bench bench-scale bench-concurrency fuzz clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,14 @@ bench: install
 SIZES ?= 1000,10000
 bench-scale: install
 	$(BIN)/python benchmarks/bench_scale.py --sizes $(SIZES)
+
+# 8 concurrent Gradio users, LLM (2 s loopback stub) and extractive backends: prints a table.
+bench-concurrency: install
+	$(BIN)/python benchmarks/bench_concurrency.py
+
+# The property-based parser/ingest fuzz suite, long profile (>= 10,000 examples per format).
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -p no:randomly tests/test_fuzz.py
 
 clean:
 	rm -rf $(VENV) .cache artifacts .pytest_cache .mypy_cache .ruff_cache *.egg-info

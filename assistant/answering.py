@@ -25,6 +25,7 @@ from assistant.offline import count_tokens
 from assistant.prompts import render
 from assistant.retrieval import Retriever
 from assistant.settings import Settings
+from assistant.text import replace_surrogates
 
 History = Sequence[Turn] | Sequence[tuple[str, str]] | None
 CLOSEST = 5
@@ -37,7 +38,7 @@ def normalise_history(history: History) -> list[Turn]:
     for item in history or []:
         if isinstance(item, dict):
             if item.get("content"):
-                turns.append({"role": str(item.get("role", "user")), "content": str(item["content"])})
+                turns.append({"role": str(item.get("role", "user")), "content": replace_surrogates(str(item["content"]))})
         else:
             user, bot = item
             if user:
@@ -122,7 +123,7 @@ class AnswerStream:
         if not question or not question.strip():
             raise ConfigError("question: empty question")
         self._owner = owner
-        self.question = question.strip()
+        self.question = replace_surrogates(question).strip()  # undecodable command-line bytes
         self.k, self.filters, self.history, self.mode = k, filters, history, mode
         self.backend = owner.backend(backend)
         self.answer: Answer | None = None

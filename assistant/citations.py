@@ -17,6 +17,12 @@ CITE_GROUP = re.compile(r"\[(\d+(?:\s*[,;–-]\s*\d+)*)\]")
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 
 
+def defuse(quoted: str) -> str:
+    """Text quoted from an abstract, with its own bracketed numbers ("matching [2] and [3][4]") turned into
+    parentheses, so they are never read as citations of this answer's sources."""
+    return CITE_GROUP.sub(lambda m: f"({m.group(1)})", quoted)
+
+
 def _expand(group: str) -> list[int]:
     out: list[int] = []
     for part in re.split(r"\s*[,;]\s*", group):

@@ -37,7 +37,9 @@ def _settings() -> Settings:
 
 
 def _err(msg: str) -> None:
-    typer.echo(f"litassist: {msg}", err=True)
+    from assistant.text import terminal_safe
+
+    typer.echo(terminal_safe(f"litassist: {msg}"), err=True)
 
 
 @app.command()
@@ -137,6 +139,20 @@ def _register_optional_commands() -> None:
                 raise
 
 
+def _usage_error(err: BaseException) -> tuple[str, int] | None:
+    """A command-line usage error as (one line, exit status), whichever click raised it.
+
+    Typer vendors its own copy of click (``typer._click``) whose exceptions are not the separately
+    installed ``click``'s, so the check is by shape: a ``ClickException`` of either copy."""
+    if not any(cls.__name__ == "ClickException" for cls in type(err).__mro__):
+        return None
+    message = " ".join(str(getattr(err, "format_message", lambda: str(err))()).split())
+    ctx = getattr(err, "ctx", None)
+    command = getattr(ctx, "command_path", "") if ctx is not None else ""
+    hint = f" (see `{command} --help`)" if command else ""
+    return f"{message}{hint}", int(getattr(err, "exit_code", 2) or 2)
+
+
 def main(argv: Optional[list[str]] = None) -> None:  # noqa: UP045 - typer entry point
     """Console-script entry point: one-line errors, no tracebacks for user errors."""
     _register_optional_commands()
@@ -152,13 +168,12 @@ def main(argv: Optional[list[str]] = None) -> None:  # noqa: UP045 - typer entry
         sys.exit(130)
     except typer.Exit as ex:
         sys.exit(ex.exit_code)
-    except Exception as err:  # click usage errors
-        import click
-
-        if isinstance(err, click.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
-        raise
+    except Exception as err:
+        usage = _usage_error(err)
+        if usage is None:
+            raise
+        _err(usage[0])
+        sys.exit(usage[1])
     sys.exit(0)
 
 

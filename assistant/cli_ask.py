@@ -54,19 +54,20 @@ def register(app: typer.Typer) -> None:
         from assistant.answering import get_assistant
         from assistant.cli import _settings
         from assistant.models import Filters
+        from assistant.text import terminal_safe
 
         settings = _settings()
         filters = Filters(since=since, until=until, source=source)
         run = get_assistant(settings).stream(question, k=k, filters=filters, backend=backend, mode=mode)
         if stream and not as_json:
             for delta in run:
-                sys.stdout.write(delta)
+                sys.stdout.write(terminal_safe(delta))
                 sys.stdout.flush()
             answer = run.result()
-            typer.echo("\n" + render_text(answer, with_text=False))
+            typer.echo(terminal_safe("\n" + render_text(answer, with_text=False)))
             return
         answer = run.result()
         if as_json:
             typer.echo(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
         else:
-            typer.echo(render_text(answer))
+            typer.echo(terminal_safe(render_text(answer)))

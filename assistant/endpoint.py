@@ -58,6 +58,13 @@ class Endpoint:
             msg = f"{where} failed: {type(exc).__name__}: {exc}"
         return BackendError(self.scrub(msg))
 
+    def timeout_error(self, what: str, waited: float) -> BackendError:
+        """The overall deadline passed: says which endpoint and how long it waited."""
+        where = f"{self.label}: {what} request to {self.base_url} (model {self.model!r})"
+        return BackendError(
+            self.scrub(f"{where} timed out after {self.timeout:g}s (llm.timeout, overall; waited {waited:.1f}s)")
+        )
+
     def scrub(self, text: str) -> str:
         """``text`` without the key or anything key-like, on one line, at most 400 characters."""
         text = " ".join(redact(text, [self._secret]).split())
@@ -93,3 +100,47 @@ def _is_connection(exc: BaseException) -> bool:
     import httpx
 
     return isinstance(exc, httpx.TransportError | ConnectionError)
+
+
+class Deadline:
+    """An overall time limit for one request, reads and retries included (not a per-read timeout)."""
+
+    def __init__(self, seconds: float) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self.seconds = seconds
+        self.start = self._clock()
+
+    def left(self) -> float:
+        return max(0.0, self.seconds - self.elapsed())
+
+    def elapsed(self) -> float:
+        return self._clock() - self.start
+
+    def expired(self) -> bool:
+        return self.elapsed() >= self.seconds
+
+    def watch(self, response: Any) -> Any:
+        """A started timer that cuts ``response``'s connection when the deadline passes (a server that
+        keeps the stream alive with comments or a token now and then cannot hold the caller longer)."""
+        import threading
+
+        timer = threading.Timer(self.left(), cut_connection, args=(response,))
+        timer.daemon = True
+        timer.start()
+        return timer
+
+
+def cut_connection(response: Any) -> None:
+    """Shut down the socket under an ``httpx.Response`` (wakes a thread blocked reading it)."""
+    import contextlib
+    import socket
+
+    with contextlib.suppress(Exception):
+        stream = response.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
+        else:
+            response.close()

@@ -76,9 +76,10 @@ class Index:
     # --- maintenance --------------------------------------------------------------------------
     def reset(self) -> None:
         """Drop this collection's vectors, registry rows and keyword index (``--rebuild``)."""
-        self.store.drop()
+        self.store.delete(self.store.ids())  # not drop(): readers in other processes hold this collection
         self.registry.clear()
-        shutil.rmtree(self.dir / "bm25", ignore_errors=True)
+        with _file_lock(self.dir / "bm25.lock"):  # a reader in another process may be loading it
+            shutil.rmtree(self.dir / "bm25", ignore_errors=True)
         self._bm25 = None
 
     def reconcile(self) -> tuple[list[str], set[str]]:

@@ -98,6 +98,9 @@ class StoreSettings(BaseModel):
     )
     chroma_port: int = Field(default=8000, description="Chroma server port.")
     chroma_ssl: bool = Field(default=False, description="Use HTTPS for the Chroma server.")
+    timeout: float = Field(
+        default=30.0, gt=0, description="Seconds to wait for the Chroma server to answer a request before failing."
+    )
 
 
 class RetrievalSettings(BaseModel):
@@ -144,6 +147,9 @@ class UISettings(BaseModel):
     port: int = Field(default=7860, description="Gradio port.")
     username: str | None = Field(default=None, description="Basic-auth user (set with password when exposed).")
     password: SecretStr | None = Field(default=None, description="Basic-auth password.")
+    concurrency: int = Field(
+        default=8, ge=1, description="Questions the Gradio app answers at the same time (queue concurrency)."
+    )
 
 
 class SlackSettings(BaseModel):

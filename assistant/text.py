@@ -6,7 +6,9 @@ import re
 from functools import lru_cache
 from typing import Any
 
-_WORD = re.compile(r"[a-z0-9]+(?:[.'][a-z0-9]+)*")
+# Letters and digits of any script (Cyrillic, Greek, CJK...), not only ASCII: an index of non-Latin papers
+# must still have keyword terms. ``[^\W_]`` is a Unicode letter or digit.
+_WORD = re.compile(r"[^\W_]+(?:[.'][^\W_]+)*")
 _NUMBER = re.compile(r"(?<![\w.])[$]?\d+(?:[.,]\d+)*(?:\s?%|x\b|×)?")
 _SENT_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 _ABBREV = re.compile(r"\b(?:e\.g|i\.e|et al|etc|vs|Fig|Eq|cf|approx|resp)\.$", re.IGNORECASE)
@@ -113,3 +115,21 @@ def _content_words(text: str) -> list[str]:
         w for w in words(text)
         if w not in STOPWORDS and w not in QUESTION_WORDS and (len(w) > 1 or w.isdigit())
     ]
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+# C0/C1 control characters (ESC starts ANSI/OSC sequences; BEL ends OSC titles) except tab and newline,
+# and the bidirectional overrides/isolates that reorder what a reader sees (Trojan Source).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# A whole escape sequence: CSI (ESC [ ... final), OSC (ESC ] ... BEL or ESC \), or a 2-char ESC sequence.
+_ESCAPE_SEQ = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]|\x9b[0-?]*[ -/]*[@-~]")
+
+
+def replace_surrogates(text: str) -> str:
+    """``text`` with lone UTF-16 surrogates (undecodable bytes of a command line) as U+FFFD."""
+    return _SURROGATES.sub("\ufffd", text)
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` safe to print to a terminal: ANSI/OSC escape sequences, other control characters and
+    bidi overrides removed (tabs and newlines kept), lone surrogates replaced."""
+    return _CONTROL.sub("", _ESCAPE_SEQ.sub("", replace_surrogates(text)))

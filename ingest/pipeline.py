@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from assistant.evidence import embed_sentences
 from assistant.index import INGEST_OPEN, Index
+from assistant.locking import WriteLock
 from assistant.models import Paper
 from assistant.settings import Settings
 from assistant.stores import chunk_metadata
@@ -67,6 +68,15 @@ def _merge_with_existing(paper: Paper, existing: Paper) -> Paper:
     return Paper.model_validate(data)
 
 
+def _same_paper(paper: Paper, known_id: str, claimed: set[str]) -> bool:
+    """Whether ``paper`` is the paper registered as ``known_id`` under the same title: not when both
+    carry different arXiv ids (two papers sharing a title), and not when a paper of this run holds
+    ``known_id`` itself (taking it would overwrite that paper)."""
+    if paper.arxiv_id and known_id.startswith("arxiv:") and known_id != f"arxiv:{paper.arxiv_id}":
+        return False
+    return known_id not in claimed
+
+
 def ingest(
     paths: list[Path],
     settings: Settings,
@@ -77,6 +87,7 @@ def ingest(
 ) -> IngestReport:
     """Ingest listing files/folders into the index named by ``settings``."""
     t0 = time.perf_counter()
+    lock = WriteLock(settings.data_dir)  # one ingest per data dir at a time (held until we return)
     report = IngestReport()
     files, skips = iter_listing_files(paths)
     report.skipped.extend(skips)
@@ -97,11 +108,12 @@ def ingest(
     index.store.delete(orphans)  # vectors an interrupted run stored for papers never registered
 
     todo: list[tuple[Paper, str, bool]] = []  # (paper, normalised title, is_update)
+    claimed = {p.id for p, _ in merged}  # ids this run's papers hold; no other paper may take one
     for group in _batches(merged, LOOKUP_BATCH):
         known = index.registry.get_many([p.id for p, _ in group])
         for paper, tnorm in group:
             known_id = None if has_own_id(paper.id) else index.registry.id_for_title(tnorm)
-            if known_id and known_id != paper.id:
+            if known_id and known_id != paper.id and _same_paper(paper, known_id, claimed):
                 paper.id = known_id  # the same paper seen before under another id keeps its first id
                 known |= index.registry.get_many([known_id])
             existing = known.get(paper.id)
@@ -153,6 +165,7 @@ def ingest(
     index.ensure_keyword_index()
     report.total_papers, report.total_chunks = index.registry.counts()
     report.seconds = time.perf_counter() - t0
+    lock.release()
     return report
 
 

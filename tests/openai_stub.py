@@ -45,6 +45,8 @@ class Reply:
     delay: float = 0.0  # seconds before answering (timeout tests)
     prompt_tokens: int = 42
     completion_tokens: int | None = None  # default: the number of chunks
+    raw: bytes | None = None  # sent as-is as an HTTP 200 event stream (a broken endpoint)
+    trickle: float = 0.0  # seconds between stream events, with an SSE keep-alive comment before each
 
     def deltas(self) -> list[str]:
         if self.chunks is not None:
@@ -140,6 +142,14 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.status != 200:
             self._error(reply.status, reply.text or f"stub: HTTP {reply.status}")
             return
+        if reply.raw is not None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(reply.raw)
+            self.close_connection = True
+            return
         want_usage = bool((body.get("stream_options") or {}).get("include_usage")) and mode != "no_usage"
         if body.get("stream"):
             self._stream(body, reply, want_usage)
@@ -203,8 +213,17 @@ class _Handler(BaseHTTPRequestHandler):
         if want_usage:
             events.append(chunk(None, usage=self._usage(reply)))
         for event in events:
-            self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
-            self.wfile.flush()
+            if reply.trickle:
+                time.sleep(reply.trickle)
+                try:
+                    self.wfile.write(b": keep-alive\n\n")
+                except OSError:
+                    return  # the client hung up
+            try:
+                self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                self.wfile.flush()
+            except OSError:
+                return
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
         self.close_connection = True

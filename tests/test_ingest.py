@@ -241,3 +241,56 @@ def test_seed_corpus_cli_reports_414_and_reingest_is_free(seed_dir: Path, tmp_pa
                            env=env, capture_output=True, text=True, check=True)
     report = json.loads(again.stdout)
     assert (report["new"], report["updated"], report["embedded"], report["papers"]) == (0, 0, 0, 414)
+
+
+def _count(db: Path, sql: str) -> int:
+    with contextlib.suppress(sqlite3.Error):
+        if db.exists():
+            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.2)
+            try:
+                return int(con.execute(sql).fetchone()[0])
+            finally:
+                con.close()
+    return 0
+
+
+def _snapshot(s: Settings) -> tuple[dict[str, str], list[str], list[str]]:
+    index = Index.open(s)
+    papers = {p.id: p.content_hash for p in index.registry.papers()}
+    return papers, index.registry.chunk_ids(), sorted(index.store.ids())
+
+
+@pytest.mark.slow
+def test_sigkill_at_several_points_then_rerun_equals_a_clean_ingest(tmp_path: Path) -> None:
+    """Kill -9 while embedding, while writing vectors, after the first registry rows; re-run; compare."""
+    rows = [{"title": f"Crash test paper {i}", "abstract": LONG.replace("sparse", f"topic{i}")[: 900 + 40 * i]}
+            for i in range(24)]
+    src = _write_jsonl(tmp_path / "crash.jsonl", rows)
+    data, cache = tmp_path / "data", tmp_path / "c"
+    env = {**os.environ, "LITASSIST_DATA_DIR": str(data), "LITASSIST_CACHE_DIR": str(cache)}
+    cmd = [sys.executable, "-m", "assistant.cli", "ingest", str(src)]
+    points = {  # where to kill: polled every 20 ms
+        "embedding": lambda: _count(cache / "embeddings.sqlite", "SELECT COUNT(*) FROM vectors") > 0,
+        "vectors written": lambda: (data / "chroma").exists() and _count(cache / "embeddings.sqlite",
+                                                                          "SELECT COUNT(*) FROM vectors") > 0,
+        "registry rows": lambda: _count(next(data.rglob("registry.sqlite"), data / "none"),
+                                        "SELECT COUNT(*) FROM papers") > 0,
+    }
+    killed = 0
+    for name, reached in points.items():
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None and not reached():
+            time.sleep(0.02)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            killed += 1
+        proc.wait()
+        assert proc.returncode in (0, -signal.SIGKILL), name
+    assert killed >= 2, "ingest finished before it could be killed at most points"
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    clean = Settings(data_dir=tmp_path / "clean", cache_dir=cache)
+    ingest([src], clean)
+    got, want = _snapshot(Settings(data_dir=data, cache_dir=cache)), _snapshot(clean)
+    assert got == want and got[1] == got[2], "papers, chunk ids and vector ids equal a clean ingest, no orphans"

@@ -30,7 +30,7 @@ from assistant.backends import Turn, available_backends  # noqa: E402
 from assistant.errors import ConfigError, FilterError, IndexMissingError, LitassistError  # noqa: E402
 from assistant.models import Answer, Filters, Paper  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
-from ui.gradio_render import bibtex, example_questions, sources_html, status_html  # noqa: E402
+from ui.gradio_render import bibtex, chat_markdown, example_questions, sources_html, status_html  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def answer_message(answer: Answer) -> dict[str, str]:
     """The chat message for a final answer; refusals carry the ``la-refusal-msg`` style."""
     if answer.refused:
         return {"role": "assistant", "content": f'<div class="la-refusal-msg">{_markdown_to_html(answer.text)}</div>'}
-    return {"role": "assistant", "content": answer.text}
+    return {"role": "assistant", "content": chat_markdown(answer.text)}
 
 
 def error_message(err: Exception) -> dict[str, str]:
@@ -216,7 +216,7 @@ class ChatApp:
             text = ""
             for delta in stream:
                 text += delta
-                chat[-1] = {"role": "assistant", "content": text}
+                chat[-1] = {"role": "assistant", "content": chat_markdown(text)}
                 yield list(chat), gr.skip(), gr.skip(), state, ""
             answer = stream.result()
         except LitassistError as err:
@@ -307,7 +307,9 @@ class ChatApp:
                     sources = gr.HTML(sources_html(None), label="Sources", elem_id="la-sources", js_on_load=None)
             inputs = [box, chatbot, state, since, until, k, backend]
             outputs = [chatbot, sources, bib, state, box]
-            answering: dict[str, Any] = {"show_progress": "hidden", "concurrency_id": "ask"}  # one answer queue
+            answering: dict[str, Any] = {  # one answer queue, serving ui.concurrency questions at once
+                "show_progress": "hidden", "concurrency_id": "ask", "concurrency_limit": self.settings.ui.concurrency,
+            }
             box.submit(self.submit, inputs, outputs, api_name="chat", **answering)
             send.click(self.submit, inputs, outputs, api_visibility="private", **answering)
             chatbot.example_select(_picked, None, box, api_visibility="private").then(
@@ -316,7 +318,7 @@ class ChatApp:
             clear.click(self.clear, None, outputs, api_visibility="private")
             backend.change(self.status, backend, status, api_visibility="private")
             demo.load(self.refresh, backend, [status, chatbot, since, until], api_visibility="private")
-            gr.api(self.api_ask, api_name="ask", concurrency_id="ask")
+            gr.api(self.api_ask, api_name="ask", concurrency_id="ask", concurrency_limit=self.settings.ui.concurrency)
         return demo
 
 

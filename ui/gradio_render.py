@@ -17,6 +17,19 @@ from assistant.models import Answer, Citation, Filters, Paper
 # --- sources panel ---------------------------------------------------------------------------
 
 
+_IMAGE_OPEN = re.compile(r"!(?=\[)")
+
+
+def chat_markdown(text: str) -> str:
+    """Answer text (quoted from abstracts) made safe for the Chatbot's markdown: no raw HTML (``<img>``,
+    ``<script>``...), no markdown image (``![x](https://...)`` would make the browser fetch it), no
+    terminal escapes or bidi overrides; links stay text the user may click, nothing loads by itself."""
+    from assistant.text import terminal_safe
+
+    text = terminal_safe(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _IMAGE_OPEN.sub(r"\\!", text)
+
+
 def _esc(text: object) -> str:
     return html.escape(str(text), quote=True)
 

@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from assistant.citations import defuse
 from assistant.errors import ConfigError
 from assistant.models import Hit
 from assistant.offline import count_tokens
@@ -45,8 +46,9 @@ _CONTROL_TOKEN = re.compile(r"<\|([^<>|]{0,40})\|>")
 
 
 def escape_data(text: str) -> str:
-    """Neutralise anything in paper text that could close a source delimiter or end a chat turn."""
-    text = _DELIMITER_TAG.sub(lambda m: m.group(0).replace("<", "&lt;").replace(">", "&gt;"), text)
+    """Neutralise anything in paper text that could close a source delimiter, end a chat turn, or pose
+    as a citation of another source (a "[3]" inside an abstract is shown to the model as "(3)")."""
+    text = _DELIMITER_TAG.sub(lambda m: m.group(0).replace("<", "&lt;").replace(">", "&gt;"), defuse(text))
     return _CONTROL_TOKEN.sub(lambda m: f"&lt;|{m.group(1)}|&gt;", text)
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from assistant.backends import REFUSAL, Request, Turn
+from assistant.citations import defuse
 from assistant.evidence import PaperEvidence, Sentence
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ MIN_SENTENCE_SHARE = 0.35  # extra sentences need this share of the paper's best
 
 def cite(sentence: str, n: int) -> str:
     """Put the citation inside the sentence's final punctuation: 'x y [n].' (LaTeX escapes dropped)."""
-    body = sentence.replace("\\%", "%").replace("~", " ").rstrip()
+    body = defuse(sentence).replace("\\%", "%").replace("~", " ").rstrip()
     end = ""
     while body and body[-1] in ".!?;:":
         end = body[-1] + end

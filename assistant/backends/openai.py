@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from assistant.backends import REFUSAL, Request, Turn
 from assistant.backends.context import answer_context, clean_condensed, condense_messages
-from assistant.endpoint import Endpoint, body_text
+from assistant.endpoint import Deadline, Endpoint, body_text
+from assistant.errors import BackendError
 from assistant.offline import count_tokens
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ class OpenAIBackend:
         self._openai = openai
         self._stream_usage = True  # ask for usage in the stream until the server refuses the option
         self._lock = threading.Lock()
+        # answers run under one overall deadline (llm.timeout); a retry would silently double it
+        self._answer_client = self.client.with_options(max_retries=0)
 
     # --- Backend protocol ------------------------------------------------------------------
     def condense(self, question: str, history: list[Turn]) -> str:
@@ -51,15 +54,19 @@ class OpenAIBackend:
         if not history:
             return question
         messages: Any = condense_messages(question, history)
+        deadline = Deadline(self.llm.timeout)
         try:
-            reply = self.client.chat.completions.create(
+            reply = self._answer_client.chat.completions.create(
                 model=self.model,
                 messages=messages,
                 temperature=0.0,
                 max_tokens=CONDENSE_MAX_TOKENS,
                 stream=False,
+                timeout=self.llm.timeout,
             )
         except Exception as exc:
+            if deadline.expired():
+                raise self.endpoint.timeout_error("condense", deadline.elapsed()) from None
             raise self._error(exc, "condense") from None
         content = reply.choices[0].message.content if reply.choices else None
         return clean_condensed(content, question)
@@ -70,24 +77,40 @@ class OpenAIBackend:
             return
         ctx = answer_context(req.question, req.hits, self.llm)
         req.shown = len(ctx.sources)  # citations beyond what the model saw are invalid
-        stream = self._open_stream(ctx.messages)
+        deadline = Deadline(self.llm.timeout)  # one limit for the whole answer, not per read
+        stream = self._open_stream(ctx.messages, deadline)
+        watchdog = deadline.watch(getattr(stream, "response", None))
         parts: list[str] = []
         usage = None
+        chunks = 0
         try:
             for chunk in stream:
                 if getattr(chunk, "usage", None):
                     usage = chunk.usage
-                for choice in chunk.choices or []:
+                choices = getattr(chunk, "choices", None)
+                if isinstance(choices, list):
+                    chunks += 1
+                for choice in choices or []:
                     delta = choice.delta.content if choice.delta else None
                     if delta:
                         parts.append(delta)
                         yield delta
         except Exception as exc:
+            if deadline.expired():
+                raise self.endpoint.timeout_error("answer stream", deadline.elapsed()) from None
             raise self._error(exc, "answer stream") from None
         finally:
+            watchdog.cancel()
             close = getattr(stream, "close", None)
             if close is not None:
                 close()
+        if deadline.expired():
+            raise self.endpoint.timeout_error("answer stream", deadline.elapsed())
+        if not chunks:  # HTTP 200 but no chat.completion.chunk at all: a broken endpoint, not a refusal
+            raise BackendError(self.endpoint.scrub(
+                f"openai backend: answer stream from {self.base_url} (model {self.model!r}) held no "
+                "chat completion chunks (HTTP 200 with a body that is not an OpenAI stream)"
+            ))
         if usage is not None and (usage.prompt_tokens or usage.completion_tokens):
             req.usage.prompt_tokens = int(usage.prompt_tokens or 0)
             req.usage.completion_tokens = int(usage.completion_tokens or 0)
@@ -96,25 +119,32 @@ class OpenAIBackend:
             req.usage.completion_tokens = count_tokens("".join(parts))
 
     # --- helpers -----------------------------------------------------------------------------
-    def _open_stream(self, messages: list[dict[str, str]]) -> Any:
+    def _open_stream(self, messages: list[dict[str, str]], deadline: Deadline) -> Any:
         kwargs: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
             "temperature": self.llm.temperature,
             "max_tokens": self.llm.max_tokens,
             "stream": True,
+            "timeout": max(deadline.left(), 0.001),
         }
         if self._stream_usage:
             try:
-                return self.client.chat.completions.create(**kwargs, stream_options={"include_usage": True})
+                return self._answer_client.chat.completions.create(**kwargs, stream_options={"include_usage": True})
             except self._openai.APIStatusError as exc:
                 if exc.status_code not in (400, 422) or "stream_options" not in body_text(exc):
                     raise self._error(exc, "answer") from None
                 with self._lock:
                     self._stream_usage = False  # this server does not know the option: stop sending it
             except Exception as exc:
-                raise self._error(exc, "answer") from None
+                raise self._answer_error(exc, deadline) from None
         try:
-            return self.client.chat.completions.create(**kwargs)
+            kwargs["timeout"] = max(deadline.left(), 0.001)
+            return self._answer_client.chat.completions.create(**kwargs)
         except Exception as exc:
-            raise self._error(exc, "answer") from None
+            raise self._answer_error(exc, deadline) from None
+
+    def _answer_error(self, exc: BaseException, deadline: Deadline) -> BackendError:
+        if deadline.expired():
+            return self.endpoint.timeout_error("answer", deadline.elapsed())
+        return self._error(exc, "answer")

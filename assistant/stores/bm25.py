@@ -20,7 +20,7 @@ import numpy as np
 
 from assistant.text import corrected_terms, terms
 
-FORMAT = "papers-v2"  # bump when the document unit or tokenisation changes
+FORMAT = "papers-v3"  # bump when the document unit or tokenisation changes
 
 
 class BM25Index:
@@ -49,7 +49,7 @@ class BM25Index:
 
         tokens = [terms(t) for t in texts]
         retriever = bm25s.BM25(k1=1.2, b=0.75)
-        if tokens:
+        if any(tokens):  # bm25s cannot index a corpus without a single term (max() of an empty vocabulary)
             retriever.index(tokens, show_progress=False)
         df: Counter[str] = Counter()
         for toks in tokens:
@@ -84,7 +84,7 @@ class BM25Index:
     def save(self, folder: Path) -> None:
         tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         tmp.mkdir(parents=True)
-        if self.ids:
+        if self.df:
             self._retriever.save(str(tmp / "bm25"))  # type: ignore[attr-defined]
         (tmp / "meta.json").write_text(
             json.dumps({
@@ -108,7 +108,7 @@ class BM25Index:
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
         if meta.get("format") != FORMAT:
             return None
-        retriever = bm25s.BM25.load(str(folder / "bm25")) if meta["ids"] else bm25s.BM25()
+        retriever = bm25s.BM25.load(str(folder / "bm25")) if meta["df"] else bm25s.BM25()
         return cls(meta["ids"], retriever, meta["df"], int(meta["generation"]), meta["years"], meta["sources"])
 
     def idf(self, term: str) -> float:
@@ -123,6 +123,6 @@ class BM25Index:
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every document for ``query`` (aligned with ``ids``)."""
         toks = [t for t in self.query_terms(query) if t in self.df]
-        if not toks or not self.ids:
+        if not toks or not self.ids or not self.df:
             return np.zeros(len(self.ids), dtype=np.float32)
         return np.asarray(self._retriever.get_scores(toks), dtype=np.float32)  # type: ignore[attr-defined]

@@ -132,16 +132,19 @@ def iter_listing_files(paths: list[Path]) -> tuple[list[Path], list[Skip]]:
 
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            found = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in LISTING_EXTENSIONS and not _hidden(p, path)
-            )
-            for file in found:
-                add(file)
-        elif path.exists():
-            add(path)
-        else:
-            skipped.append(Skip(str(path), "", "no such file or folder"))
+        try:  # one unreadable path (no permission, name too long, ...) must not stop the others
+            if path.is_dir():
+                found = sorted(
+                    p
+                    for p in path.rglob("*")
+                    if p.is_file() and p.suffix.lower() in LISTING_EXTENSIONS and not _hidden(p, path)
+                )
+                for file in found:
+                    add(file)
+            elif path.exists():
+                add(path)
+            else:
+                skipped.append(Skip(str(path), "", "no such file or folder"))
+        except OSError as exc:
+            skipped.append(Skip(str(path), "", f"cannot read: {collapse_ws(exc.strerror or str(exc))}"))
     return files, skipped

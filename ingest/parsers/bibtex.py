@@ -228,9 +228,11 @@ class BibtexParser:
         source = str(path)
         macros = dict(_MONTH_MACROS)
         starts = list(_ENTRY_RE.finditer(text))
+        line, counted = 1, 0  # line numbers are counted on from the previous entry (linear, not quadratic)
         for k, m in enumerate(starts):
             kind = m.group(1).lower()
-            line = text.count("\n", 0, m.start()) + 1
+            line += text.count("\n", counted, m.start())
+            counted = m.start()
             if kind in ("comment", "preamble"):
                 continue
             stop = starts[k + 1].start() if k + 1 < len(starts) else len(text)
@@ -246,7 +248,7 @@ class BibtexParser:
             try:
                 fields = cursor.fields()
             except BibError as exc:
-                at = text.count("\n", 0, exc.offset) + 1
+                at = line + text.count("\n", m.start(), exc.offset)
                 result.skipped.append(Skip(source, f"line {line}", f"{label}: {exc} (line {at})"))
                 continue
             if kind == "string":
@@ -270,7 +272,7 @@ class BibtexParser:
             return
         year_text = latex_to_text(fields.get("year", ""))
         month = latex_to_text(fields.get("month", ""))
-        if month.isdigit() and 1 <= int(month) <= 12:
+        if month.isdigit() and len(month) <= 2 and 1 <= int(month) <= 12:  # int() refuses > 4300 digits
             month = MONTH_NAMES[int(month) - 1]
         date = latex_to_text(fields.get("date", "")) or " ".join(p for p in (month, year_text) if p) or None
         info = parse_date(date)

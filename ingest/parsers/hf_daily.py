@@ -40,6 +40,7 @@ _UPVOTES_RE = re.compile(r"^(\d+(?:\.\d+)?)([kK]?)$")
 # A sentence break ("... models. We ...") that is not an abbreviation such as "vs." or "et al.".
 _SENTENCE_RE = re.compile(r"(?<!\bvs)(?<!\bal)(?<!\bFig)(?<!\bNo)\.\s+[A-Z]")
 _MAX_TITLE_CHARS = 300
+MAX_UPVOTE_CHARS = 12  # "1.2k" or a count; a longer run of digits is damage, not upvotes
 
 
 @dataclass
@@ -60,6 +61,7 @@ class _Meta:
     org: str | None = None
     date: str | None = None
     upvotes: int | None = None
+    problem: str | None = None  # a metadata line that is there but unreadable
 
 
 def _paragraphs(text: str) -> list[_Para]:
@@ -86,6 +88,8 @@ def split_date_upvotes(line: str) -> tuple[str, int | None] | None:
     head, last = s.rsplit(" ", 1)
     m = _UPVOTES_RE.match(last)
     if m and is_month_day(head):
+        if len(m.group(1)) > MAX_UPVOTE_CHARS:
+            raise ValueError(f"upvote count {_short(last, 20)!r} is not a plausible number")
         votes = float(m.group(1)) * (1000 if m.group(2) else 1)
         return head, int(votes)
     return None
@@ -106,6 +110,21 @@ def _abstractish(p: _Para) -> bool:
     return len(p.lines) > 1 or len(t) > _MAX_TITLE_CHARS or t.endswith(".") or bool(_SENTENCE_RE.search(t))
 
 
+def _titleish(line: str) -> bool:
+    """One line that reads like a title: short, not a sentence, not metadata."""
+    t = collapse_ws(line)
+    return bool(t) and len(t) <= _MAX_TITLE_CHARS and not t.endswith(".") and not _SENTENCE_RE.search(t) and not (
+        t in _SEPARATORS or _AUTHORS_RE.match(t) or split_date_upvotes_safe(t)
+    )
+
+
+def split_date_upvotes_safe(line: str) -> bool:
+    try:
+        return split_date_upvotes(line) is not None
+    except ValueError:
+        return True
+
+
 def _parse_meta(p: _Para) -> _Meta:
     meta = _Meta()
     for raw in p.lines:
@@ -116,7 +135,11 @@ def _parse_meta(p: _Para) -> _Meta:
         if m:
             meta.n_authors = int(m.group(1))
             continue
-        du = split_date_upvotes(s)
+        try:
+            du = split_date_upvotes(s)
+        except ValueError as exc:
+            meta.problem = str(exc)
+            continue
         if du is not None:
             meta.date, meta.upvotes = du
         elif meta.org is None and meta.date is None:
@@ -170,6 +193,12 @@ class HFDailyParser:
                 skip(p.line, f"text with no title before it: {_short(p.text)!r}")
                 i += 2 if nxt is not None and _is_meta(nxt) else 1
                 continue
+            if len(p.lines) > 1 and all(_titleish(line) for line in p.lines):
+                # "Second paper on LoR" / "Third paper ...": an entry cut inside its title, glued to the next
+                for offset, cut in enumerate(p.lines[:-1]):
+                    skip(p.line + offset, f"title {_short(collapse_ws(cut))!r} has no abstract (entry cut short; "
+                         f"line {p.line + offset + 1} starts the next title)")
+                p = _Para(p.line + len(p.lines) - 1, p.lines[-1:])
             title = p.text
             if nxt is None:
                 skip(p.line, f"title {_short(title)!r} has no abstract (end of file)")
@@ -184,11 +213,24 @@ class HFDailyParser:
                 skip(p.line, f"title {_short(title)!r} has no abstract (line {nxt.line} is the next title)")
                 i += 1
                 continue
+            if len(nxt.lines) > 1 and _titleish(nxt.lines[-1]) and after is not None and not _is_meta(after) \
+                    and _abstractish(after):
+                # "abstract cut sho" + "Next title" on the next line: report the cut entry, and keep the next
+                # one whole (its title was glued to the cut abstract)
+                cut_at = nxt.line + len(nxt.lines) - 1
+                paras[i + 1 : i + 2] = [_Para(nxt.line, nxt.lines[:-1]), _Para(cut_at, nxt.lines[-1:])]
+                n += 1
+                skip(p.line, f"entry {_short(title)!r} is cut short in its abstract (line {cut_at} starts the next title)")
+                i += 2
+                continue
             meta = _Meta()
             i += 2
             if after is not None and _is_meta(after):
                 meta = _parse_meta(after)
                 i += 1
+            if meta.problem:
+                skip(p.line, f"entry {_short(title)!r}: {meta.problem} (line {after.line if after else p.line})")
+                continue
             info = parse_date(meta.date)
             result.entries.append(
                 Entry(

@@ -21,6 +21,24 @@ from ingest.parsers.base import Entry, ParseResult, Skip
 from ingest.parsers.text import collapse_ws, extract_arxiv_id, own_id, parse_date
 
 _AUTHOR_SPLIT_RE = re.compile(r",\s*(?:and\s+)?|\s+and\s+|\s*;\s*")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+MAX_DIGITS = 18  # a whole-number field longer than this is a bad value, not a count
+
+
+class BigNumber:
+    """A JSON integer too long to be a real count (kept out of ``int()``, which refuses > 4300 digits)."""
+
+    def __init__(self, digits: str) -> None:
+        self.digits = digits
+
+
+def _parse_int(digits: str) -> int | BigNumber:
+    return int(digits) if len(digits.lstrip("-")) <= MAX_DIGITS else BigNumber(digits)
+
+
+def loads(text: str) -> Any:
+    """``json.loads`` that never fails on a huge integer (it becomes a :class:`BigNumber` field value)."""
+    return json.loads(text, parse_int=_parse_int)
 
 
 class RecordError(ValueError):
@@ -48,8 +66,10 @@ def _opt_int(rec: dict[str, Any], key: str) -> int | None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= MAX_DIGITS:
         return int(value.strip())
+    if isinstance(value, BigNumber) or (isinstance(value, str) and value.strip().isdigit()):
+        raise RecordError(f"field {key!r} is not a plausible number (more than {MAX_DIGITS} digits)")
     raise RecordError(f"field {key!r} must be a whole number, got {_type_name(value)}")
 
 
@@ -64,12 +84,23 @@ def split_authors(value: object) -> list[str]:
     raise RecordError(f"field 'authors' must be a list of strings or a string, got {_type_name(value)}")
 
 
+def _check_surrogates(key: str, value: object) -> None:
+    """A lone UTF-16 surrogate (an escaped ``"\\ud800"``) cannot be stored or hashed: reject the record."""
+    texts = [value] if isinstance(value, str) else [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+    for text in [key, *texts]:
+        m = _SURROGATE_RE.search(text)
+        if m:
+            raise RecordError(f"field {key!r} holds an invalid character (lone surrogate \\u{ord(m.group(0)):04x})")
+
+
 def record_to_entry(rec: object, source: str, locator: str) -> Entry:
     """Turn one decoded JSON record into an :class:`Entry`; raises :class:`RecordError` naming the field."""
     if not isinstance(rec, dict):
         raise RecordError(f"expected an object, got {_type_name(rec)}")
     if rec.get("abstract") is None and isinstance(rec.get("text"), str) and ("_id" in rec or "id" in rec):
         rec = {**rec, "abstract": rec["text"]}  # a BEIR corpus record
+    for key, value in rec.items():
+        _check_surrogates(key, value)
     fields: dict[str, str] = {}
     for key in ("title", "abstract"):
         if key not in rec or rec[key] is None:
@@ -111,14 +142,18 @@ def record_to_entry(rec: object, source: str, locator: str) -> Entry:
 
 
 def _looks_like_jsonl(text: str) -> bool:
-    """Several non-blank lines of which the first is a complete JSON object on its own."""
+    """Several non-blank lines of which one of the first few is a complete JSON object on its own
+    (not only the first: a first record that is broken or too deeply nested must not hide the rest)."""
     lines = [s for s in text.split("\n") if s.strip()]
     if len(lines) < 2:
         return False
-    try:
-        return isinstance(json.loads(lines[0]), dict)
-    except ValueError:
-        return False
+    for line in lines[:5]:
+        try:
+            if isinstance(loads(line), dict):
+                return True
+        except (ValueError, RecursionError):
+            continue
+    return False
 
 
 class JsonParser:
@@ -139,8 +174,8 @@ class JsonParser:
         if suffix == ".json":
             return self._parse_document(path, text)
         try:
-            json.loads(text)
-        except ValueError:
+            loads(text)
+        except (ValueError, RecursionError):
             if _looks_like_jsonl(text):
                 return self._parse_lines(path, text)
         return self._parse_document(path, text)
@@ -154,7 +189,7 @@ class JsonParser:
             record += 1
             locator = f"line {number}"
             try:
-                rec = json.loads(line)
+                rec = loads(line)
             except json.JSONDecodeError as exc:
                 reason = f"record {record}: invalid JSON at column {exc.colno}: {exc.msg}"
                 result.skipped.append(Skip(str(path), locator, reason))
@@ -171,7 +206,7 @@ class JsonParser:
     def _parse_document(self, path: Path, text: str) -> ParseResult:
         result = ParseResult()
         try:
-            doc = json.loads(text)
+            doc = loads(text)
         except json.JSONDecodeError as exc:
             reason = f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
             result.skipped.append(Skip(str(path), f"line {exc.lineno}", reason))
