@@ -255,7 +255,7 @@ class Evidence:
         covered_top3 = {t for p in self.papers[:3] for t in p.terms}
         total = sum(self.weights.values()) or 1.0
         missing_top3 = [w for t, w in self.weights.items() if t not in covered_top3]
-        sims = sorted((p.features["sent_max"] for p in self.papers), reverse=True) + [0.0, 0.0]
+        sims = sorted((p.features["sent_max"] for p in self.papers), reverse=True) + [0.0, 0.0, 0.0]
         named_absent, named_missing = self._named(df)
         return {
             "q_named_absent": named_absent,

@@ -68,13 +68,13 @@ def _merge_with_existing(paper: Paper, existing: Paper) -> Paper:
     return Paper.model_validate(data)
 
 
-def _same_paper(paper: Paper, known_id: str, claimed: set[str]) -> bool:
+def _same_paper(paper: Paper, tnorm: str, known_id: str, claimed: dict[str, str]) -> bool:
     """Whether ``paper`` is the paper registered as ``known_id`` under the same title: not when both
-    carry different arXiv ids (two papers sharing a title), and not when a paper of this run holds
-    ``known_id`` itself (taking it would overwrite that paper)."""
+    carry different arXiv ids (two papers sharing a title), and not when a paper of this run with
+    another title holds ``known_id`` itself (taking it would overwrite that paper)."""
     if paper.arxiv_id and known_id.startswith("arxiv:") and known_id != f"arxiv:{paper.arxiv_id}":
         return False
-    return known_id not in claimed
+    return claimed.get(known_id, tnorm) == tnorm
 
 
 def ingest(
@@ -108,12 +108,12 @@ def ingest(
     index.store.delete(orphans)  # vectors an interrupted run stored for papers never registered
 
     todo: list[tuple[Paper, str, bool]] = []  # (paper, normalised title, is_update)
-    claimed = {p.id for p, _ in merged}  # ids this run's papers hold; no other paper may take one
+    claimed = {p.id: t for p, t in merged}  # ids this run's papers hold (with their titles)
     for group in _batches(merged, LOOKUP_BATCH):
         known = index.registry.get_many([p.id for p, _ in group])
         for paper, tnorm in group:
             known_id = None if has_own_id(paper.id) else index.registry.id_for_title(tnorm)
-            if known_id and known_id != paper.id and _same_paper(paper, known_id, claimed):
+            if known_id and known_id != paper.id and _same_paper(paper, tnorm, known_id, claimed):
                 paper.id = known_id  # the same paper seen before under another id keeps its first id
                 known |= index.registry.get_many([known_id])
             existing = known.get(paper.id)

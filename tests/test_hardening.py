@@ -341,7 +341,7 @@ out = []
 for q in json.loads(sys.argv[3]):
     v = idx.embed_query(q)
     exact = [ids[i] for i in np.argsort(-(m @ (v / np.linalg.norm(v))), kind="stable")[:50]]
-    out.append([[c for c, _ in idx.store.query(v, 50)], exact])
+    out.append([[c for c, *_ in idx.store.query(v, 50)], exact])
 print(json.dumps(out))
 """
 

@@ -203,3 +203,13 @@ def test_front_ends_show_the_confidence() -> None:
     assert blocks[-1]["type"] == "context" and "confidence 0.42" in blocks[-1]["elements"][0]["text"]
     assert answer.to_dict()["confidence"] == 0.42
     assert Answer(question="q", standalone_question="q", text="", backend="x").confidence_label() == ""
+
+
+@pytest.mark.slow
+def test_no_retrieved_paper_is_a_refusal_not_a_crash(seed_settings: Settings) -> None:
+    owner = get_assistant(seed_settings)
+    ev = Evidence(owner.index, LORA_Q, [])
+    owner.judge.assess(ev, k=10)
+    assert ev.papers == [] and ev.included == [] and owner.judge.refuses(ev)
+    a = ask(LORA_Q, filters={"since": 2090}, settings=seed_settings)
+    assert isinstance(a, Answer) and a.refused and a.contexts == []

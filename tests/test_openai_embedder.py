@@ -41,7 +41,8 @@ def test_ingest_and_ask_with_openai_embeddings(stub: OpenAIStub, tmp_path: Path,
     report = ingest([tiny_listing], s)
     assert report.new == 3 and report.embedded == report.total_chunks
     sent = [t for body in stub.state.embedding_requests for t in body["input"]]
-    assert len(sent) == report.total_chunks and all(body["model"] == "stub-embed" for body in stub.state.embedding_requests)
+    assert len(sent) == report.total_chunks + report.sentences_embedded  # chunks, then titles and sentences
+    assert all(body["model"] == "stub-embed" for body in stub.state.embedding_requests)
     assert Index.open(s).store.count() == report.total_chunks
     again = ingest([tiny_listing], s)
     assert again.embedded == 0, "cached by text hash: nothing embedded twice"

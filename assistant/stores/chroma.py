@@ -111,9 +111,10 @@ class ChromaStore:
         if n <= 0:
             return []
         res = self._col.query(query_embeddings=[vector], n_results=n, where=where, include=["distances", "metadatas"])
-        return [
+        return [  # a vector whose metadata is gone (a --rebuild in another process emptying the collection) is skipped
             (cid, str(meta["paper_id"]), 1.0 - float(d))
             for cid, meta, d in zip(res["ids"][0], res["metadatas"][0], res["distances"][0], strict=True)
+            if meta
         ]
 
     def drop(self) -> None:
