@@ -59,7 +59,7 @@ bench-llm: install-local
 demo-llm:
 	@start=$$(date +%s); $(MAKE) --no-print-directory install-local; echo "install: $$(( $$(date +%s) - start )) s"
 	$(BIN)/litassist ingest $(CORPUS)
-	LITASSIST_LLM__N_THREADS=2 $(BIN)/litassist ask --backend local "$(QUESTION)"
+	LITASSIST_LLM__N_THREADS=2 bash -c "time $(BIN)/litassist ask --backend local --stream \"$(QUESTION)\""
 
 bench: install
 	$(BIN)/python benchmarks/bench_ingest.py $(CORPUS)

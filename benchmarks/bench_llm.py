@@ -62,11 +62,15 @@ def main() -> None:
     ap.add_argument("--evidence", default="auto", choices=["auto", "abstracts", "sentences"])
     ap.add_argument("--ids", type=Path, default=Path("evals/llm_subset.txt"))
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--prompt-sizes", action="store_true", help="Only count prompt tokens per evidence mode (no model).")
     args = ap.parse_args()
     if not all(f.is_file() for f in FILES):
         raise SystemExit(f"../shared is absent ({FILES[0]} not found)")
     qs = subset(args.ids)
     base = Settings()
+    if args.prompt_sizes:
+        print(prompt_sizes(base, qs))
+        return
     settings = base.model_copy(update={"llm": base.llm.model_copy(update={"evidence": args.evidence})})
     results: dict[str, Any] = {}
     for backend in args.backends.split(","):
@@ -86,6 +90,29 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
+
+
+def prompt_sizes(settings: Settings, qs: list[Question]) -> str:
+    """Prompt tokens (tiktoken, chat overhead included) of each question in both evidence modes."""
+    from assistant.answering import get_assistant
+    from assistant.backends.context import answer_context
+    from assistant.evidence import Evidence
+
+    assistant = get_assistant(settings)
+    lines = ["| id | kind | abstracts: sources / prompt tokens | sentences: sources / prompt tokens |", "|---|---|---|---|"]
+    totals = {"abstracts": 0, "sentences": 0}
+    for q in qs:
+        hits = assistant.retriever.retrieve(q.question)
+        evidence = Evidence(assistant.index, q.question, hits)
+        cells = []
+        for mode in ("abstracts", "sentences"):
+            ctx = answer_context(q.question, hits, settings.llm.model_copy(update={"evidence": mode}), evidence=evidence)
+            totals[mode] += ctx.prompt_tokens
+            cells.append(f"{len(ctx.sources)} / {ctx.prompt_tokens}")
+        lines.append(f"| {q.id} | {q.kind} | " + " | ".join(cells) + " |")
+    n = len(qs)
+    lines.append(f"| mean | | {totals['abstracts'] / n:.0f} | {totals['sentences'] / n:.0f} |")
+    return "\n".join(lines)
 
 
 def _f(v: Any, digits: int = 2) -> str:

@@ -306,3 +306,16 @@ def test_real_server_killed_mid_stream_is_a_one_line_error(small_model: Path, ti
                 pass
     msg = str(info.value)
     assert "\n" not in msg and server.url in msg and "Traceback" not in msg and "sk-test" not in msg
+
+
+def test_llm_serve_bad_gguf_path_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("xllamacpp", reason="the 'local' extra (xllamacpp) is not installed")
+    from assistant.cli import main
+
+    monkeypatch.setenv("LITASSIST_LLM__GGUF_PATH", str(tmp_path / "nope.gguf"))
+    with pytest.raises(SystemExit) as info:
+        main(["llm", "serve", "--port", "1"])
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 2 and err.count("\n") == 0
+    assert err == f"litassist: llm.gguf_path: {tmp_path / 'nope.gguf'} is not a file"
