@@ -19,6 +19,7 @@ from typing import Any
 
 from assistant.models import Answer
 from assistant.settings import Settings
+from evals.cli import select_ids
 from evals.questions import Question, load_questions
 from evals.runner import EvalRun, Runner
 
@@ -41,13 +42,7 @@ class TimedRunner(Runner):
 
 def subset(ids_file: Path) -> list[Question]:
     """The questions named in ``ids_file`` (one id a line, # comments), in that order."""
-    wanted = [ln.split("#")[0].strip() for ln in ids_file.read_text().splitlines()]
-    wanted = [w for w in wanted if w]
-    by_id = {q.id: q for f in FILES for q in load_questions(f)}
-    missing = [w for w in wanted if w not in by_id]
-    if missing:
-        raise SystemExit(f"{ids_file}: unknown question ids {', '.join(missing)}")
-    return [by_id[w] for w in wanted]
+    return select_ids([q for f in FILES for q in load_questions(f)], ids_file)
 
 
 def run(settings: Settings, backend: str, qs: list[Question]) -> tuple[EvalRun, dict[str, float]]:

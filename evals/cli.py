@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from evals.questions import Question
 
 
 def register(app: typer.Typer) -> None:
@@ -14,7 +17,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("eval")
     def eval_command(
-        questions: Annotated[Path, typer.Option("--questions", help="Question file (JSON Lines, see evals/README.md).")],
+        questions: Annotated[list[Path], typer.Option("--questions", help="Question file (JSON Lines, see evals/README.md); repeatable.")],
         backend: Annotated[str | None, typer.Option(help="Answer backend (default: settings).")] = None,
         k: Annotated[int | None, typer.Option("--k", help="Papers retrieved per question (default: settings).")] = None,
         mode: Annotated[str | None, typer.Option(help="Retrieval mode: hybrid, dense or bm25.")] = None,
@@ -26,12 +29,27 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(help="Comma list of modes to run side by side, e.g. dense,bm25,hybrid (+ llamaindex-default)."),
         ] = None,
+        ids: Annotated[Path | None, typer.Option("--ids", help="Only the question ids listed in this file (one a line, # comments).")] = None,
     ) -> None:
         """Score every question of a question file: retrieval, citations, grounding, facts, refusals, latency."""
         run_eval_command(
             questions, backend=backend, k=k, mode=mode, json_out=json_out, md_out=md_out, plot=plot,
-            judge=judge, compare=compare,
+            judge=judge, compare=compare, ids=ids,
         )
+
+
+def select_ids(qs: list[Question], ids_file: Path) -> list[Question]:
+    """The questions whose ids ``ids_file`` lists (one a line, ``#`` comments), in the file's order."""
+    from assistant.errors import InputError
+
+    try:
+        wanted = [w for w in (ln.split("#")[0].strip() for ln in ids_file.read_text().splitlines()) if w]
+    except OSError as err:
+        raise InputError(f"{ids_file}: cannot read ({err.strerror or err})") from None
+    by_id = {q.id: q for q in qs}
+    if missing := [w for w in wanted if w not in by_id]:
+        raise InputError(f"{ids_file}: unknown question ids {', '.join(missing)}")
+    return [by_id[w] for w in wanted]
 
 
 def _write(path: Path, writer: Callable[..., None], *args: object) -> None:
@@ -44,7 +62,7 @@ def _write(path: Path, writer: Callable[..., None], *args: object) -> None:
 
 
 def run_eval_command(
-    questions_file: Path,
+    questions_file: Path | list[Path],
     *,
     backend: str | None = None,
     k: int | None = None,
@@ -54,6 +72,7 @@ def run_eval_command(
     plot: Path | None = None,
     judge: str = "none",
     compare: str | None = None,
+    ids: Path | None = None,
 ) -> None:
     """The body of ``litassist eval`` (raises :class:`~assistant.errors.LitassistError` on bad input)."""
     from rich.console import Console
@@ -67,7 +86,11 @@ def run_eval_command(
     from evals.questions import load_questions
     from evals.runner import JUDGES, Runner, parse_modes
 
-    qs = load_questions(questions_file)  # bad files fail before anything heavy is opened
+    files = questions_file if isinstance(questions_file, list) else [questions_file]
+    qs = [q for f in files for q in load_questions(f)]  # bad files fail before anything heavy is opened
+    if ids is not None:
+        qs = select_ids(qs, ids)
+    questions_file = files[0] if len(files) == 1 else Path(", ".join(map(str, files)))
     if judge not in JUDGES:
         raise ConfigError(f"--judge {judge!r} is not one of {', '.join(JUDGES)}")
     if mode is not None and mode not in MODES:

@@ -319,3 +319,19 @@ def test_llm_serve_bad_gguf_path_is_one_line(tmp_path: Path, monkeypatch: pytest
     err = capsys.readouterr().err.strip()
     assert info.value.code == 2 and err.count("\n") == 0
     assert err == f"litassist: llm.gguf_path: {tmp_path / 'nope.gguf'} is not a file"
+
+
+def test_eval_ids_file_selects_and_names_unknown_ids(tmp_path: Path) -> None:
+    from assistant.errors import InputError
+    from evals.cli import select_ids
+    from evals.questions import Question
+
+    qs = [Question(id=i, question=f"q {i}", kind="list") for i in ("A1", "A2", "C3")]
+    ids = tmp_path / "ids.txt"
+    ids.write_text("# subset\nC3\nA1  # first\n\n")
+    assert [q.id for q in select_ids(qs, ids)] == ["C3", "A1"]
+    ids.write_text("A1\nZ9\n")
+    with pytest.raises(InputError, match=rf"^{re.escape(str(ids))}: unknown question ids Z9$"):
+        select_ids(qs, ids)
+    subset = (Path(__file__).parents[1] / "evals" / "llm_subset.txt").read_text()
+    assert len([ln for ln in subset.splitlines() if ln and not ln.startswith("#")]) == 16
