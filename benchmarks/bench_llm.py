@@ -134,7 +134,7 @@ def table(results: dict[str, Any], qs: list[Question]) -> str:
             f"| {name} | {_f(m.get('cited_precision'))} | {_f(m.get('cited_recall'))} | "
             f"{sum(r['removed'] for r in rows)} | {sum(r['unsupported'] for r in rows)} | "
             f"{_f(m.get('refusal_rate'))} | {_f(m.get('false_refusal_rate'))} | "
-            f"{_f(firsts[len(firsts) // 2], 1)} | {_f(totals[len(totals) // 2], 1)} |"
+            f"{_f(firsts[len(firsts) // 2], 2)} | {_f(totals[len(totals) // 2], 2)} |"
         )
     head = "| id | kind | " + " | ".join(
         f"{n}: refused | {n}: cited P/R | {n}: removed/unsupp. | {n}: first/total s" for n in names
@@ -147,7 +147,7 @@ def table(results: dict[str, Any], qs: list[Question]) -> str:
             r = by[n][q.id]
             cells += [
                 _f(r["refused"]), f"{_f(r['cited_p'])}/{_f(r['cited_r'])}", f"{r['removed']}/{r['unsupported']}",
-                f"{_f(r['first_s'], 1)}/{_f(r['total_s'], 1)}",
+                f"{_f(r['first_s'], 2)}/{_f(r['total_s'], 2)}",
             ]
         lines.append(f"| {q.id} | {q.kind} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
