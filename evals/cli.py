@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from evals.questions import Question
 
 
 def register(app: typer.Typer) -> None:
@@ -39,6 +42,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         beir: Annotated[Path | None, typer.Option("--beir", help="BEIR folder: score retrieval per mode.")] = None,
         split: Annotated[str, typer.Option("--split", help="BEIR split: test, train or dev.")] = "test",
+        ids: Annotated[Path | None, typer.Option("--ids", help="Only the question ids listed in this file (one a line, # comments).")] = None,
     ) -> None:
         """Score question files (retrieval, citations, grounding, facts, refusals, latency) or a BEIR folder."""
         if beir is not None or not questions:
@@ -54,7 +58,7 @@ def register(app: typer.Typer) -> None:
             return
         run_eval_command(
             questions, backend=backend, k=k, mode=mode, json_out=json_out, md_out=md_out, plot=plot,
-            judge=judge, compare=compare,
+            judge=judge, compare=compare, ids=ids,
         )
 
     judge_app = typer.Typer(no_args_is_help=True, help="Fit the judgement (refusal, paper and sentence models).")
@@ -69,6 +73,20 @@ def register(app: typer.Typer) -> None:
         from evals.cv_report import run_fit_command
 
         run_fit_command(questions, out)
+
+
+def select_ids(qs: list[Question], ids_file: Path) -> list[Question]:
+    """The questions whose ids ``ids_file`` lists (one a line, ``#`` comments), in the file's order."""
+    from assistant.errors import InputError
+
+    try:
+        wanted = [w for w in (ln.split("#")[0].strip() for ln in ids_file.read_text().splitlines()) if w]
+    except OSError as err:
+        raise InputError(f"{ids_file}: cannot read ({err.strerror or err})") from None
+    by_id = {q.id: q for q in qs}
+    if missing := [w for w in wanted if w not in by_id]:
+        raise InputError(f"{ids_file}: unknown question ids {', '.join(missing)}")
+    return [by_id[w] for w in wanted]
 
 
 def _write(path: Path, writer: Callable[..., None], *args: object) -> None:
@@ -91,6 +109,7 @@ def run_eval_command(
     plot: Path | None = None,
     judge: str = "none",
     compare: str | None = None,
+    ids: Path | None = None,
 ) -> None:
     """The body of ``litassist eval`` (raises :class:`~assistant.errors.LitassistError` on bad input)."""
     from rich.console import Console
@@ -105,6 +124,8 @@ def run_eval_command(
     from evals.runner import JUDGES, Runner, parse_modes
 
     qs = [q for f in questions_files for q in load_questions(f)]  # bad files fail before anything heavy opens
+    if ids is not None:
+        qs = select_ids(qs, ids)
     questions_file = ", ".join(str(f) for f in questions_files)
     if judge not in JUDGES:
         raise ConfigError(f"--judge {judge!r} is not one of {', '.join(JUDGES)}")

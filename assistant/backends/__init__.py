@@ -1,7 +1,7 @@
 """Answer-generation backends behind one small Protocol, chosen by name.
 
 ``extractive`` (no LLM, the default), ``openai`` (any OpenAI-compatible endpoint) and ``local``
-(llama-cpp-python, optional extra). Each module is imported only when its backend is used.
+(a managed llama.cpp server, optional extra, reached as ``openai``). Each module is imported only when its backend is used.
 """
 
 from __future__ import annotations
@@ -71,6 +71,6 @@ def available_backends(settings: Settings) -> list[str]:
     names = ["extractive"]
     if settings.llm.base_url or settings.llm.api_key:
         names.append("openai")
-    if importlib.util.find_spec("llama_cpp") is not None:
+    if importlib.util.find_spec("xllamacpp") is not None:
         names.append("local")
     return names

@@ -15,6 +15,12 @@ Budget: ``system + user message + llm.max_tokens <= llm.context_window``. When t
 not fit: (1) drop trailing sources down to :data:`MIN_SOURCES`; (2) cut the longest abstracts
 at sentence boundaries (the first sentence of each is kept); (3) drop trailing sources down to
 one; (4) cut the last abstract by tokens. A question too long for the window is a ConfigError.
+
+Two prompt styles (``llm.evidence``): ``abstracts`` (the whole abstract of every hit) and ``sentences``
+(for small models on a CPU: only the top ``llm.max_sources`` hits, each shown as its
+``llm.sentences_per_source`` best-supporting sentences from :class:`~assistant.evidence.Evidence`, after
+two worked examples from ``prompts/examples.txt``: a cited answer and a refusal). The examples sit
+right after the system prompt, so a llama.cpp server reuses their KV cache from one answer to the next.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from assistant.citations import defuse
 from assistant.errors import ConfigError
@@ -30,6 +37,9 @@ from assistant.offline import count_tokens
 from assistant.prompts import render, template
 from assistant.settings import LLMSettings
 from assistant.text import split_sentences
+
+if TYPE_CHECKING:
+    from assistant.evidence import Evidence
 
 Counter = Callable[[str], int]
 Message = dict[str, str]
@@ -99,6 +109,28 @@ def messages_tokens(messages: Sequence[Message], count: Counter = count_tokens) 
     return sum(count(m["content"]) + MESSAGE_OVERHEAD for m in messages) + REPLY_PRIMING
 
 
+def example_messages() -> list[Message]:
+    """The worked examples of ``prompts/examples.txt`` as alternating user/assistant messages."""
+    messages = []
+    for block in re.split(r"^### ", template("examples"), flags=re.MULTILINE):
+        role, _, content = block.partition("\n")
+        if role.strip() in ("user", "assistant"):
+            messages.append({"role": role.strip(), "content": content.strip()})
+    return messages
+
+
+def best_sentences(evidence: Evidence, hit_pos: int, per_source: int) -> str:
+    """The ``per_source`` best-supporting sentences of hit ``hit_pos`` in abstract order (gaps marked …)."""
+    sentences = evidence.papers[hit_pos - 1].sentences
+    top = sorted(sorted(range(len(sentences)), key=lambda i: -sentences[i].score)[:per_source])
+    text = ""
+    for j, i in enumerate(top):
+        if j:
+            text += " " if i == top[j - 1] + 1 else ELLIPSIS + " "
+        text += sentences[i].text.strip()
+    return text + (ELLIPSIS if top and top[-1] < len(sentences) - 1 else "")
+
+
 def build_context(
     question: str,
     hits: Sequence[Hit],
@@ -106,18 +138,26 @@ def build_context(
     context_window: int,
     max_tokens: int,
     count: Counter = count_tokens,
+    abstracts: Sequence[str] | None = None,
+    examples: bool = False,
 ) -> Context:
-    """System + user messages for ``question`` over ``hits``, fitted into ``context_window``."""
+    """System + user messages for ``question`` over ``hits``, fitted into ``context_window``.
+
+    ``abstracts`` replaces the papers' abstracts (hit n shows ``abstracts[n-1]``); ``examples`` puts the
+    worked examples between the system prompt and the question.
+    """
     system = template("system").strip()
+    shots = example_messages() if examples else []
     sources = []
     for n, h in enumerate(hits, start=1):
-        sentences = split_sentences(h.paper.abstract) or [h.paper.abstract]
+        text = h.paper.abstract if abstracts is None else abstracts[n - 1]
+        sentences = split_sentences(text) or [text]
         sources.append(_Source(n, h, sentences, len(sentences)))
 
     def user_message(kept: Sequence[_Source]) -> str:
         return render("answer", sources="\n\n".join(s.text() for s in kept), question=question.strip())
 
-    base = messages_tokens([{"content": system}, {"content": user_message([])}], count)
+    base = messages_tokens([{"content": system}, *shots, {"content": user_message([])}], count)
     budget = context_window - max_tokens - base
     if budget < 0:
         raise ConfigError(
@@ -176,7 +216,11 @@ def build_context(
             f"and llm.max_tokens ({max_tokens}); raise llm.context_window or lower llm.max_tokens"
         )
 
-    messages = [{"role": "system", "content": system}, {"role": "user", "content": user_message(kept)}]
+    messages = [
+        {"role": "system", "content": system},
+        *shots,
+        {"role": "user", "content": user_message(kept)},
+    ]
     return Context(
         messages=messages,
         sources=[s.n for s in kept],
@@ -187,9 +231,23 @@ def build_context(
 
 
 def answer_context(
-    question: str, hits: Sequence[Hit], llm: LLMSettings, count: Counter = count_tokens
+    question: str,
+    hits: Sequence[Hit],
+    llm: LLMSettings,
+    count: Counter = count_tokens,
+    evidence: Evidence | None = None,
 ) -> Context:
-    """:func:`build_context` with the window and reply size from the ``llm`` settings section."""
+    """:func:`build_context` as the ``llm`` settings section asks (window, reply size, ``llm.evidence``).
+
+    ``sentences`` mode needs the scored ``evidence``; without it the whole abstracts are shown.
+    """
+    if llm.evidence == "sentences" and evidence is not None:
+        hits = hits[: llm.max_sources]
+        shown = [best_sentences(evidence, n, llm.sentences_per_source) for n in range(1, len(hits) + 1)]
+        return build_context(
+            question, hits, context_window=llm.context_window, max_tokens=llm.max_tokens, count=count,
+            abstracts=shown, examples=True,
+        )
     return build_context(
         question, hits, context_window=llm.context_window, max_tokens=llm.max_tokens, count=count
     )

@@ -75,7 +75,7 @@ class OpenAIBackend:
         if not req.hits:
             yield REFUSAL
             return
-        ctx = answer_context(req.question, req.hits, self.llm)
+        ctx = answer_context(req.question, req.hits, self.llm, evidence=req.evidence)
         req.shown = len(ctx.sources)  # citations beyond what the model saw are invalid
         deadline = Deadline(self.llm.timeout)  # one limit for the whole answer, not per read
         stream = self._open_stream(ctx.messages, deadline)
