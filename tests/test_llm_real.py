@@ -183,7 +183,15 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     folder = tmp_path_factory.mktemp("tiny-llm")
     listing = folder / "listing.jsonl"
     listing.write_text("\n".join(json.dumps(p) for p in (TINY[0], TINY[2])) + "\n", encoding="utf-8")
+    # LLM plumbing, not judgement: a two-paper index is too small for the fitted refusal and screening,
+    # so these tests use a judgement that refuses nothing and shows the model every retrieved paper
+    from assistant.judgement import DEFAULT_PATH
+
+    params = json.loads(DEFAULT_PATH.read_text(encoding="utf-8"))
+    params["answer_threshold"], params["include_threshold"] = 0.0, 0.0
+    (folder / "judgement.json").write_text(json.dumps(params), encoding="utf-8")
     settings = Settings(data_dir=folder / "data", cache_dir=EMBED_CACHE)
+    settings.retrieval.judgement = folder / "judgement.json"
     ingest([listing], settings)
     return settings
 
