@@ -8,6 +8,7 @@ ingest by :func:`embed_sentences`), so scoring a question costs one query embedd
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from collections.abc import Iterable
@@ -18,6 +19,7 @@ import numpy as np
 from assistant.embedders.cache import text_key
 from assistant.index import Index
 from assistant.models import Hit, Paper
+from assistant.stores.bm25 import BM25Index
 from assistant.text import split_sentences, terms
 
 _DIGIT_CHARS = frozenset("0123456789")
@@ -190,7 +192,7 @@ class Evidence:
                 "named_title": sum(n <= prof.title_terms for n in names) / len(names) if names else 0.0,
             }
             self.papers.append(paper)
-        self._relative_features(total, bm25.n_docs)
+        self._relative_features()
         self.question_features = self._question_features(bm25)
         self.confidence = 0.0  # P(the corpus answers this), set by the judgement
         self.included: list[int] = []  # 1-based positions of the papers judged to answer it
@@ -212,7 +214,7 @@ class Evidence:
             norm = float(np.linalg.norm(c)) or 1.0
             p.features["prf_sim"] = float(vecs[i] @ c / norm)
 
-    def _relative_features(self, total: float, n_docs: int) -> None:
+    def _relative_features(self) -> None:
         """Features of a paper relative to the other retrieved papers (rank agreement, gaps)."""
         if not self.papers:
             return
@@ -246,11 +248,11 @@ class Evidence:
         missing = sum(not set(terms(n)) <= top for n in names)
         return absent / len(names), missing / len(names)
 
-    def _question_features(self, bm25: object) -> dict[str, float]:
+    def _question_features(self, bm25: BM25Index) -> dict[str, float]:
         """Whole-question features: the strength of the best evidence and what the corpus lacks."""
         top = self.papers[:5]
-        idf_max = math.log(1.0 + (getattr(bm25, "n_docs", 1) + 0.5) / 0.5)
-        df = getattr(bm25, "df", {})
+        idf_max = math.log(1.0 + (bm25.n_docs + 0.5) / 0.5)
+        df = bm25.df
         absent = [w for t, w in self.weights.items() if df.get(t, 0) == 0]
         covered_top3 = {t for p in self.papers[:3] for t in p.terms}
         total = sum(self.weights.values()) or 1.0
@@ -274,8 +276,6 @@ class Evidence:
 
     def screened(self) -> Evidence:
         """A copy holding only the chosen papers (renumbered 1..n, best first): what an LLM is shown."""
-        import copy
-
         out = copy.copy(self)
         out.papers = []
         for pos, (_, paper) in enumerate(self.chosen(), start=1):
