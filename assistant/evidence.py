@@ -156,8 +156,9 @@ class Evidence:
         self.question = question
         qvec = index.embed_query(question)
         self.papers: list[PaperEvidence] = []
-        names = [set(terms(n)) for n in named_tokens(question)]
-        names = [n for n in names if n]
+        # each named token ('WMDP', 'LLaDA') as the set of its terms
+        self.names: list[set[str]] = [t for t in (set(terms(n)) for n in named_tokens(question)) if t]
+        names = self.names
         for pos, hit in enumerate(hits, start=1):
             prof = profile(index, hit.paper.id)
             chunk_sims = prof.chunk_vectors @ qvec if len(prof.chunk_vectors) else np.zeros(0)
@@ -240,12 +241,12 @@ class Evidence:
     def _named(self, df: dict[str, int]) -> tuple[float, float]:
         """Shares of the question's named tokens (acronyms, CamelCase, names with digits) that occur in
         no indexed paper, and in none of the three leading papers."""
-        names = [t for t in named_tokens(self.question) if terms(t)]
+        names = self.names
         if not names:
             return 0.0, 0.0
         top = set().union(*(p.terms for p in self.papers[:3])) if self.papers else set()
-        absent = sum(any(df.get(t, 0) == 0 for t in terms(n)) for n in names)
-        missing = sum(not set(terms(n)) <= top for n in names)
+        absent = sum(any(df.get(t, 0) == 0 for t in n) for n in names)
+        missing = sum(not n <= top for n in names)
         return absent / len(names), missing / len(names)
 
     def _question_features(self, bm25: BM25Index) -> dict[str, float]:

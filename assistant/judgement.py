@@ -175,10 +175,6 @@ class Judge:
         chosen = [i for i, paper in enumerate(ev.papers, start=1) if paper.relevance >= p.include_threshold]
         ev.included = chosen[: p.max_papers] or [1]
 
-    @property
-    def answer_threshold(self) -> float:
-        return self.params.answer_threshold
-
     def refuses(self, ev: Evidence) -> bool:
         """Whether the evidence is too weak to answer from."""
         return not ev.papers or ev.confidence < self.params.answer_threshold

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_ui_browser import ARGS, CHROMIUM, free_port  # tests/ is on sys.path
+from test_ui_browser import ARGS, CHROMIUM, served  # tests/ is on sys.path
 
 from assistant.settings import Settings
 from ingest.pipeline import ingest
@@ -33,18 +33,11 @@ HOSTILE = [
 
 @pytest.fixture
 def hostile_url(tmp_path: Path) -> Iterator[str]:
-    from ui.gradio_app import launch
-
     listing = tmp_path / "hostile.jsonl"
     listing.write_text("".join(json.dumps(r) + "\n" for r in HOSTILE), encoding="utf-8")
     settings = Settings(data_dir=tmp_path / "data", cache_dir=Path(os.environ["LITASSIST_CACHE_DIR"]))
     ingest([listing], settings)
-    port = free_port()
-    demo = launch(settings, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
+    yield from served(settings)
 
 
 def test_hostile_abstract_in_chromium_fetches_nothing_and_runs_nothing(hostile_url: str) -> None:

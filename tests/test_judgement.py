@@ -213,3 +213,15 @@ def test_no_retrieved_paper_is_a_refusal_not_a_crash(seed_settings: Settings) ->
     assert ev.papers == [] and ev.included == [] and owner.judge.refuses(ev)
     a = ask(LORA_Q, filters={"since": 2090}, settings=seed_settings)
     assert isinstance(a, Answer) and a.refused and a.contexts == []
+
+
+def test_query_terms_are_corrected_once_per_question(monkeypatch: pytest.MonkeyPatch) -> None:
+    from assistant.stores import bm25 as bm25_mod
+
+    index = bm25_mod.BM25Index.build(["p1"], ["training adapters"], generation=1)
+    calls: list[str] = []
+    real = bm25_mod.corrected_terms
+    monkeypatch.setattr(bm25_mod, "corrected_terms", lambda q, known: calls.append(q) or real(q, known))
+    first = index.query_terms("trainng adapters")
+    first.append("mutated")  # callers get their own list
+    assert index.query_terms("trainng adapters") == ["train", "adapt"] and calls == ["trainng adapters"]

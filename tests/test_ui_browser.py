@@ -71,18 +71,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def app_url(seed_settings: Settings) -> Iterator[str]:
-    """The app over the seed index, launched in-process on 127.0.0.1 and closed afterwards."""
+def served(settings: Settings) -> Iterator[str]:
+    """The Gradio app over ``settings``' index, launched in-process on 127.0.0.1; its URL, closed afterwards."""
     pytest.importorskip("gradio")
     from ui.gradio_app import launch
 
     port = free_port()
-    demo = launch(seed_settings, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
+    demo = launch(settings, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:
         demo.close()
+
+
+@pytest.fixture
+def app_url(seed_settings: Settings) -> Iterator[str]:
+    """The app over the seed index."""
+    yield from served(seed_settings)
 
 
 def ask_in_browser(page, question: str, turn: int) -> dict[str, float]:  # type: ignore[no-untyped-def]

@@ -36,6 +36,7 @@ class BM25Index:
         self.df = df
         self.n_docs = len(ids)
         self.generation = generation
+        self._query_terms: dict[str, list[str]] = {}
         self.years = np.asarray(years if years is not None else [0] * len(ids), dtype=np.int32)
         self.sources = sources if sources is not None else [[] for _ in ids]
         self._by_source: dict[str, np.ndarray] | None = None
@@ -117,8 +118,14 @@ class BM25Index:
         return math.log(1.0 + (self.n_docs - n + 0.5) / (n + 0.5))
 
     def query_terms(self, query: str) -> list[str]:
-        """The query's terms, typos corrected against this index's vocabulary ('trainng' -> 'train')."""
-        return corrected_terms(query, self.df)
+        """The query's terms, typos corrected against this index's vocabulary ('trainng' -> 'train');
+        remembered per query (retrieval and evidence both ask for them)."""
+        cache = self._query_terms
+        if query not in cache:
+            if len(cache) > 1024:
+                cache.clear()
+            cache[query] = corrected_terms(query, self.df)
+        return list(cache[query])
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every document for ``query`` (aligned with ``ids``)."""
