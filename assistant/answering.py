@@ -69,9 +69,20 @@ class Assistant:
         self.settings = settings
         self.index = Index.open(settings)
         self.retriever = Retriever(self.index)
-        self.judge = Judge(load_params(settings.retrieval.judgement))
+        self._judge: Judge | None = None
         self._backends: dict[str, Backend] = {}
         self._lock = threading.Lock()
+
+    @property
+    def judge(self) -> Judge:
+        """The judgement, its parameters read on first use (so refitting never needs valid old ones)."""
+        if self._judge is None:
+            self._judge = Judge(load_params(self.settings.retrieval.judgement))
+        return self._judge
+
+    @judge.setter
+    def judge(self, judge: Judge) -> None:
+        self._judge = judge
 
     def backend(self, name: str | None) -> Backend:
         name = name or self.settings.llm_backend()

@@ -30,7 +30,8 @@ QUESTION_WORDS = frozenset(
     comparison contrast contribute could describe describes differ difference different do does especially
     examine examines explain explicitly find finding findings get gets give giving good help helps instead
     kind kinds little make makes many match matching much purely reach reached reaches regard regarding report
-    reported reports say says specifically still style tell try tries way ways e.g i.e etc well whether""".split()
+    reported reports say says specifically still style tell try tries way ways e.g i.e etc well whether
+    anyone anybody someone somebody anything something""".split()
 )
 
 
@@ -107,6 +108,24 @@ def corrected_terms(text: str, known: dict[str, int], min_length: int = 5) -> li
             term = best or term
         out.append(term)
     return out
+
+
+_CLAUSE = re.compile(r"[,;:()\[\]?!/\"]+|\s[-–—]\s")
+
+
+def content_phrases(text: str) -> list[str]:
+    """Runs of content words between stopwords, question words and punctuation, in order and without
+    repeats: 'quantizing diffusion LLMs to 4-bit' -> ['quantizing diffusion llms', '4 bit']."""
+    out: list[str] = []
+    for clause in _CLAUSE.split(text):
+        run: list[str] = []
+        for w in [*words(clause), ""]:
+            if w and w not in STOPWORDS and w not in QUESTION_WORDS and (len(w) > 1 or w.isdigit()):
+                run.append(w)
+            elif run:
+                out.append(" ".join(run))
+                run = []
+    return list(dict.fromkeys(out))
 
 
 def _content_words(text: str) -> list[str]:
