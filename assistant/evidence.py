@@ -20,7 +20,7 @@ from assistant.embedders.cache import text_key
 from assistant.index import Index
 from assistant.models import Hit, Paper
 from assistant.stores.bm25 import BM25Index
-from assistant.text import content_phrases, split_sentences, terms
+from assistant.text import split_sentences, terms
 
 _DIGIT_CHARS = frozenset("0123456789")
 
@@ -195,7 +195,6 @@ class Evidence:
             self.papers.append(paper)
         self._relative_features()
         self.question_features = self._question_features(bm25)
-        self.question_features["q_concept_min"] = self._concept_coverage(index)
         self.confidence = 0.0  # P(the corpus answers this), set by the judgement
         self.included: list[int] = []  # 1-based positions of the papers judged to answer it
 
@@ -238,22 +237,6 @@ class Evidence:
             for k, v in best.items():
                 f[f"gap_{k}"] = f[k] - v
                 f[f"z_{k}"] = (f[k] - stats[k][0]) / stats[k][1]
-
-    def _concept_coverage(self, index: Index, lead: int = 5) -> float:
-        """How well one leading paper covers *every* concept of the question: for each of the first
-        ``lead`` papers, the least similar of the question's content phrases to its closest sentence or
-        title; the best such paper. Low when each concept occurs somewhere but no paper joins them."""
-        phrases = content_phrases(self.question)
-        if not phrases or not self.papers:
-            return 0.0
-        vecs = index.embed_queries(phrases)
-        best = -1.0
-        for p in self.papers[:lead]:
-            prof = profile(index, p.hit.paper.id)
-            rows = [v for v in (prof.title_vector,) if v is not None]
-            units = np.vstack([*rows, prof.sentence_vectors]) if len(prof.sentence_vectors) else np.vstack(rows)
-            best = max(best, float((vecs @ units.T).max(axis=1).min()))
-        return best
 
     def _named(self, df: dict[str, int]) -> tuple[float, float]:
         """Shares of the question's named tokens (acronyms, CamelCase, names with digits) that occur in

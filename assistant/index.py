@@ -179,16 +179,6 @@ class Index:
             self._query_cache[text] = vec
         return vec
 
-    def embed_queries(self, texts: list[str]) -> np.ndarray:
-        """Vectors of several short query texts (one model call for the ones not yet cached)."""
-        todo = [t for t in dict.fromkeys(texts) if t not in self._query_cache]
-        if todo:
-            if len(self._query_cache) + len(todo) > 1024:
-                self._query_cache.clear()
-            for t, v in zip(todo, self.embedder.inner.embed(todo), strict=True):
-                self._query_cache[t] = v
-        return np.stack([self._query_cache[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
-
     def forget_queries(self) -> None:
         """Drop the in-process query-embedding cache (so a timing includes embedding the question)."""
         self._query_cache.clear()

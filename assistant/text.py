@@ -110,24 +110,6 @@ def corrected_terms(text: str, known: dict[str, int], min_length: int = 5) -> li
     return out
 
 
-_CLAUSE = re.compile(r"[,;:()\[\]?!/\"]+|\s[-–—]\s")
-
-
-def content_phrases(text: str) -> list[str]:
-    """Runs of content words between stopwords, question words and punctuation, in order and without
-    repeats: 'quantizing diffusion LLMs to 4-bit' -> ['quantizing diffusion llms', '4 bit']."""
-    out: list[str] = []
-    for clause in _CLAUSE.split(text):
-        run: list[str] = []
-        for w in [*words(clause), ""]:
-            if w and w not in STOPWORDS and w not in QUESTION_WORDS and (len(w) > 1 or w.isdigit()):
-                run.append(w)
-            elif run:
-                out.append(" ".join(run))
-                run = []
-    return list(dict.fromkeys(out))
-
-
 def _content_words(text: str) -> list[str]:
     """The unstemmed words behind :func:`terms` (same filter, same order)."""
     return [

@@ -33,7 +33,7 @@ from evals.questions import Question
 C_REG = 0.5  # inverse L2 strength of every model (a regularisation choice, not tuned per fold)
 INNER_FOLDS = 5
 WEAK_MARGIN = 0.15
-MAX_FALSE_REFUSAL = 0.08  # the refusal threshold refuses at most this share of answerable training questions
+MAX_FALSE_REFUSAL = 0.05  # inner-CV false refusals allowed: half the 10% target, as out-of-fold ran ~1.5-2x higher
 
 
 @dataclass

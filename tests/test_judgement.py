@@ -24,7 +24,7 @@ from assistant.judgement import (
 )
 from assistant.models import Answer
 from assistant.settings import Settings
-from assistant.text import content_phrases, corrected_terms
+from assistant.text import corrected_terms
 from evals.questions import Question
 from evals.training import Example, choose_answer_threshold, fit, stratified_folds
 
@@ -75,25 +75,6 @@ def test_parameters_are_read_on_first_use_so_a_stale_file_can_be_refitted(
         owner.judge  # noqa: B018 - an asker still gets the one-line error, on first use
     owner.judge = Judge(load_params())
     assert owner.judge.params.question.features == list(QUESTION_FEATURES)
-
-
-def test_content_phrases_split_at_stopwords_question_words_and_punctuation() -> None:
-    assert content_phrases("Has anyone applied LoRA to speech recognition (e.g. Whisper) models?") == [
-        "applied lora", "speech recognition", "whisper", "models"
-    ]
-    assert content_phrases("papers on KV-cache compression, KV-cache compression again") == ["kv cache compression"]
-    assert content_phrases("which ones?") == ["ones"]
-
-
-def test_concept_coverage_is_low_when_no_paper_joins_the_concepts(seed_settings: Settings) -> None:
-    owner = get_assistant(seed_settings)
-
-    def coverage(q: str) -> float:
-        return Evidence(owner.index, q, owner.retriever.retrieve(q, k=30)).question_features["q_concept_min"]
-
-    joined = coverage("papers that combine LoRA with a mixture of experts")  # one paper is about both
-    apart = coverage("papers that combine LoRA with speech recognition of accented English")  # never together
-    assert joined > apart + 0.05
 
 
 def test_typos_are_corrected_against_the_corpus_vocabulary() -> None:
