@@ -151,10 +151,10 @@ def ingest(
     for batch in _batches(todo, UPSERT_BATCH):  # chunk, embed, store, register: memory bounded by a batch
         if by_sentence is not None:  # every text embedded once; chunk vectors derived from them
             plans = [by_sentence.plan(paper) for paper, _, _ in batch]
-            planned = [(p, t, u, cs) for (p, t, u), (cs, _) in zip(batch, plans, strict=True)]
+            planned = [(p, t, u, cs) for (p, t, u), (cs, *_) in zip(batch, plans, strict=True)]
             chunks = [c for *_, cs in planned for c in cs]
             count = embedder.computed
-            vectors = _derived(embedder, chunker, [p for p, *_ in planned], [g for _, g in plans])
+            vectors = _derived(embedder, chunker, [p for p, *_ in planned], [(g, n) for _, g, n in plans])
             report.sentences_embedded += embedder.computed - count
         else:
             planned = [(paper, tnorm, is_update, chunker.chunk(paper)) for paper, tnorm, is_update in batch]
@@ -185,7 +185,7 @@ T = TypeVar("T")
 
 
 def _derived(
-    embedder: CachedEmbedder, chunker: Chunker, papers: list[Paper], groups: list[list[list[int]]]
+    embedder: CachedEmbedder, chunker: Chunker, papers: list[Paper], plans: list[tuple[list[list[int]], list[int]]]
 ) -> np.ndarray:
     """Chunk vectors of ``papers`` derived from their title and sentence vectors (embedded, cached).
 
@@ -200,9 +200,9 @@ def _derived(
             mean = embedder.embed(pieces).mean(axis=0)
             found[text] = mean / (float(np.linalg.norm(mean)) or 1.0)
     rows = []
-    for ts, gs in zip(texts, groups, strict=True):
+    for ts, (groups, sizes) in zip(texts, plans, strict=True):
         vecs = np.stack([found[t] for t in ts])
-        rows.append(derive_vectors(vecs[0], vecs[1:], gs))
+        rows.append(derive_vectors(vecs[0], vecs[1:], groups, sizes))
     return np.concatenate(rows)
 
 

@@ -24,7 +24,7 @@ def _paper(abstract: str, title: str = "Sparse Adapters Forever") -> Paper:
 
 def test_chunks_are_whole_sentences_within_the_size() -> None:
     chunker = SentenceChunker(96)
-    chunks, groups = chunker.plan(_paper(LONG))
+    chunks, groups, _ = chunker.plan(_paper(LONG))
     sentences = split_sentences(LONG)
     assert len(chunks) > 3
     assert [j for g in groups for j in g] == list(range(len(sentences))), "every sentence once, in order"
@@ -37,9 +37,9 @@ def test_chunks_are_whole_sentences_within_the_size() -> None:
 
 def test_a_sentence_longer_than_the_size_is_a_chunk_of_its_own_and_no_abstract_is_no_chunk() -> None:
     long_sentence = "Adapters " + "help " * 150 + "a lot."
-    chunks, groups = SentenceChunker(64).plan(_paper(f"Short one. {long_sentence} Short two."))
+    _, groups, _ = SentenceChunker(64).plan(_paper(f"Short one. {long_sentence} Short two."))
     assert groups == [[0], [1], [2]]
-    empty_chunks, empty_groups = SentenceChunker(64).plan(_paper(""))
+    empty_chunks, empty_groups, _ = SentenceChunker(64).plan(_paper(""))
     assert len(empty_chunks) == 1 and empty_groups == [[]], "a title-only paper still has one vector"
 
 
@@ -49,6 +49,9 @@ def test_derived_vector_is_the_normalised_mean_of_sentences_plus_title() -> None
     out = derive_vectors(title, sents, [[0, 1], [2], []])
     want = sents[[0, 1]].mean(axis=0) + TITLE_WEIGHT * title
     assert np.allclose(out[0], want / np.linalg.norm(want), atol=1e-6)
+    weighted = derive_vectors(title, sents, [[0, 1]], sizes=[30, 10, 5])  # sentence token counts
+    want = (30 * sents[0] + 10 * sents[1]) / 40 + TITLE_WEIGHT * title
+    assert np.allclose(weighted[0], want / np.linalg.norm(want), atol=1e-6)
     assert np.allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-6)
     assert np.allclose(out[2], title / np.linalg.norm(title), atol=1e-6)
 
@@ -63,11 +66,11 @@ def test_ingest_embeds_each_text_once_and_stores_derived_vectors(tmp_path: Path)
     texts = sentence_texts(paper)
     assert report.embedded == report.sentences_embedded == len(texts), "title + sentences, nothing else"
     chunks = index.registry.chunks_of(paper.id)
-    assert len(chunks) == report.total_chunks > 1 and "_s96_" in s.collection_name()
+    assert len(chunks) == report.total_chunks > 1 and "_s128_" in s.collection_name()
     vecs = index.embedder.embed(texts)  # cache hits
-    _, groups = SentenceChunker(96).plan(paper)
+    _, groups, sizes = SentenceChunker(128).plan(paper)
     stored = index.store.vectors([c.id for c in chunks])
-    want = derive_vectors(vecs[0], vecs[1:], groups)
+    want = derive_vectors(vecs[0], vecs[1:], groups, sizes)
     for c, row in zip(chunks, want, strict=True):
         assert np.allclose(stored[c.id], row, atol=1e-5)
     assert ingest([src], s).embedded == 0
@@ -87,4 +90,6 @@ def test_a_sentence_too_long_for_the_model_counts_in_full(tmp_path: Path) -> Non
     (chunk,) = index.registry.chunks_of(paper.id)
     truncated = index.embedder.embed(texts)  # the model's vectors (the long one cut at 256 word pieces)
     stored = index.store.vectors([chunk.id])[chunk.id]
-    assert not np.allclose(stored, derive_vectors(truncated[0], truncated[1:], [[0, 1]])[0], atol=1e-3)
+    _, groups, sizes = SentenceChunker(1024).plan(paper)
+    assert groups == [[0, 1]]
+    assert not np.allclose(stored, derive_vectors(truncated[0], truncated[1:], groups, sizes)[0], atol=1e-3)

@@ -53,12 +53,12 @@ def test_invalid_value_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_collection_name_encodes_model_and_chunking() -> None:
     a = Settings()
-    b = Settings(ingest={"chunk_size": 128})
+    b = Settings(ingest={"chunk_size": 96})
     c = Settings(ingest={"embedder": "openai", "embedding_model": "text-embedding-3-small"})
-    d = Settings(ingest={"chunking": "tokens"})
+    d = Settings(ingest={"chunking": "tokens", "chunk_size": 96})
     names = {a.collection_name(), b.collection_name(), c.collection_name(), d.collection_name()}
     assert len(names) == 4
-    assert "s128" in b.collection_name() and "text-embedding-3-small" in c.collection_name()
+    assert "s96" in b.collection_name() and "text-embedding-3-small" in c.collection_name()
     # token windows keep the name indexes built before sentence chunking had, so they stay readable
     assert d.collection_name() == "papers_local-all-minilm-l6-v2-int8_c96o24_072b2146"
 
