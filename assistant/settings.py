@@ -120,8 +120,11 @@ class RetrievalSettings(BaseModel):
     mode: Literal["hybrid", "dense", "bm25"] = Field(default="hybrid", description="Retrieval mode.")
     k: int = Field(default=10, ge=1, le=100, description="Papers to retrieve (top-k after aggregation).")
     candidates: int = Field(default=100, ge=5, le=1000, description="Chunks fetched from each retriever.")
-    rrf_k: int = Field(default=15, ge=1, description="Reciprocal rank fusion constant (tuned on the dev set).")
-    dense_weight: float = Field(default=0.6, ge=0, description="Weight of the dense ranking in fusion.")
+    rrf_k: int = Field(
+        default=30, ge=1,
+        description="Reciprocal rank fusion constant (tuned on SciFact train + the seed dev sets, evals/README.md).",
+    )
+    dense_weight: float = Field(default=0.8, ge=0, description="Weight of the dense ranking in fusion.")
     bm25_weight: float = Field(default=1.0, ge=0, description="Weight of the keyword ranking in fusion.")
     rerank_candidates: int = Field(
         default=30, ge=0, le=200,
