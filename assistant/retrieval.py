@@ -1,8 +1,8 @@
 """Hybrid retrieval: Chroma dense search over chunks + BM25 over papers, fused per paper.
 
 Dense chunk similarities are aggregated to papers (best chunk counts once), BM25 ranks papers, and
-the two paper rankings are fused with weighted reciprocal rank fusion (rrf_k=15, dense weight 0.6:
-tuned on ../shared/evals/dev.jsonl; see evals/README.md for the comparison table).
+the two paper rankings are fused with weighted reciprocal rank fusion (rrf_k=30, dense weight 0.8:
+tuned on SciFact train and the seed dev sets together; see evals/README.md for the tables).
 """
 
 from __future__ import annotations

@@ -180,13 +180,19 @@ def table(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _chunking(cfg: dict[str, Any]) -> str:
+    if cfg.get("chunking", "tokens") == "tokens":
+        return f"{cfg['chunk_size']}/{cfg['chunk_overlap']} tokens"
+    return f"of whole sentences, up to {cfg['chunk_size']} tokens"
+
+
 def markdown(doc: dict[str, Any]) -> str:
     """The Markdown report."""
     cfg = doc["config"]
     return (
         f"# litassist BEIR eval\n\nBenchmark `{doc['benchmark']}`, split `{doc['split']}`: {doc['queries']} judged "
         f"queries over {cfg['papers']} indexed papers ({cfg['chunks']} chunks) · embedder `{cfg['embedding_model']}` · chunks "
-        f"{cfg['chunk_size']}/{cfg['chunk_overlap']} tokens · top {DEPTH} per query.\n\n{table(doc)}\n"
+        f"{_chunking(cfg)} · top {DEPTH} per query.\n\n{table(doc)}\n"
     )
 
 
@@ -252,7 +258,8 @@ def run_beir_command(
     papers, chunks = index.registry.counts()
     ing = settings.ingest
     config = {
-        "papers": papers, "chunks": chunks, "embedding_model": index.embedder.model_id, "chunk_size": ing.chunk_size,
+        "papers": papers, "chunks": chunks, "embedding_model": index.embedder.model_id, "chunking": ing.chunking,
+        "chunk_size": ing.chunk_size,
         "chunk_overlap": ing.chunk_overlap, "retrieval": settings.retrieval.model_dump(mode="json"), "ingest": ingested,
     }  # fmt: skip
     doc = document(beir, results, config)

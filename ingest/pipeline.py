@@ -13,13 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from assistant.evidence import embed_sentences
+import numpy as np
+
+from assistant.embedders.cache import CachedEmbedder
+from assistant.evidence import embed_sentences, sentence_texts
 from assistant.index import INGEST_OPEN, Index
 from assistant.locking import WriteLock
 from assistant.models import Paper
 from assistant.settings import Settings
 from assistant.stores import chunk_metadata
-from ingest.chunking import Chunker
+from ingest.chunking import Chunker, SentenceChunker, derive_vectors
 from ingest.parsers import iter_listing_files, read_listing
 from ingest.parsers.base import Skip
 from ingest.records import has_own_id, merge_entries
@@ -41,7 +44,7 @@ class IngestReport:
     unchanged: int = 0
     repaired: int = 0
     chunks: int = 0  # chunks (re)written this run
-    embedded: int = 0  # chunk texts actually sent to the embedding model
+    embedded: int = 0  # texts sent to the model for chunk vectors (with 'sentences' chunking: titles + sentences)
     sentences_embedded: int = 0  # titles and abstract sentences sent to the model (judgement features)
     skipped: list[Skip] = field(default_factory=list)
     seconds: float = 0.0
@@ -139,16 +142,25 @@ def ingest(
         settings.ingest.chunk_overlap,
         fits=lambda text: embedder.count_tokens(text) <= embedder.max_tokens,
     )
+    by_sentence = SentenceChunker(settings.ingest.chunk_size) if settings.ingest.chunking == "sentences" else None
     if on_start:
         on_start(len(todo))  # progress counts papers: chunks are made one batch at a time
     before = embedder.computed
     if todo:
         index.registry.set_meta(INGEST_OPEN, True)
     for batch in _batches(todo, UPSERT_BATCH):  # chunk, embed, store, register: memory bounded by a batch
-        planned = [(paper, tnorm, is_update, chunker.chunk(paper)) for paper, tnorm, is_update in batch]
-        chunks = [c for *_, cs in planned for c in cs]
-        vectors = embedder.embed([c.embed_text for c in chunks])
-        report.sentences_embedded += embed_sentences(index, [p for p, *_ in planned])  # judgement features
+        if by_sentence is not None:  # every text embedded once; chunk vectors derived from them
+            plans = [by_sentence.plan(paper) for paper, _, _ in batch]
+            planned = [(p, t, u, cs) for (p, t, u), (cs, *_) in zip(batch, plans, strict=True)]
+            chunks = [c for *_, cs in planned for c in cs]
+            count = embedder.computed
+            vectors = _derived(embedder, chunker, [p for p, *_ in planned], [(g, n) for _, g, n in plans])
+            report.sentences_embedded += embedder.computed - count
+        else:
+            planned = [(paper, tnorm, is_update, chunker.chunk(paper)) for paper, tnorm, is_update in batch]
+            chunks = [c for *_, cs in planned for c in cs]
+            vectors = embedder.embed([c.embed_text for c in chunks])
+            report.sentences_embedded += embed_sentences(index, [p for p, *_ in planned])  # judgement features
         metas = [chunk_metadata(p.id, c.index, p.year, p.sources) for p, _, _, cs in planned for c in cs]
         index.store.upsert([c.id for c in chunks], vectors, metas)
         for paper, tnorm, is_update, cs in planned:
@@ -161,7 +173,7 @@ def ingest(
         if on_progress:
             on_progress(len(batch))
     index.registry.delete_meta(INGEST_OPEN)
-    report.embedded = embedder.computed - before - report.sentences_embedded
+    report.embedded = embedder.computed - before - (report.sentences_embedded if by_sentence is None else 0)
     index.ensure_keyword_index()
     report.total_papers, report.total_chunks = index.registry.counts()
     report.seconds = time.perf_counter() - t0
@@ -170,6 +182,28 @@ def ingest(
 
 
 T = TypeVar("T")
+
+
+def _derived(
+    embedder: CachedEmbedder, chunker: Chunker, papers: list[Paper], plans: list[tuple[list[list[int]], list[int]]]
+) -> np.ndarray:
+    """Chunk vectors of ``papers`` derived from their title and sentence vectors (embedded, cached).
+
+    A sentence too long for the model (rare: > 256 word pieces) stands in its chunks for the mean of
+    its pieces' vectors, so no abstract text is cut off by the model (the sentence's own vector, which
+    the judgement reads, is the model's truncated one)."""
+    texts = [sentence_texts(p) for p in papers]  # title, then the sentences the chunks are made of
+    unique = list(dict.fromkeys(t for ts in texts for t in ts))
+    found = dict(zip(unique, embedder.embed(unique), strict=True))
+    for text in unique:
+        if len(text) > embedder.max_tokens - 2 and len(pieces := chunker.pieces(text)) > 1:  # short: fits
+            mean = embedder.embed(pieces).mean(axis=0)
+            found[text] = mean / (float(np.linalg.norm(mean)) or 1.0)
+    rows = []
+    for ts, (groups, sizes) in zip(texts, plans, strict=True):
+        vecs = np.stack([found[t] for t in ts])
+        rows.append(derive_vectors(vecs[0], vecs[1:], groups, sizes))
+    return np.concatenate(rows)
 
 
 def _batches(items: list[T], size: int) -> Iterator[list[T]]:

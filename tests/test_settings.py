@@ -53,11 +53,14 @@ def test_invalid_value_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_collection_name_encodes_model_and_chunking() -> None:
     a = Settings()
-    b = Settings(ingest={"chunk_size": 128})
+    b = Settings(ingest={"chunk_size": 96})
     c = Settings(ingest={"embedder": "openai", "embedding_model": "text-embedding-3-small"})
-    names = {a.collection_name(), b.collection_name(), c.collection_name()}
-    assert len(names) == 3
-    assert "c128" in b.collection_name() and "text-embedding-3-small" in c.collection_name()
+    d = Settings(ingest={"chunking": "tokens", "chunk_size": 96})
+    names = {a.collection_name(), b.collection_name(), c.collection_name(), d.collection_name()}
+    assert len(names) == 4
+    assert "s96" in b.collection_name() and "text-embedding-3-small" in c.collection_name()
+    # token windows keep the name indexes built before sentence chunking had, so they stay readable
+    assert d.collection_name() == "papers_local-all-minilm-l6-v2-int8_c96o24_072b2146"
 
 
 def test_every_field_has_a_description() -> None:
@@ -116,8 +119,8 @@ def test_plain_command_uses_the_last_ingested_data_dir(
 def test_long_model_names_never_share_a_collection() -> None:
     a = Settings(ingest={"embedder": "openai", "embedding_model": "sentence-transformers/paraphrase-multilingual-mpnet-base-v2"})
     b = Settings(ingest={"embedder": "openai", "embedding_model": "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"})
-    c = Settings(ingest={"chunk_size": 128, "chunk_overlap": 30})
-    d = Settings(ingest={"chunk_size": 128, "chunk_overlap": 32})
+    c = Settings(ingest={"chunking": "tokens", "chunk_size": 128, "chunk_overlap": 30})
+    d = Settings(ingest={"chunking": "tokens", "chunk_size": 128, "chunk_overlap": 32})
     names = [x.collection_name() for x in (a, b, c, d)]
     assert len(set(names)) == 4
     assert all(3 <= len(n) <= 63 and n[0].isalnum() and n[-1].isalnum() for n in names)
