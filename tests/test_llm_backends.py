@@ -315,7 +315,7 @@ def test_openai_needs_a_key_only_for_openai_itself(monkeypatch: pytest.MonkeyPat
 @pytest.mark.network
 def test_ask_citations_map_to_retrieved_papers(stub: OpenAIStub, seed_llm: Settings) -> None:
     stub.script("Low-rank adapters are studied for forgetting [1]. Other work also covers adapters [2].")
-    answer = as_answer(ask(QUESTION, backend="openai", settings=seed_llm))
+    answer = as_answer(ask(QUESTION, backend="openai", settings=llm_settings(seed_llm, screen=False)))
     assert not answer.refused and answer.backend == "openai"
     assert [c.paper_id for c in answer.citations] == [h.paper.id for h in answer.contexts[:2]]
     assert [c.n for c in answer.citations] == [1, 2] and answer.checks.ok
@@ -324,13 +324,23 @@ def test_ask_citations_map_to_retrieved_papers(stub: OpenAIStub, seed_llm: Setti
     assert system == {"role": "system", "content": SYSTEM}
     assert f"Question: {QUESTION}" in user["content"]
     blocks = sources_in(user["content"])
-    # the papers the judgement screened in: the leading contexts (they are ranked by the same model)
     assert 2 <= len(blocks) <= len(answer.contexts) and list(blocks) == list(range(1, len(blocks) + 1))
-    for n, body in blocks.items():  # every screened abstract, in hit order, inside its delimiters
+    for n, body in blocks.items():  # every abstract, in hit order, inside its delimiters
         paper = answer.contexts[n - 1].paper
         assert f"Title: {escape_data(' '.join(paper.title.split()))}" in body
         inner = re.search(r"<abstract>(.*)</abstract>", body, re.DOTALL)
         assert inner and inner.group(1) == escape_data(" ".join(paper.abstract.split()))
+
+
+@pytest.mark.slow
+@pytest.mark.network
+def test_ask_shows_the_llm_only_the_papers_the_judgement_screened_in(stub: OpenAIStub, seed_llm: Settings) -> None:
+    stub.script("Low-rank adapters are studied for forgetting [1].")
+    answer = as_answer(ask(QUESTION, backend="openai", settings=seed_llm))
+    blocks = sources_in(stub.requests[-1]["messages"][1]["content"])
+    assert 1 <= len(blocks) < len(answer.contexts)  # screened: fewer than retrieved
+    for n, body in blocks.items():  # the leading contexts (re-ranked by the same model), in order
+        assert f"Title: {escape_data(' '.join(answer.contexts[n - 1].paper.title.split()))}" in body
 
 
 @pytest.mark.slow
@@ -367,16 +377,13 @@ def test_ask_streams_deltas(stub: OpenAIStub, seed_llm: Settings) -> None:
     stub.script(
         Reply(chunks=["Low-rank ", "adapters ", "reduce ", "forgetting ", "[1]", ", as does ", "[2]."])
     )
-    stream = ask(QUESTION, backend="openai", settings=seed_llm, stream=True)
+    stream = ask(QUESTION, backend="openai", settings=llm_settings(seed_llm, screen=False), stream=True)
     assert not isinstance(stream, Answer)
     deltas = list(stream)
     assert len(deltas) >= 3
     assert stream.answer is not None and not stream.answer.refused
-    assert (
-        "".join(deltas).strip()
-        == stream.answer.text
-        == "Low-rank adapters reduce forgetting [1], as does [2]."
-    )
+    assert "".join(deltas).strip() == stream.answer.text  # a weak-evidence lead-in may come first
+    assert stream.answer.text.endswith("Low-rank adapters reduce forgetting [1], as does [2].")
     assert len(stream.answer.citations) == 2
 
 
@@ -410,7 +417,7 @@ def test_ask_with_history_condenses_then_retrieves(stub: OpenAIStub, seed_llm: S
 @pytest.mark.slow
 @pytest.mark.network
 def test_ask_small_context_window_drops_trailing_sources(stub: OpenAIStub, seed_llm: Settings) -> None:
-    small = llm_settings(seed_llm, context_window=1200, max_tokens=200)
+    small = llm_settings(seed_llm, context_window=1200, max_tokens=200, screen=False)
     stub.script("Low-rank adapters reduce forgetting [1]. Also [3]. And the unseen one [10].")
     answer = as_answer(ask(QUESTION, backend="openai", settings=small))
     blocks = sources_in(stub.requests[-1]["messages"][1]["content"])
