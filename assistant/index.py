@@ -17,7 +17,7 @@ from assistant.embedders.cache import CachedEmbedder
 from assistant.errors import IndexMissingError
 from assistant.offline import ensure_offline
 from assistant.settings import Settings
-from assistant.stores import chunk_metadata
+from assistant.stores import chunk_metadata, paper_of
 from assistant.stores.bm25 import BM25Index
 from assistant.stores.chroma import ChromaStore
 from assistant.stores.registry import Registry
@@ -96,7 +96,7 @@ class Index:
         if have == registered:
             return [], set()
         missing = registered - have
-        return sorted(have - registered), {cid.rsplit("#", 1)[0] for cid in missing}
+        return sorted(have - registered), {paper_of(cid) for cid in missing}
 
     def ensure_keyword_index(self) -> BM25Index:
         """The BM25 sidecar, rebuilt when the registry changed since it was built (thread- and

@@ -240,3 +240,19 @@ def test_broad_filter_falls_back_to_where_when_too_few_survive(tmp_path: Path, m
     hits = _dense(s, 2, since=2023)
     assert calls == [None, {"year": {"$gte": 2023}}]
     assert len(hits) == 2 and all(pid in {"m0", "m4", "m8", "m12"} for pid, *_ in hits)
+
+
+def test_dense_query_reads_no_metadata(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    index = Index.open(_setup(tmp_path))
+    col = index.store.collection
+    real = col.query
+    seen: list[object] = []
+
+    def spy(**kw: object) -> object:
+        seen.append(kw["include"])
+        return real(**kw)
+
+    monkeypatch.setattr(col, "query", spy)
+    found = index.store.query(index.embed_query(Q), 10)
+    assert seen == [["distances"]]  # metadata costs a SQLite lookup per result; the chunk id names the paper
+    assert {pid for _, pid, _ in found} == {"a", "b", "c"} and all(cid.startswith(f"{pid}#") for cid, pid, _ in found)
