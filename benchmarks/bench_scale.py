@@ -13,6 +13,7 @@ table with the machine described. Every command runs in a subprocess whose peak 
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
 import os
@@ -47,7 +48,10 @@ class _Embeddings(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
         texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        data = [{"object": "embedding", "index": i, "embedding": synthetic_vector(t)} for i, t in enumerate(texts)]
+        vecs = [synthetic_vector(t) for t in texts]
+        if body.get("encoding_format") == "base64":  # what the openai client asks for, as OpenAI's API answers it
+            vecs = [base64.b64encode(np.asarray(v, dtype="<f4").tobytes()).decode() for v in vecs]  # type: ignore[misc]
+        data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vecs)]
         out = json.dumps({"object": "list", "data": data, "model": body.get("model", "synthetic"),
                           "usage": {"prompt_tokens": 0, "total_tokens": 0}}).encode()  # fmt: skip
         self.send_response(200)
