@@ -19,6 +19,7 @@ from assistant.stores.bm25 import BM25Index
 from assistant.stores.chroma import ChromaStore
 from assistant.stores.registry import Registry
 from assistant.text import terms
+from ingest import pipeline
 from ingest.pipeline import ingest
 
 ROWS = [
@@ -256,3 +257,30 @@ def test_dense_query_reads_no_metadata(tmp_path: Path, monkeypatch: pytest.Monke
     found = index.store.query(index.embed_query(Q), 10)
     assert seen == [["distances"]]  # metadata costs a SQLite lookup per result; the chunk id names the paper
     assert {pid for _, pid, _ in found} == {"a", "b", "c"} and all(cid.startswith(f"{pid}#") for cid, pid, _ in found)
+
+
+# --- re-ingest of the same files into an unchanged index --------------------------------------------
+def test_reingest_of_unchanged_files_reads_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = _setup(tmp_path)
+    first = tmp_path / "first.jsonl"
+    with monkeypatch.context() as m:
+        m.setattr(pipeline, "_same_as_last_run", lambda *_: None)  # the full comparison, for reference
+        slow = ingest([first], s).as_dict()
+
+    def boom(*_: object, **__: object) -> None:
+        raise AssertionError("nothing changed: the listing must not be parsed again")
+
+    with monkeypatch.context() as m:
+        m.setattr(pipeline, "read_listing", boom)
+        fast = ingest([first], s).as_dict()
+    assert slow.pop("seconds") >= 0 and fast.pop("seconds") >= 0
+    assert fast == slow and fast["unchanged"] == 3
+
+    # any change since is read in full: the file's content, or another ingest writing the index
+    first.write_text(first.read_text(encoding="utf-8").replace("Replay buffers", "Rehearsal buffers"), encoding="utf-8")
+    assert ingest([first], s).updated == 1
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({**ROWS[1], "abstract": "Changed elsewhere."}) + "\n", encoding="utf-8")
+    assert ingest([other], s).updated == 1
+    assert ingest([first], s).updated == 1  # b is set back to this file's abstract
+    assert "Changed elsewhere." not in Index.open(s).papers["b"].abstract
