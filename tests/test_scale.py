@@ -30,10 +30,10 @@ ROWS = [
 Q = "adapters that reduce catastrophic forgetting"
 
 
-def _setup(tmp_path: Path) -> Settings:
+def _setup(tmp_path: Path, rows: list[dict[str, object]] = ROWS, name: str = "first.jsonl") -> Settings:
     settings = Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache")
-    src = tmp_path / "first.jsonl"
-    src.write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
+    src = tmp_path / name
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     ingest([src], settings)
     return settings
 
@@ -213,16 +213,8 @@ def _dense(settings: Settings, k: int, **filters: object) -> list[tuple[str, flo
     return [(h.paper.id, h.dense, h.chunk_ids) for h in hits]
 
 
-def _many(tmp_path: Path) -> Settings:
-    settings = Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache")
-    src = tmp_path / "many.jsonl"
-    src.write_text("".join(json.dumps(r) + "\n" for r in MANY), encoding="utf-8")
-    ingest([src], settings)
-    return settings
-
-
 def test_broad_filter_skips_where_with_the_same_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    s = _many(tmp_path)
+    s = _setup(tmp_path, MANY, "many.jsonl")
     calls = _spy_where(monkeypatch)
     broad = _dense(s, 16, since=2023)
     assert calls == [None]  # a quarter of the papers pass: no pre-filter inside Chroma
@@ -234,7 +226,7 @@ def test_broad_filter_skips_where_with_the_same_results(tmp_path: Path, monkeypa
 
 
 def test_broad_filter_falls_back_to_where_when_too_few_survive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    s = _many(tmp_path)
+    s = _setup(tmp_path, MANY, "many.jsonl")
     monkeypatch.setattr(retrieval, "OVERFETCH_MAX", 10)  # 10 nearest of 16: at most 4 of n=8 pass
     s.retrieval.candidates = 8
     calls = _spy_where(monkeypatch)
