@@ -20,6 +20,7 @@ import math
 import os
 import shutil
 import uuid
+from array import array
 from collections import Counter
 from collections.abc import Iterable
 from functools import cached_property
@@ -37,21 +38,22 @@ KeywordRow = tuple[str, str, "int | None", list[str]]  # (paper id, title + abst
 
 
 def _counts(texts: Iterable[str], vocab: dict[str, int]) -> tuple[sparse.csc_matrix, np.ndarray]:
-    """Term counts of ``texts`` (rows) over ``vocab`` (extended with their new terms), and their lengths."""
-    rows: list[int] = []
-    cols: list[int] = []
-    vals: list[int] = []
-    lengths: list[int] = []
-    for r, text in enumerate(texts):
+    """Term counts of ``texts`` (rows) over ``vocab`` (extended with their new terms), and their lengths.
+
+    Collected in typed arrays (12 bytes a posting; Python lists of ints took ~60: +0.9 GB at 100k papers)."""
+    cols, vals, indptr, lengths = array("i"), array("f"), array("q", [0]), array("f")
+    for text in texts:
         toks = terms(text)
         lengths.append(len(toks))
         for term, n in Counter(toks).items():
-            rows.append(r)
             cols.append(vocab.setdefault(term, len(vocab)))
             vals.append(n)
-    shape = (len(lengths), len(vocab))
-    counts = sparse.csc_matrix((np.asarray(vals, np.float32), (np.asarray(rows, np.int64), np.asarray(cols, np.int64))), shape=shape)
-    return counts, np.asarray(lengths, dtype=np.float32)
+        indptr.append(len(cols))
+    by_paper = sparse.csr_matrix(  # views of the arrays, no copy
+        (np.frombuffer(vals, dtype=np.float32), np.frombuffer(cols, dtype=np.int32), np.frombuffer(indptr, dtype=np.int64)),
+        shape=(len(lengths), len(vocab)),
+    )
+    return by_paper.tocsc(), np.array(lengths, dtype=np.float32)
 
 
 def _widen(m: sparse.csc_matrix, n_cols: int) -> sparse.csc_matrix:
@@ -60,6 +62,20 @@ def _widen(m: sparse.csc_matrix, n_cols: int) -> sparse.csc_matrix:
         return m
     indptr = np.concatenate([m.indptr, np.full(n_cols - m.shape[1], m.indptr[-1], dtype=m.indptr.dtype)])
     return sparse.csc_matrix((m.data, m.indices, indptr), shape=(m.shape[0], n_cols))
+
+
+def _stack(top: sparse.csc_matrix, bottom: sparse.csc_matrix) -> sparse.csc_matrix:
+    """The rows of ``bottom`` appended below ``top`` (same columns), column by column: each posting
+    moves by the postings of the other matrix in earlier columns (no sort, no COO copy)."""
+    n_top, n_bottom = np.diff(top.indptr), np.diff(bottom.indptr)
+    indptr = top.indptr.astype(np.int64) + bottom.indptr
+    indices = np.empty(int(indptr[-1]), dtype=np.int32)
+    data = np.empty(int(indptr[-1]), dtype=np.float32)
+    dest = np.arange(top.nnz, dtype=np.int64) + np.repeat(bottom.indptr[:-1], n_top)
+    indices[dest], data[dest] = top.indices, top.data
+    dest = np.arange(bottom.nnz, dtype=np.int64) + np.repeat(top.indptr[1:], n_bottom)
+    indices[dest], data[dest] = bottom.indices + top.shape[0], bottom.data
+    return sparse.csc_matrix((data, indices, indptr), shape=(top.shape[0] + bottom.shape[0], top.shape[1]))
 
 
 class BM25Index:
@@ -103,7 +119,7 @@ class BM25Index:
         vocab = dict(self.vocab)
         added, lengths = _counts((r[1] for r in changed), vocab)
         kept = self.counts if keep.all() else self.counts[np.flatnonzero(keep)]
-        counts = sparse.vstack([_widen(kept, len(vocab)), _widen(added, len(vocab))], format="csc")
+        counts = _stack(_widen(kept, len(vocab)), _widen(added, len(vocab)))
         rows = np.flatnonzero(keep)
         return BM25Index(
             [self.ids[i] for i in rows] + [r[0] for r in changed], vocab, counts,
