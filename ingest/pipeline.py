@@ -107,13 +107,7 @@ def ingest(
         same.seconds = time.perf_counter() - t0
         lock.release()
         return same
-    entries = []
-    for f in files:
-        res = read_listing(f)
-        entries.extend(res.entries)
-        report.skipped.extend(res.skipped)
-    report.files, report.entries = len(files), len(entries)
-    merged = merge_entries(entries)
+    merged = _read(files, report)
     report.papers = len(merged)
 
     index.store.delete(orphans)  # vectors an interrupted run stored for papers never registered
@@ -183,6 +177,17 @@ def ingest(
     report.seconds = time.perf_counter() - t0
     lock.release()
     return report
+
+
+def _read(files: list[Path], report: IngestReport) -> list[tuple[Paper, str]]:
+    """The unique papers of ``files`` (the parsed entries are dropped here: 0.27 GB at 100k papers)."""
+    entries = []
+    for f in files:
+        res = read_listing(f)
+        entries.extend(res.entries)
+        report.skipped.extend(res.skipped)
+    report.files, report.entries = len(files), len(entries)
+    return merge_entries(entries)
 
 
 def _inputs_digest(files: list[Path]) -> str:
