@@ -108,7 +108,8 @@ class Retriever:
         scores = bm25.scores(question)
         if mask is not None:
             scores = np.where(mask, scores, 0.0)
-        top = np.argsort(-scores)[:n]
+        top = np.argpartition(-scores, n)[:n] if len(scores) > n else np.arange(len(scores))  # O(papers), no full sort
+        top = top[np.argsort(-scores[top], kind="stable")]
         return {bm25.ids[i]: float(scores[i]) for i in top if scores[i] > 0}
 
     def retrieve(
