@@ -126,11 +126,8 @@ class Index:
             new = old.updated(changed, gen)
             if new.n_docs == self.registry.counts()[0]:  # otherwise papers were removed (--rebuild)
                 return new
-        # one keyword document per paper: title + the text of its chunks (= its abstract)
-        rows = list(self.registry.keyword_rows())
-        return BM25Index.build(
-            [r[0] for r in rows], [r[1] for r in rows], gen, [r[2] for r in rows], [r[3] for r in rows]
-        )
+        # one keyword document per paper: title + the text of its chunks (= its abstract), streamed
+        return BM25Index.from_rows(self.registry.keyword_rows(), gen)
 
     def ensure_chunk_metadata(self) -> None:
         """Give every stored vector its paper's year and sources (indexes built before filters ran

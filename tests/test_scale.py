@@ -165,6 +165,7 @@ def test_ingest_updates_bm25_incrementally(tmp_path: Path, monkeypatch: pytest.M
 
     with monkeypatch.context() as m:
         m.setattr(BM25Index, "build", boom)
+        m.setattr(BM25Index, "from_rows", boom)
         report = ingest([more], s)
     assert (report.new, report.updated) == (1, 1)
     incremental = Index.open(s).ensure_keyword_index()

@@ -22,7 +22,7 @@ import shutil
 import uuid
 from array import array
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
 
@@ -106,10 +106,26 @@ class BM25Index:
         years: list[int | None] | None = None, sources: list[list[str]] | None = None,
     ) -> BM25Index:  # fmt: skip
         """Index every paper (``texts`` aligned with ``ids``)."""
+        n = len(ids)
+        return cls.from_rows(zip(ids, texts, years or [None] * n, sources or [[] for _ in ids], strict=True), generation)
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[KeywordRow], generation: int) -> BM25Index:
+        """Index every paper of ``rows``, read one at a time (no list of every text)."""
+        ids: list[str] = []
+        years: list[int] = []
+        sources: list[list[str]] = []
+
+        def texts() -> Iterator[str]:
+            for pid, text, year, names in rows:
+                ids.append(pid)
+                years.append(year or 0)
+                sources.append(names)
+                yield text
+
         vocab: dict[str, int] = {}
-        counts, lengths = _counts(texts, vocab)
-        year_list = [y or 0 for y in years] if years is not None else None
-        return cls(ids, vocab, counts, lengths, generation, year_list, sources)
+        counts, lengths = _counts(texts(), vocab)
+        return cls(ids, vocab, counts, lengths, generation, years, sources)
 
     def updated(self, changed: list[KeywordRow], generation: int) -> BM25Index:
         """A new index with the ``changed`` papers (new or rewritten) replacing their old rows: only they
