@@ -149,7 +149,10 @@ def ingest(
     before = embedder.computed
     if todo:
         index.registry.set_meta(INGEST_OPEN, True)
-    for batch in _batches(todo, UPSERT_BATCH):  # chunk, embed, store, register: memory bounded by a batch
+    del merged, claimed  # ``todo`` holds the papers still to write, and drops each batch once written
+    while todo:  # chunk, embed, store, register: memory bounded by a batch
+        batch = todo[:UPSERT_BATCH]
+        del todo[:UPSERT_BATCH]
         planned = [(paper, tnorm, is_update, chunker.chunk(paper)) for paper, tnorm, is_update in batch]
         chunks = [c for *_, cs in planned for c in cs]
         vectors = embedder.embed([c.embed_text for c in chunks])
