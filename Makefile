@@ -74,8 +74,10 @@ bench: install
 
 # Index cost at synthetic 1k/10k papers (loopback embeddings server, no model); SIZES=1000,10000,100000 for 100k.
 SIZES ?= 1000,10000
+# e.g. SCALE_ARGS="--workdir /tmp/scale" keeps the indexes; add --query-only to time queries on them again
+SCALE_ARGS ?=
 bench-scale: install
-	$(BIN)/python benchmarks/bench_scale.py --sizes $(SIZES)
+	$(BIN)/python benchmarks/bench_scale.py --sizes $(SIZES) $(SCALE_ARGS)
 
 # 8 concurrent Gradio users, LLM (2 s loopback stub) and extractive backends: prints a table.
 bench-concurrency: install

@@ -17,7 +17,7 @@ from assistant.embedders.cache import CachedEmbedder
 from assistant.errors import IndexMissingError
 from assistant.offline import ensure_offline
 from assistant.settings import Settings
-from assistant.stores import chunk_metadata
+from assistant.stores import chunk_metadata, paper_of
 from assistant.stores.bm25 import BM25Index
 from assistant.stores.chroma import ChromaStore
 from assistant.stores.registry import Registry
@@ -96,7 +96,7 @@ class Index:
         if have == registered:
             return [], set()
         missing = registered - have
-        return sorted(have - registered), {cid.rsplit("#", 1)[0] for cid in missing}
+        return sorted(have - registered), {paper_of(cid) for cid in missing}
 
     def ensure_keyword_index(self) -> BM25Index:
         """The BM25 sidecar, rebuilt when the registry changed since it was built (thread- and
@@ -109,16 +109,25 @@ class Index:
             if self._bm25 is not None and self._bm25.generation == gen:
                 return self._bm25
             folder = self.dir / "bm25"
-            loaded = BM25Index.load(folder)
+            loaded = self._bm25 if self._bm25 is not None else BM25Index.load(folder)
+            if loaded is not None and loaded.generation != gen:
+                loaded = BM25Index.load(folder) or loaded  # another process may have brought it up to date
             if loaded is None or loaded.generation != gen:
-                # one keyword document per paper: title + the text of its chunks (= its abstract)
-                rows = list(self.registry.keyword_rows())
-                loaded = BM25Index.build(
-                    [r[0] for r in rows], [r[1] for r in rows], gen, [r[2] for r in rows], [r[3] for r in rows]
-                )
+                loaded = self._keyword_index_at(gen, loaded)
                 loaded.save(folder)
             self._bm25 = loaded
             return loaded
+
+    def _keyword_index_at(self, gen: int, old: BM25Index | None) -> BM25Index:
+        """The BM25 index of generation ``gen``: ``old`` with the papers written since it was built
+        replaced (cost in proportion to them), or a full build when there is no usable ``old``."""
+        if old is not None and old.generation < gen:
+            changed = list(self.registry.keyword_rows(since_generation=old.generation))
+            new = old.updated(changed, gen)
+            if new.n_docs == self.registry.counts()[0]:  # otherwise papers were removed (--rebuild)
+                return new
+        # one keyword document per paper: title + the text of its chunks (= its abstract), streamed
+        return BM25Index.from_rows(self.registry.keyword_rows(), gen)
 
     def ensure_chunk_metadata(self) -> None:
         """Give every stored vector its paper's year and sources (indexes built before filters ran

@@ -4,16 +4,22 @@ no per-query count(), no stored documents, and re-ingest without listing every i
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from assistant import retrieval
 from assistant.index import CHUNK_META, Index
 from assistant.models import Filters
 from assistant.retrieval import Retriever, chroma_where
 from assistant.settings import Settings
+from assistant.stores.bm25 import BM25Index
 from assistant.stores.chroma import ChromaStore
 from assistant.stores.registry import Registry
+from assistant.text import terms
+from ingest import pipeline
 from ingest.pipeline import ingest
 
 ROWS = [
@@ -24,10 +30,10 @@ ROWS = [
 Q = "adapters that reduce catastrophic forgetting"
 
 
-def _setup(tmp_path: Path) -> Settings:
+def _setup(tmp_path: Path, rows: list[dict[str, object]] = ROWS, name: str = "first.jsonl") -> Settings:
     settings = Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache")
-    src = tmp_path / "first.jsonl"
-    src.write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
+    src = tmp_path / name
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     ingest([src], settings)
     return settings
 
@@ -103,3 +109,171 @@ def test_clean_reingest_does_not_list_every_id(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(ChromaStore, "ids", boom)
     report = ingest([tmp_path / "first.jsonl"], s)
     assert (report.unchanged, report.embedded) == (3, 0)
+
+
+# --- BM25: scores from raw counts, updated in proportion to what changed ----------------------------
+DOCS = {
+    "p1": "Low-rank adapters reduce catastrophic forgetting in language models.",
+    "p2": "Replay buffers reduce forgetting; adapters adapters adapters.",
+    "p3": "Speech recognition with transformers and low-rank adapters.",
+    "p4": "Diffusion models for image generation.",
+}
+QUERIES = ["adapters reduce forgetting", "low-rank speech", "diffusion image diffusion", "nothing matches here"]
+
+
+def _scores(index: BM25Index) -> dict[str, dict[str, float]]:
+    return {q: dict(zip(index.ids, index.scores(q).tolist(), strict=True)) for q in QUERIES}
+
+
+def test_bm25_scores_equal_bm25s_lucene() -> None:
+    import bm25s
+
+    ids, texts = list(DOCS), list(DOCS.values())
+    ours = BM25Index.build(ids, texts, generation=1)
+    ref = bm25s.BM25(k1=1.2, b=0.75)  # bm25s's default variant is Lucene
+    ref.index([terms(t) for t in texts], show_progress=False)
+    for q in QUERIES:
+        toks = [t for t in ours.query_terms(q) if t in ours.df]
+        expected = ref.get_scores(toks) if toks else np.zeros(len(ids))
+        assert ours.scores(q) == pytest.approx(np.asarray(expected), rel=1e-5, abs=1e-6), q
+
+
+def test_bm25_update_equals_full_build() -> None:
+    old = BM25Index.build(["p1", "p2", "p3"], [DOCS["p1"], "Old text about speech.", DOCS["p3"]], 1, [2020, 2021, None])
+    changed = [("p2", DOCS["p2"], 2024, ["b.jsonl"]), ("p4", DOCS["p4"], 2019, ["b.jsonl"])]
+    new = old.updated(changed, 2)
+    full = BM25Index.build(list(DOCS), list(DOCS.values()), 2, [2020, 2024, None, 2019], [[], ["b.jsonl"], [], ["b.jsonl"]])
+    assert sorted(new.ids) == sorted(full.ids) and new.df == full.df
+    got, want = _scores(new), _scores(full)
+    for q in QUERIES:
+        assert got[q] == pytest.approx(want[q], rel=1e-6), q
+    m_new, m_full = new.mask(2020, None, None), full.mask(2020, None, None)
+    assert m_new is not None and m_full is not None
+    assert {i for i, k in zip(new.ids, m_new, strict=True) if k} == {i for i, k in zip(full.ids, m_full, strict=True) if k}
+    assert "speech" in old.df and new.df.get("speech") == 1  # p2's old text is gone
+
+
+def test_ingest_updates_bm25_incrementally(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = _setup(tmp_path)
+    more = tmp_path / "more.jsonl"
+    rows = [{"id": "d", "title": "Adapters in vision", "abstract": "Adapters for vision transformers.", "year": 2021},
+            {**ROWS[0], "abstract": "Low-rank adapters reduce catastrophic forgetting and interference."}]  # fmt: skip
+    more.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+    def boom(*_: object, **__: object) -> None:
+        raise AssertionError("adding papers must not re-index every paper")
+
+    with monkeypatch.context() as m:
+        m.setattr(BM25Index, "build", boom)
+        m.setattr(BM25Index, "from_rows", boom)
+        report = ingest([more], s)
+    assert (report.new, report.updated) == (1, 1)
+    incremental = Index.open(s).ensure_keyword_index()
+    assert incremental.generation == Index.open(s).registry.generation()
+    shutil.rmtree(Index.open(s).dir / "bm25")
+    full = Index.open(s).ensure_keyword_index()
+    assert sorted(incremental.ids) == sorted(full.ids) == ["a", "b", "c", "d"]
+    for q in [Q, "vision adapters", "interference"]:
+        got = dict(zip(incremental.ids, incremental.scores(q).tolist(), strict=True))
+        assert got == pytest.approx(dict(zip(full.ids, full.scores(q).tolist(), strict=True)), rel=1e-6), q
+
+
+def test_keyword_index_after_removal_is_rebuilt(tmp_path: Path) -> None:
+    s = _setup(tmp_path)
+    reader = Index.open(s)
+    assert sorted(reader.ensure_keyword_index().ids) == ["a", "b", "c"]  # held in memory by this reader
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps(ROWS[1]) + "\n", encoding="utf-8")
+    ingest([other], s, rebuild=True)  # another process drops a and c
+    shutil.rmtree(reader.dir / "bm25")
+    assert reader.ensure_keyword_index().ids == ["b"]  # an update of the held index cannot drop a and c
+
+
+# --- broad filters: unfiltered over-fetch, kept by the paper mask ------------------------------------
+MANY = [
+    {"id": f"m{i}", "title": f"Adapters study {i}", "abstract": f"Adapters reduce forgetting in setting {i}.",
+     "year": 2024 if i % 4 == 0 else 2020}
+    for i in range(16)
+]  # fmt: skip
+
+
+def _spy_where(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    calls: list[object] = []
+    real = ChromaStore.query
+
+    def spy(self: ChromaStore, vector: np.ndarray, n: int, where: dict[str, object] | None = None) -> object:
+        calls.append(where)
+        return real(self, vector, n, where)
+
+    monkeypatch.setattr(ChromaStore, "query", spy)
+    return calls
+
+
+def _dense(settings: Settings, k: int, **filters: object) -> list[tuple[str, float | None, list[str]]]:
+    hits = Retriever(Index.open(settings)).retrieve(Q, k=k, mode="dense", filters=Filters(**filters))
+    return [(h.paper.id, h.dense, h.chunk_ids) for h in hits]
+
+
+def test_broad_filter_skips_where_with_the_same_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = _setup(tmp_path, MANY, "many.jsonl")
+    calls = _spy_where(monkeypatch)
+    broad = _dense(s, 16, since=2023)
+    assert calls == [None]  # a quarter of the papers pass: no pre-filter inside Chroma
+    assert {pid for pid, *_ in broad} == {r["id"] for r in MANY if r["year"] == 2024}
+    monkeypatch.setattr(retrieval, "BROAD_FILTER", 1.01)  # force the store's pre-filter
+    calls.clear()
+    assert _dense(s, 16, since=2023) == broad
+    assert calls == [{"year": {"$gte": 2023}}]
+
+
+def test_broad_filter_falls_back_to_where_when_too_few_survive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = _setup(tmp_path, MANY, "many.jsonl")
+    monkeypatch.setattr(retrieval, "OVERFETCH_MAX", 10)  # 10 nearest of 16: at most 4 of n=8 pass
+    s.retrieval.candidates = 8
+    calls = _spy_where(monkeypatch)
+    hits = _dense(s, 2, since=2023)
+    assert calls == [None, {"year": {"$gte": 2023}}]
+    assert len(hits) == 2 and all(pid in {"m0", "m4", "m8", "m12"} for pid, *_ in hits)
+
+
+def test_dense_query_reads_no_metadata(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    index = Index.open(_setup(tmp_path))
+    col = index.store.collection
+    real = col.query
+    seen: list[object] = []
+
+    def spy(**kw: object) -> object:
+        seen.append(kw["include"])
+        return real(**kw)
+
+    monkeypatch.setattr(col, "query", spy)
+    found = index.store.query(index.embed_query(Q), 10)
+    assert seen == [["distances"]]  # metadata costs a SQLite lookup per result; the chunk id names the paper
+    assert {pid for _, pid, _ in found} == {"a", "b", "c"} and all(cid.startswith(f"{pid}#") for cid, pid, _ in found)
+
+
+# --- re-ingest of the same files into an unchanged index --------------------------------------------
+def test_reingest_of_unchanged_files_reads_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = _setup(tmp_path)
+    first = tmp_path / "first.jsonl"
+    with monkeypatch.context() as m:
+        m.setattr(pipeline, "_same_as_last_run", lambda *_: None)  # the full comparison, for reference
+        slow = ingest([first], s).as_dict()
+
+    def boom(*_: object, **__: object) -> None:
+        raise AssertionError("nothing changed: the listing must not be parsed again")
+
+    with monkeypatch.context() as m:
+        m.setattr(pipeline, "read_listing", boom)
+        fast = ingest([first], s).as_dict()
+    assert slow.pop("seconds") >= 0 and fast.pop("seconds") >= 0
+    assert fast == slow and fast["unchanged"] == 3
+
+    # any change since is read in full: the file's content, or another ingest writing the index
+    first.write_text(first.read_text(encoding="utf-8").replace("Replay buffers", "Rehearsal buffers"), encoding="utf-8")
+    assert ingest([first], s).updated == 1
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({**ROWS[1], "abstract": "Changed elsewhere."}) + "\n", encoding="utf-8")
+    assert ingest([other], s).updated == 1
+    assert ingest([first], s).updated == 1  # b is set back to this file's abstract
+    assert "Changed elsewhere." not in Index.open(s).papers["b"].abstract

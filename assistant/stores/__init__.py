@@ -32,6 +32,11 @@ class VectorStore(Protocol):
     def drop(self) -> None: ...
 
 
+def paper_of(chunk_id: str) -> str:
+    """The paper id a chunk id names (chunk ids are ``<paper id>#<stamp>-<n>``, see ingest/chunking.py)."""
+    return chunk_id.rsplit("#", 1)[0]
+
+
 def chunk_metadata(paper_id: str, chunk: int, year: int | None, sources: list[str]) -> dict[str, Any]:
     """The metadata stored with a chunk vector (Chroma holds no None and no empty list)."""
     meta: dict[str, Any] = {"paper_id": paper_id, "chunk": chunk}

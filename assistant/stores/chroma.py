@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from assistant.errors import BackendError
+from assistant.stores import paper_of
 
 if TYPE_CHECKING:
     from assistant.settings import Settings
@@ -106,16 +107,13 @@ class ChromaStore:
         """(chunk id, paper id, cosine similarity) best first, among chunks whose metadata match ``where``.
 
         No ``count()`` first: Chroma returns fewer than ``n`` when it holds fewer, and an empty list
-        when it holds none.
+        when it holds none. No metadata either: reading it back is a SQLite lookup per result (9 of 25 ms
+        for 100 results at 51k chunks, 28 ms for 600), and the paper id is part of the chunk id.
         """
         if n <= 0:
             return []
-        res = self._col.query(query_embeddings=[vector], n_results=n, where=where, include=["distances", "metadatas"])
-        return [  # a vector whose metadata is gone (a --rebuild in another process emptying the collection) is skipped
-            (cid, str(meta["paper_id"]), 1.0 - float(d))
-            for cid, meta, d in zip(res["ids"][0], res["metadatas"][0], res["distances"][0], strict=True)
-            if meta
-        ]
+        res = self._col.query(query_embeddings=[vector], n_results=n, where=where, include=["distances"])
+        return [(cid, paper_of(cid), 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0], strict=True)]
 
     def drop(self) -> None:
         with contextlib.suppress(Exception):  # absent already

@@ -16,7 +16,8 @@ from assistant.models import Chunk, Paper
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS papers (
-  id TEXT PRIMARY KEY, title_norm TEXT NOT NULL, content_hash TEXT NOT NULL, data TEXT NOT NULL
+  id TEXT PRIMARY KEY, title_norm TEXT NOT NULL, content_hash TEXT NOT NULL, data TEXT NOT NULL,
+  gen INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS papers_title ON papers(title_norm);
 CREATE TABLE IF NOT EXISTS chunks (
@@ -37,6 +38,9 @@ class Registry:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        if "gen" not in {r[1] for r in self._db.execute("PRAGMA table_info(papers)")}:  # registries before it
+            self._db.execute("ALTER TABLE papers ADD COLUMN gen INTEGER NOT NULL DEFAULT 0")
+        self._db.execute("CREATE INDEX IF NOT EXISTS papers_gen ON papers(gen)")
 
     def close(self) -> None:
         self._db.close()
@@ -80,11 +84,13 @@ class Registry:
     def paper_ids(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT id FROM papers ORDER BY id")]
 
-    def keyword_rows(self) -> Iterator[tuple[str, str, int | None, list[str]]]:
-        """(id, title + abstract, year, sources) of every paper, without building Paper objects."""
+    def keyword_rows(self, since_generation: int = -1) -> Iterator[tuple[str, str, int | None, list[str]]]:
+        """(id, title + abstract, year, sources) of every paper written after ``since_generation``
+        (default: all), without building Paper objects."""
         rows = self._db.execute(
             "SELECT id, json_extract(data, '$.title') || char(10) || json_extract(data, '$.abstract'), "
-            "json_extract(data, '$.year'), json_extract(data, '$.sources') FROM papers ORDER BY id"
+            "json_extract(data, '$.year'), json_extract(data, '$.sources') FROM papers WHERE gen > ? ORDER BY id",
+            (since_generation,),
         )
         for pid, text, year, sources in rows:
             yield pid, text, year, json.loads(sources) if sources else []
@@ -103,8 +109,10 @@ class Registry:
     def write(self, paper: Paper, title_norm: str, chunks: Iterable[Chunk] | None) -> None:
         """Insert or replace a paper; when ``chunks`` is given they replace the paper's chunks."""
         with self.transaction() as db:
+            self._bump(db)  # the row records the generation that wrote it (incremental BM25 reads it)
             db.execute(
-                "INSERT OR REPLACE INTO papers(id, title_norm, content_hash, data) VALUES (?,?,?,?)",
+                "INSERT OR REPLACE INTO papers(id, title_norm, content_hash, data, gen) VALUES "
+                "(?,?,?,?,(SELECT CAST(value AS INTEGER) FROM meta WHERE key='generation'))",
                 (paper.id, title_norm, paper.content_hash, paper.model_dump_json()),
             )
             if chunks is not None:
@@ -113,7 +121,6 @@ class Registry:
                     "INSERT INTO chunks(id, paper_id, idx, text, embed_text) VALUES (?,?,?,?,?)",
                     [(c.id, c.paper_id, c.index, c.text, c.embed_text) for c in chunks],
                 )
-            self._bump(db)
 
     def clear(self) -> None:
         with self.transaction() as db:
