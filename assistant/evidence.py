@@ -100,10 +100,7 @@ def profile(index: Index, paper_id: str) -> Profile:
         return cache[paper_id]
     paper = index.papers[paper_id]
     chunks = index.chunks_by_paper.get(paper_id, [])
-    derived = index.settings.ingest.chunking == "sentences"  # stored vectors are not the texts' embeddings
-    cached = {} if derived else index.embedder.lookup([c.embed_text for c in chunks])
-    found = {c.id: cached[text_key(c.embed_text)] for c in chunks if text_key(c.embed_text) in cached}
-    found |= index.store.vectors([c.id for c in chunks if c.id not in found])  # cache absent or cleared
+    found = index.store.vectors([c.id for c in chunks])  # as stored: embedded windows or derived vectors
     chunk_rows = [found[c.id] for c in chunks if c.id in found]
     texts = sentence_texts(paper)
     vecs = _vectors(index, texts)

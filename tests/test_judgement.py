@@ -24,7 +24,7 @@ from assistant.judgement import (
 )
 from assistant.models import Answer
 from assistant.settings import Settings
-from assistant.text import corrected_terms
+from assistant.text import corrected_terms, terms
 from evals.questions import Question
 from evals.training import Example, choose_answer_threshold, fit, stratified_folds
 
@@ -75,6 +75,11 @@ def test_parameters_are_read_on_first_use_so_a_stale_file_can_be_refitted(
         owner.judge  # noqa: B018 - an asker still gets the one-line error, on first use
     owner.judge = Judge(load_params())
     assert owner.judge.params.question.features == list(QUESTION_FEATURES)
+
+
+def test_indefinite_pronouns_frame_a_question_and_are_not_terms() -> None:
+    # "anyone" occurs in no abstract: as a term it read as a concept the corpus lacks (an absent-term feature)
+    assert terms("Has anyone tried LoRA for speech? Anything on something similar?") == ["tri", "lora", "speech", "similar"]
 
 
 def test_typos_are_corrected_against_the_corpus_vocabulary() -> None:
