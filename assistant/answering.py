@@ -68,6 +68,7 @@ class Assistant:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.index = Index.open(settings)
+        self.index.prefetch()  # vectors and keyword index load while the first question is embedded
         self.retriever = Retriever(self.index)
         self._judge: Judge | None = None
         self._backends: dict[str, Backend] = {}

@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 import math
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -23,6 +25,8 @@ from assistant.stores.bm25 import BM25Index
 from assistant.text import split_sentences, terms
 
 _DIGIT_CHARS = frozenset("0123456789")
+PROFILE_CACHE = 4096  # papers whose profile a process keeps (~20-40 KB each: vectors and term sets)
+_PROFILE_LOCK = threading.Lock()  # Gradio and Slack score questions from many threads
 
 
 def sentence_texts(paper: Paper) -> list[str]:
@@ -93,28 +97,48 @@ def _vectors(index: Index, texts: list[str]) -> list[np.ndarray]:
     return [found[text_key(t)] for t in texts]
 
 
-def profile(index: Index, paper_id: str) -> Profile:
-    """The cached :class:`Profile` of a paper (the cache is dropped when the index changes)."""
-    cache: dict[str, Profile] = index.__dict__.setdefault("_profiles", {})
-    if paper_id in cache:
-        return cache[paper_id]
-    paper = index.papers[paper_id]
-    chunks = index.chunks_by_paper.get(paper_id, [])
-    found = index.store.vectors([c.id for c in chunks])  # as stored: embedded windows or derived vectors
-    chunk_rows = [found[c.id] for c in chunks if c.id in found]
-    texts = sentence_texts(paper)
-    vecs = _vectors(index, texts)
-    dim = len(vecs[0])
-    prof = Profile(
-        sentences=[(s, frozenset(terms(s))) for s in texts[1:]],
-        sentence_vectors=np.stack(vecs[1:]) if len(vecs) > 1 else np.zeros((0, dim), dtype=np.float32),
-        title_vector=vecs[0],
-        chunk_vectors=np.stack(chunk_rows) if chunk_rows else np.zeros((0, dim), dtype=np.float32),
-        doc_terms=frozenset(terms(f"{paper.title} {paper.abstract}")),
-        title_terms=frozenset(terms(paper.title)),
-    )
-    cache[paper_id] = prof
-    return prof
+def profiles(index: Index, papers: list[Paper]) -> list[Profile]:
+    """The :class:`Profile` of each of ``papers``, in order.
+
+    Profiles are kept per index (the most recent :data:`PROFILE_CACHE`; dropped when the index
+    changes). The papers not kept are read together: one registry query for their chunk ids, one
+    store read for the chunk vectors (as stored: embedded windows or derived vectors alike) and one
+    embedding-cache lookup for their titles and sentences, so a question costs a few reads, not a
+    few per paper.
+    """
+    with _PROFILE_LOCK:
+        cache: OrderedDict[str, Profile] = index.__dict__.setdefault("_profiles", OrderedDict())
+        todo = list({p.id: p for p in papers if p.id not in cache}.values())
+    made: dict[str, Profile] = {}
+    if todo:
+        chunk_ids = index.registry.chunk_ids_of([p.id for p in todo])
+        stored = index.store.vectors([c for p in todo for c in chunk_ids.get(p.id, [])])
+        texts = {p.id: sentence_texts(p) for p in todo}
+        vecs = iter(_vectors(index, [t for ts in texts.values() for t in ts]))
+        for paper in todo:
+            own = [next(vecs) for _ in texts[paper.id]]
+            dim = len(own[0])
+            chunk_rows = [stored[c] for c in chunk_ids.get(paper.id, []) if c in stored]
+            title_terms, *sentence_terms = (frozenset(terms(t)) for t in texts[paper.id])
+            made[paper.id] = Profile(
+                sentences=list(zip(texts[paper.id][1:], sentence_terms, strict=True)),
+                sentence_vectors=np.stack(own[1:]) if len(own) > 1 else np.zeros((0, dim), dtype=np.float32),
+                title_vector=own[0],
+                chunk_vectors=np.stack(chunk_rows) if chunk_rows else np.zeros((0, dim), dtype=np.float32),
+                doc_terms=title_terms.union(*sentence_terms),  # the abstract's terms, sentence by sentence
+                title_terms=title_terms,
+            )
+    with _PROFILE_LOCK:
+        cache.update(made)
+        out = []
+        for paper in papers:
+            prof = cache.get(paper.id) or made[paper.id]
+            cache[paper.id] = prof
+            cache.move_to_end(paper.id)
+            out.append(prof)
+        while len(cache) > PROFILE_CACHE:
+            cache.popitem(last=False)
+    return out
 
 
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9^.\-]*[A-Za-z0-9]")
@@ -157,8 +181,7 @@ class Evidence:
         # each named token ('WMDP', 'LLaDA') as the set of its terms
         self.names: list[set[str]] = [t for t in (set(terms(n)) for n in named_tokens(question)) if t]
         names = self.names
-        for pos, hit in enumerate(hits, start=1):
-            prof = profile(index, hit.paper.id)
+        for pos, (hit, prof) in enumerate(zip(hits, profiles(index, [h.paper for h in hits]), strict=True), start=1):
             chunk_sims = prof.chunk_vectors @ qvec if len(prof.chunk_vectors) else np.zeros(0)
             sent_sims = prof.sentence_vectors @ qvec if len(prof.sentence_vectors) else np.zeros(0)
             sents = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import shutil
 import threading
@@ -72,6 +73,24 @@ class Index:
             self.settings.cache_path() / "embeddings.sqlite",
             batch_size=self.settings.ingest.batch_size,
         )
+
+    def prefetch(self) -> threading.Thread:
+        """Load the vector index and the BM25 sidecar in a background thread, so the first question
+        does not wait for them one after the other and after the query embedder (Chroma loads its
+        index outside the GIL). Errors are left to the question that follows, which reports them.
+        Not a daemon: a process that ends sooner (a bad filter) waits for it instead of exiting
+        while Chroma's native code runs (a crash); a Chroma server loads its own index, so then only
+        the sidecar is read."""
+
+        def run() -> None:
+            with contextlib.suppress(Exception):
+                if not self.settings.store.chroma_host:
+                    self.store.warm()
+                self.ensure_keyword_index()
+
+        thread = threading.Thread(target=run, name="litassist-prefetch", daemon=False)
+        thread.start()
+        return thread
 
     # --- maintenance --------------------------------------------------------------------------
     def reset(self) -> None:

@@ -45,6 +45,10 @@ def synthetic_vector(text: str, dim: int = DIM) -> list[float]:
 
 
 class _Embeddings(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as a real server: the client reuses its connection
+    wbufsize = 1 << 16  # headers and body leave in one write, flushed per request
+    disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall on a kept-alive connection
+
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
         texts = body["input"] if isinstance(body["input"], list) else [body["input"]]

@@ -277,3 +277,65 @@ def test_reingest_of_unchanged_files_reads_nothing(tmp_path: Path, monkeypatch: 
     assert ingest([other], s).updated == 1
     assert ingest([first], s).updated == 1  # b is set back to this file's abstract
     assert "Changed elsewhere." not in Index.open(s).papers["b"].abstract
+
+
+# --- evidence reads a question's papers together, and keeps a bounded cache ---------------------------
+def test_evidence_reads_all_candidate_papers_in_one_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from assistant import evidence
+
+    index = Index.open(_setup(tmp_path))
+    hits = Retriever(index).retrieve(Q, k=10)
+    calls = {"vectors": 0, "lookup": 0, "chunk_ids_of": 0}
+    for owner, name in ((index.store, "vectors"), (index.embedder, "lookup"), (index.registry, "chunk_ids_of")):
+        real = getattr(owner, name)
+
+        def spy(*a: object, _real: object = real, _name: str = name, **kw: object) -> object:
+            calls[_name] += 1
+            return _real(*a, **kw)  # type: ignore[operator]
+
+        monkeypatch.setattr(owner, name, spy)
+    ev = evidence.Evidence(index, Q, hits)
+    assert len(ev.papers) == 3 and all(p.sentences and p.features["chunk_max"] > 0 for p in ev.papers)
+    assert calls == {"vectors": 1, "lookup": 1, "chunk_ids_of": 1}  # not one of each per paper
+    evidence.Evidence(index, Q + " again", hits)
+    assert calls == {"vectors": 1, "lookup": 1, "chunk_ids_of": 1}  # profiles are kept
+
+
+def test_profile_cache_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from assistant import evidence
+
+    monkeypatch.setattr(evidence, "PROFILE_CACHE", 2)
+    index = Index.open(_setup(tmp_path))
+    hits = Retriever(index).retrieve(Q, k=10)
+    first = evidence.profiles(index, [h.paper for h in hits])
+    assert len(first) == 3 and len(index.__dict__["_profiles"]) == 2  # the most recent two
+    again = evidence.profiles(index, [h.paper for h in hits[1:]])
+    assert again[0] is first[1] and again[1] is first[2]
+
+
+def test_search_breadth_is_a_setting_stored_with_the_collection(tmp_path: Path) -> None:
+    s = _setup(tmp_path)
+    assert Index.open(s).store.collection.configuration["hnsw"]["ef_search"] == s.store.search_ef
+    narrow = s.model_copy(update={"store": s.store.model_copy(update={"search_ef": 64})})
+    assert Index.open(narrow).store.collection.configuration["hnsw"]["ef_search"] == 64
+    assert _ids(narrow, "dense") == {"a", "b", "c"}
+
+
+def test_assistant_loads_vectors_and_keyword_index_in_the_background(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from assistant.answering import Assistant
+
+    s = _setup(tmp_path)
+    started: list[object] = []
+    real = Index.prefetch
+    monkeypatch.setattr(Index, "prefetch", lambda self: started.append(real(self)) or started[-1])
+    a = Assistant(s)
+    assert len(started) == 1
+    started[0].join(timeout=60)  # type: ignore[attr-defined]
+    assert a.index._bm25 is not None  # loaded before any question asked for it
+    # a failure while prefetching is left to the question that follows: no thread traceback
+    monkeypatch.setattr(ChromaStore, "warm", lambda self: (_ for _ in ()).throw(RuntimeError("store down")))
+    thread = real(Index.open(s))
+    thread.join(timeout=60)
+    assert not thread.is_alive()

@@ -38,34 +38,30 @@ def make_client(settings: Settings) -> Any:
     return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
 
 
-# HNSW search breadth. At or above the number of vectors the search visits the whole graph: results equal
-# exact search and are the same in every process (default ef 100: 26 of 32 dev questions had the same
-# top-50 in two fresh processes, recall@50 vs exact 0.994; ef 2000: 32 of 32, recall 1.0). See README.
-SEARCH_EF = 2000
-
-
-def _exact_enough(col: Any) -> Any:
-    """``col`` with ``ef_search >= SEARCH_EF`` (collections made before this setting get it too)."""
+def _with_search_ef(col: Any, ef: int) -> Any:
+    """``col`` searching with HNSW breadth ``ef`` (``store.search_ef``; stored with the collection, so it
+    is written only when it differs, e.g. for a collection made before the setting existed)."""
     with contextlib.suppress(Exception):  # a server without collection configuration keeps its default
-        if ((col.configuration or {}).get("hnsw") or {}).get("ef_search", 0) < SEARCH_EF:
-            col.modify(configuration={"hnsw": {"ef_search": SEARCH_EF}})
+        if ((col.configuration or {}).get("hnsw") or {}).get("ef_search") != ef:
+            col.modify(configuration={"hnsw": {"ef_search": ef}})
     return col
 
 
 class ChromaStore:
     """One Chroma collection of chunk vectors (cosine space, our own embeddings only)."""
 
-    def __init__(self, client: Any, name: str) -> None:
+    def __init__(self, client: Any, name: str, search_ef: int = 200) -> None:
         self._client = client
         self.name = name
+        self.search_ef = search_ef
         # embedding_function=None: Chroma must never load its default (downloading) model.
-        self._col = _exact_enough(client.get_or_create_collection(
+        self._col = _with_search_ef(client.get_or_create_collection(
             name=name, embedding_function=None, metadata={"hnsw:space": "cosine"}
-        ))
+        ), search_ef)
 
     @classmethod
     def open(cls, settings: Settings) -> ChromaStore:
-        return cls(make_client(settings), settings.collection_name())
+        return cls(make_client(settings), settings.collection_name(), settings.store.search_ef)
 
     @property
     def collection(self) -> Any:
@@ -98,6 +94,11 @@ class ChromaStore:
         res = self._col.get(ids=ids, include=["embeddings"])
         return {cid: np.asarray(vec, dtype=np.float32) for cid, vec in zip(res["ids"], res["embeddings"], strict=True)}
 
+    def warm(self) -> None:
+        """Load the vector index into memory now (Chroma loads it on the first read of any vector:
+        seconds for a large collection)."""
+        self._col.get(limit=1, include=["embeddings"])
+
     def count(self) -> int:
         return int(self._col.count())
 
@@ -118,6 +119,6 @@ class ChromaStore:
     def drop(self) -> None:
         with contextlib.suppress(Exception):  # absent already
             self._client.delete_collection(self.name)
-        self._col = _exact_enough(self._client.get_or_create_collection(
+        self._col = _with_search_ef(self._client.get_or_create_collection(
             name=self.name, embedding_function=None, metadata={"hnsw:space": "cosine"}
-        ))
+        ), self.search_ef)

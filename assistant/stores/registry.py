@@ -146,6 +146,15 @@ class Registry:
         r = self._db.execute("SELECT id, paper_id, idx, text, embed_text FROM chunks WHERE id=?", (chunk_id,)).fetchone()
         return Chunk(id=r[0], paper_id=r[1], index=r[2], text=r[3], embed_text=r[4]) if r else None
 
+    def chunk_ids_of(self, paper_ids: list[str]) -> dict[str, list[str]]:
+        """Chunk ids of each of ``paper_ids`` in order, in one query per 500 papers (papers without
+        chunks are absent)."""
+        out: dict[str, list[str]] = {}
+        rows = self._select_in("SELECT paper_id, id FROM chunks WHERE paper_id IN ({marks}) ORDER BY paper_id, idx", paper_ids)
+        for pid, cid in rows:
+            out.setdefault(str(pid), []).append(str(cid))
+        return out
+
     def chunks_of(self, paper_id: str) -> list[Chunk]:
         rows = self._db.execute(
             "SELECT id, paper_id, idx, text, embed_text FROM chunks WHERE paper_id=? ORDER BY idx", (paper_id,)
