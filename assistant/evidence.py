@@ -101,8 +101,8 @@ def profiles(index: Index, papers: list[Paper]) -> list[Profile]:
     """The :class:`Profile` of each of ``papers``, in order.
 
     Profiles are kept per index (the most recent :data:`PROFILE_CACHE`; dropped when the index
-    changes). The papers not kept are read together: one registry query for their chunk ids, one
-    store read for the chunk vectors (as stored: embedded windows or derived vectors alike) and one
+    changes). The papers not kept are read together: one registry query for their chunks' vectors
+    (the copy of what the store holds: embedded windows or derived vectors alike) and one
     embedding-cache lookup for their titles and sentences, so a question costs a few reads, not a
     few per paper.
     """
@@ -111,14 +111,16 @@ def profiles(index: Index, papers: list[Paper]) -> list[Profile]:
         todo = list({p.id: p for p in papers if p.id not in cache}.values())
     made: dict[str, Profile] = {}
     if todo:
-        chunk_ids = index.registry.chunk_ids_of([p.id for p in todo])
-        stored = index.store.vectors([c for p in todo for c in chunk_ids.get(p.id, [])])
+        rows = index.registry.chunk_vectors_of([p.id for p in todo])
+        kept = {cid: vec for pid in rows for cid, vec in rows[pid] if vec is not None}
+        # rows written before the registry kept vectors: read those from the store
+        stored = kept | index.store.vectors([cid for pid in rows for cid, vec in rows[pid] if vec is None])
         texts = {p.id: sentence_texts(p) for p in todo}
         vecs = iter(_vectors(index, [t for ts in texts.values() for t in ts]))
         for paper in todo:
             own = [next(vecs) for _ in texts[paper.id]]
             dim = len(own[0])
-            chunk_rows = [stored[c] for c in chunk_ids.get(paper.id, []) if c in stored]
+            chunk_rows = [stored[c] for c, _ in rows.get(paper.id, []) if c in stored]
             title_terms, *sentence_terms = (frozenset(terms(t)) for t in texts[paper.id])
             made[paper.id] = Profile(
                 sentences=list(zip(texts[paper.id][1:], sentence_terms, strict=True)),

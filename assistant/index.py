@@ -39,6 +39,7 @@ def _file_lock(path: Path) -> Iterator[None]:
 INGEST_OPEN = "ingest_open"  # registry meta key set while an ingest writes (cleared when it finishes)
 CHUNK_META = "chunk_metadata"  # registry meta key: version of the metadata stored with each vector
 CHUNK_META_VERSION = 2  # paper_id, chunk, year, sources
+CHUNK_VECTORS = "chunk_vectors"  # registry meta: every chunk row holds its vector
 EMPTY_HINT = "the index is empty: run `litassist ingest ../shared/corpus/hf-daily-papers` (or your listing files)"
 
 
@@ -166,6 +167,20 @@ class Index:
                         metas.append(chunk_metadata(p.id, c.index, p.year, p.sources))
                 self.store.set_metadata(cids, metas)
             self.registry.set_meta(CHUNK_META, CHUNK_META_VERSION)
+
+    def ensure_chunk_vectors(self) -> None:
+        """Copy every stored chunk vector into its registry row (indexes built before the registry
+        kept them; scoring then reads them in one query instead of ~0.1 ms per id from Chroma);
+        a no-op once done."""
+        if self.registry.get_meta(CHUNK_VECTORS) is not None:
+            return
+        with self._lock:
+            while ids := self.registry.chunks_without_vectors(1000):
+                found = self.store.vectors(ids)
+                if not found:  # rows without a stored vector (a wiped store): reconcile repairs them
+                    break
+                self.registry.set_chunk_vectors(found)
+            self.registry.set_meta(CHUNK_VECTORS, True)
 
     def sources(self) -> list[str]:
         """Listing file names in the index (cached per registry generation)."""

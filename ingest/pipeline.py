@@ -103,6 +103,7 @@ def ingest(
         index.reset()
     index.ensure_chunk_metadata()
     orphans, repair = index.reconcile()
+    index.ensure_chunk_vectors()
     same = None if rebuild or orphans or repair else _same_as_last_run(index, digest)
     if same is not None:  # the same files into an index nobody changed since: nothing to parse or compare
         same.skipped = report.skipped + same.skipped
@@ -171,12 +172,14 @@ def ingest(
             report.sentences_embedded += embed_sentences(index, [p for p, *_ in planned])  # judgement features
         metas = [chunk_metadata(p.id, c.index, p.year, p.sources) for p, _, _, cs in planned for c in cs]
         index.store.upsert([c.id for c in chunks], vectors, metas)
+        start = 0
         for paper, tnorm, is_update, cs in planned:
             if is_update:
                 keep = {c.id for c in cs}
                 stale = set(index.store.ids(paper.id)) | set(index.registry.chunk_ids(paper.id))
                 index.store.delete(sorted(stale - keep))
-            index.registry.write(paper, tnorm, cs)
+            index.registry.write(paper, tnorm, cs, vectors[start : start + len(cs)])
+            start += len(cs)
             report.chunks += len(cs)
         if on_progress:
             on_progress(len(batch))

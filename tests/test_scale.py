@@ -285,8 +285,8 @@ def test_evidence_reads_all_candidate_papers_in_one_pass(tmp_path: Path, monkeyp
 
     index = Index.open(_setup(tmp_path))
     hits = Retriever(index).retrieve(Q, k=10)
-    calls = {"vectors": 0, "lookup": 0, "chunk_ids_of": 0}
-    for owner, name in ((index.store, "vectors"), (index.embedder, "lookup"), (index.registry, "chunk_ids_of")):
+    calls = {"get": 0, "lookup": 0, "chunk_vectors_of": 0}
+    for owner, name in ((index.store.collection, "get"), (index.embedder, "lookup"), (index.registry, "chunk_vectors_of")):
         real = getattr(owner, name)
 
         def spy(*a: object, _real: object = real, _name: str = name, **kw: object) -> object:
@@ -296,9 +296,33 @@ def test_evidence_reads_all_candidate_papers_in_one_pass(tmp_path: Path, monkeyp
         monkeypatch.setattr(owner, name, spy)
     ev = evidence.Evidence(index, Q, hits)
     assert len(ev.papers) == 3 and all(p.sentences and p.features["chunk_max"] > 0 for p in ev.papers)
-    assert calls == {"vectors": 1, "lookup": 1, "chunk_ids_of": 1}  # not one of each per paper
+    # one registry query and one cache lookup for all papers; Chroma's get (~0.1 ms per id) not at all
+    assert calls == {"get": 0, "lookup": 1, "chunk_vectors_of": 1}
     evidence.Evidence(index, Q + " again", hits)
-    assert calls == {"vectors": 1, "lookup": 1, "chunk_ids_of": 1}  # profiles are kept
+    assert calls == {"get": 0, "lookup": 1, "chunk_vectors_of": 1}  # profiles are kept
+
+
+def test_registry_rows_hold_the_stored_chunk_vectors_and_old_indexes_get_them(tmp_path: Path) -> None:
+    from assistant import evidence
+    from assistant.index import CHUNK_VECTORS
+
+    s = _setup(tmp_path)
+    index = Index.open(s)
+    rows = index.registry.chunk_vectors_of(["a", "b", "c"])
+    ids = [cid for pid in rows for cid, _ in rows[pid]]
+    stored = index.store.vectors(ids)
+    assert ids and all(np.allclose(vec, stored[cid], atol=1e-6) for pid in rows for cid, vec in rows[pid])
+    hits = Retriever(index).retrieve(Q, k=10)
+    before = [p.features["chunk_max"] for p in evidence.Evidence(index, Q, hits).papers]
+    # an index built before the registry kept vectors: scoring reads them from the store ...
+    index.registry._db.execute("UPDATE chunks SET vec = NULL")
+    index.registry.delete_meta(CHUNK_VECTORS)
+    old = Index.open(s)
+    assert [p.features["chunk_max"] for p in evidence.Evidence(old, Q, hits).papers] == pytest.approx(before, abs=1e-6)
+    # ... and the next ingest copies them into the registry once
+    ingest([tmp_path / "first.jsonl"], s)
+    again = Index.open(s).registry.chunk_vectors_of(["a", "b", "c"])
+    assert all(vec is not None and np.allclose(vec, stored[cid], atol=1e-6) for pid in again for cid, vec in again[pid])
 
 
 def test_profile_cache_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

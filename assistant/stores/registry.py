@@ -1,7 +1,9 @@
 """The paper registry: papers and chunks of one collection in SQLite, beside the Chroma index.
 
-Chroma holds vectors; the registry holds what the papers are. A paper row is written only after its
-chunks are in Chroma, so an interrupted ingest leaves papers the next run simply completes.
+Chroma holds vectors for search; the registry holds what the papers are (and a copy of each chunk's
+vector, which scoring a question reads for its candidate papers in one query: Chroma's ``get`` costs
+~0.1 ms per id). A paper row is written only after its chunks are in Chroma, so an interrupted ingest
+leaves papers the next run simply completes.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 from assistant.models import Chunk, Paper
 
 _SCHEMA = """
@@ -21,11 +25,16 @@ CREATE TABLE IF NOT EXISTS papers (
 );
 CREATE INDEX IF NOT EXISTS papers_title ON papers(title_norm);
 CREATE TABLE IF NOT EXISTS chunks (
-  id TEXT PRIMARY KEY, paper_id TEXT NOT NULL, idx INTEGER NOT NULL, text TEXT NOT NULL, embed_text TEXT NOT NULL
+  id TEXT PRIMARY KEY, paper_id TEXT NOT NULL, idx INTEGER NOT NULL, text TEXT NOT NULL, embed_text TEXT NOT NULL,
+  vec BLOB
 );
 CREATE INDEX IF NOT EXISTS chunks_paper ON chunks(paper_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+
+def _blob(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype=np.float32).tobytes()
 
 
 class Registry:
@@ -41,6 +50,8 @@ class Registry:
         if "gen" not in {r[1] for r in self._db.execute("PRAGMA table_info(papers)")}:  # registries before it
             self._db.execute("ALTER TABLE papers ADD COLUMN gen INTEGER NOT NULL DEFAULT 0")
         self._db.execute("CREATE INDEX IF NOT EXISTS papers_gen ON papers(gen)")
+        if "vec" not in {r[1] for r in self._db.execute("PRAGMA table_info(chunks)")}:  # registries before it
+            self._db.execute("ALTER TABLE chunks ADD COLUMN vec BLOB")
 
     def close(self) -> None:
         self._db.close()
@@ -106,8 +117,11 @@ class Registry:
         rows = self._db.execute("SELECT data FROM papers ORDER BY id").fetchall()
         return [Paper.model_validate_json(r[0]) for r in rows]
 
-    def write(self, paper: Paper, title_norm: str, chunks: Iterable[Chunk] | None) -> None:
-        """Insert or replace a paper; when ``chunks`` is given they replace the paper's chunks."""
+    def write(
+        self, paper: Paper, title_norm: str, chunks: Iterable[Chunk] | None, vectors: np.ndarray | None = None
+    ) -> None:
+        """Insert or replace a paper; when ``chunks`` is given they replace the paper's chunks (with
+        ``vectors``, one row per chunk: the vectors stored for them in the vector store)."""
         with self.transaction() as db:
             self._bump(db)  # the row records the generation that wrote it (incremental BM25 reads it)
             db.execute(
@@ -117,9 +131,11 @@ class Registry:
             )
             if chunks is not None:
                 db.execute("DELETE FROM chunks WHERE paper_id=?", (paper.id,))
+                rows = list(chunks)
+                blobs = [_blob(v) for v in vectors] if vectors is not None else [None] * len(rows)
                 db.executemany(
-                    "INSERT INTO chunks(id, paper_id, idx, text, embed_text) VALUES (?,?,?,?,?)",
-                    [(c.id, c.paper_id, c.index, c.text, c.embed_text) for c in chunks],
+                    "INSERT INTO chunks(id, paper_id, idx, text, embed_text, vec) VALUES (?,?,?,?,?,?)",
+                    [(c.id, c.paper_id, c.index, c.text, c.embed_text, b) for c, b in zip(rows, blobs, strict=True)],
                 )
 
     def clear(self) -> None:
@@ -146,14 +162,26 @@ class Registry:
         r = self._db.execute("SELECT id, paper_id, idx, text, embed_text FROM chunks WHERE id=?", (chunk_id,)).fetchone()
         return Chunk(id=r[0], paper_id=r[1], index=r[2], text=r[3], embed_text=r[4]) if r else None
 
-    def chunk_ids_of(self, paper_ids: list[str]) -> dict[str, list[str]]:
-        """Chunk ids of each of ``paper_ids`` in order, in one query per 500 papers (papers without
-        chunks are absent)."""
-        out: dict[str, list[str]] = {}
-        rows = self._select_in("SELECT paper_id, id FROM chunks WHERE paper_id IN ({marks}) ORDER BY paper_id, idx", paper_ids)
-        for pid, cid in rows:
-            out.setdefault(str(pid), []).append(str(cid))
+    def chunk_vectors_of(self, paper_ids: list[str]) -> dict[str, list[tuple[str, np.ndarray | None]]]:
+        """(chunk id, stored vector or None) of each of ``paper_ids``' chunks in order, in one query per
+        500 papers (papers without chunks are absent; None: a row written before vectors were kept)."""
+        out: dict[str, list[tuple[str, np.ndarray | None]]] = {}
+        rows = self._select_in(
+            "SELECT paper_id, id, vec FROM chunks WHERE paper_id IN ({marks}) ORDER BY paper_id, idx", paper_ids
+        )
+        for pid, cid, vec in rows:
+            found = np.frombuffer(vec, np.float32) if isinstance(vec, bytes) else None
+            out.setdefault(str(pid), []).append((str(cid), found))
         return out
+
+    def chunks_without_vectors(self, limit: int) -> list[str]:
+        """Up to ``limit`` ids of chunk rows that do not hold their vector yet."""
+        return [str(r[0]) for r in self._db.execute("SELECT id FROM chunks WHERE vec IS NULL LIMIT ?", (limit,))]
+
+    def set_chunk_vectors(self, vectors: dict[str, np.ndarray]) -> None:
+        """Store the vectors of existing chunk rows (no generation bump: nothing a reader sees changes)."""
+        with self.transaction() as db:
+            db.executemany("UPDATE chunks SET vec=? WHERE id=?", [(_blob(v), cid) for cid, v in vectors.items()])
 
     def chunks_of(self, paper_id: str) -> list[Chunk]:
         rows = self._db.execute(
