@@ -59,8 +59,11 @@ def chroma_where(filters: Filters, sources: list[str] | None) -> dict[str, Any] 
     return conds[0] if len(conds) == 1 else {"$and": conds}
 
 
-def _ranks(scores: dict[str, float]) -> dict[str, int]:
-    return {pid: r for r, (pid, _) in enumerate(sorted(scores.items(), key=lambda kv: -kv[1]), start=1)}
+def _ranks(scores: np.ndarray) -> np.ndarray:
+    """1-based rank of each score, best first (ties keep list order)."""
+    ranks = np.empty(len(scores), dtype=np.float64)
+    ranks[np.argsort(-scores, kind="stable")] = np.arange(1, len(scores) + 1)
+    return ranks
 
 
 class Retriever:
@@ -165,23 +168,26 @@ class Retriever:
             return dense
         if not dense:
             return bm25
-        rd, rb = _ranks(dense), _ranks(bm25)
         kk, wd, wb = self.cfg.rrf_k, self.cfg.dense_weight, self.cfg.bm25_weight
-        miss = len(rd) + len(rb)
+        pids = list(dense) + [p for p in bm25 if p not in dense]
+        dv = np.fromiter(dense.values(), dtype=np.float64, count=len(dense))
+        bv = np.fromiter(bm25.values(), dtype=np.float64, count=len(bm25))
+        at = {p: i for i, p in enumerate(bm25)}
+        where_b = np.array([at.get(p, -1) for p in pids])  # position in the BM25 list, -1 = absent
+        miss = len(dense) + len(bm25)
+        rank_d = np.full(len(pids), miss, dtype=np.float64)
+        rank_d[: len(dense)] = _ranks(dv)
+        rank_b = np.where(where_b >= 0, _ranks(bv)[where_b], miss)
         scale = (kk + 1) / (wd + wb) if wd + wb > 0 else 1.0
-        pids = list(set(rd) | set(rb))
-        rrf = np.array([wd / (kk + rd.get(p, miss)) + wb / (kk + rb.get(p, miss)) for p in pids]) * scale
-        sw = self.cfg.score_weight
-        if sw > 0:
-            d = np.array([dense.get(p, np.nan) for p in pids])
-            d = np.where(np.isnan(d), min(dense.values()), d)
-            b = np.array([bm25.get(p, 0.0) for p in pids])
-            rrf += sw * (_zscores(d, list(dense.values())) + _zscores(b, list(bm25.values()))) / 2
-        return dict(zip(pids, rrf.tolist(), strict=True))
+        fused = (wd / (kk + rank_d) + wb / (kk + rank_b)) * scale
+        if self.cfg.score_weight > 0:
+            d = np.concatenate([dv, np.full(len(pids) - len(dense), dv.min())])
+            b = np.where(where_b >= 0, bv[where_b], 0.0)
+            fused += self.cfg.score_weight * (_zscores(d, dv) + _zscores(b, bv)) / 2
+        return dict(zip(pids, fused.tolist(), strict=True))
 
 
-def _zscores(values: np.ndarray, within: list[float]) -> np.ndarray:
+def _zscores(values: np.ndarray, within: np.ndarray) -> np.ndarray:
     """``values`` standardised by the mean and standard deviation of ``within`` (0 where it has no spread)."""
-    ref = np.asarray(within, dtype=np.float64)
-    sd = float(ref.std())
-    return (values - ref.mean()) / sd if sd > 1e-9 else np.zeros_like(values)
+    sd = float(within.std())
+    return (values - within.mean()) / sd if sd > 1e-9 else np.zeros_like(values)
