@@ -132,6 +132,12 @@ class RetrievalSettings(BaseModel):
     )
     dense_weight: float = Field(default=0.8, ge=0, description="Weight of the dense ranking in fusion.")
     bm25_weight: float = Field(default=1.0, ge=0, description="Weight of the keyword ranking in fusion.")
+    score_weight: float = Field(
+        default=0.15, ge=0,
+        description="Weight of score fusion added to rank fusion: the mean of a paper's z-scores in the dense "
+        "and BM25 lists, against 1 for a paper first in both rankings (0 = rank fusion alone; tuned on "
+        "SciFact train + the seed dev sets, evals/README.md).",
+    )
     rerank_candidates: int = Field(
         default=30, ge=0, le=200,
         description="Papers the judgement scores before keeping the top k (re-ranking; 0 = only the top k).",
