@@ -127,7 +127,7 @@ def profiles(index: Index, papers: list[Paper]) -> list[Profile]:
                 sentence_vectors=np.stack(own[1:]) if len(own) > 1 else np.zeros((0, dim), dtype=np.float32),
                 title_vector=own[0],
                 chunk_vectors=np.stack(chunk_rows) if chunk_rows else np.zeros((0, dim), dtype=np.float32),
-                doc_terms=title_terms.union(*sentence_terms),  # the abstract's terms, sentence by sentence
+                doc_terms=frozenset(terms(f"{paper.title} {paper.abstract}")),
                 title_terms=title_terms,
             )
     with _PROFILE_LOCK:
