@@ -97,14 +97,30 @@ def _vectors(index: Index, texts: list[str]) -> list[np.ndarray]:
     return [found[text_key(t)] for t in texts]
 
 
+def _text_vectors(index: Index, texts: dict[str, list[str]]) -> dict[str, np.ndarray]:
+    """Title + sentence vectors of each paper: the registry's copy (one row per paper), else (an
+    index built before it kept them, or a copy that no longer matches the sentence split) the
+    embedding cache, all such papers in one lookup."""
+    kept = index.registry.text_vectors_of(list(texts))
+    out: dict[str, np.ndarray] = {}
+    for pid, flat in kept.items():
+        if flat.size and flat.size % len(texts[pid]) == 0:
+            out[pid] = flat.reshape(len(texts[pid]), -1)
+    missing = [pid for pid in texts if pid not in out]
+    vecs = iter(_vectors(index, [t for pid in missing for t in texts[pid]]) if missing else [])
+    for pid in missing:
+        out[pid] = np.stack([next(vecs) for _ in texts[pid]])
+    return out
+
+
 def profiles(index: Index, papers: list[Paper]) -> list[Profile]:
     """The :class:`Profile` of each of ``papers``, in order.
 
     Profiles are kept per index (the most recent :data:`PROFILE_CACHE`; dropped when the index
     changes). The papers not kept are read together: one registry query for their chunks' vectors
-    (the copy of what the store holds: embedded windows or derived vectors alike) and one
-    embedding-cache lookup for their titles and sentences, so a question costs a few reads, not a
-    few per paper.
+    (the copy of what the store holds: embedded windows or derived vectors alike) and one for their
+    title and sentence vectors (one row per paper), so a question costs a few reads, not a few per
+    paper or per sentence.
     """
     with _PROFILE_LOCK:
         cache: OrderedDict[str, Profile] = index.__dict__.setdefault("_profiles", OrderedDict())
@@ -116,15 +132,15 @@ def profiles(index: Index, papers: list[Paper]) -> list[Profile]:
         # rows written before the registry kept vectors: read those from the store
         stored = kept | index.store.vectors([cid for pid in rows for cid, vec in rows[pid] if vec is None])
         texts = {p.id: sentence_texts(p) for p in todo}
-        vecs = iter(_vectors(index, [t for ts in texts.values() for t in ts]))
+        text_vecs = _text_vectors(index, texts)
         for paper in todo:
-            own = [next(vecs) for _ in texts[paper.id]]
-            dim = len(own[0])
+            own = text_vecs[paper.id]  # title, then sentences
+            dim = own.shape[1]
             chunk_rows = [stored[c] for c, _ in rows.get(paper.id, []) if c in stored]
             title_terms, *sentence_terms = (frozenset(terms(t)) for t in texts[paper.id])
             made[paper.id] = Profile(
                 sentences=list(zip(texts[paper.id][1:], sentence_terms, strict=True)),
-                sentence_vectors=np.stack(own[1:]) if len(own) > 1 else np.zeros((0, dim), dtype=np.float32),
+                sentence_vectors=own[1:],
                 title_vector=own[0],
                 chunk_vectors=np.stack(chunk_rows) if chunk_rows else np.zeros((0, dim), dtype=np.float32),
                 doc_terms=frozenset(terms(f"{paper.title} {paper.abstract}")),

@@ -17,7 +17,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from assistant.embedders.cache import CachedEmbedder
+from assistant.embedders.cache import CachedEmbedder, text_key
 from assistant.evidence import embed_sentences, sentence_texts
 from assistant.index import INGEST_OPEN, Index
 from assistant.locking import WriteLock
@@ -103,7 +103,7 @@ def ingest(
         index.reset()
     index.ensure_chunk_metadata()
     orphans, repair = index.reconcile()
-    index.ensure_chunk_vectors()
+    index.ensure_vector_copies()
     same = None if rebuild or orphans or repair else _same_as_last_run(index, digest)
     if same is not None:  # the same files into an index nobody changed since: nothing to parse or compare
         same.skipped = report.skipped + same.skipped
@@ -172,13 +172,16 @@ def ingest(
             report.sentences_embedded += embed_sentences(index, [p for p, *_ in planned])  # judgement features
         metas = [chunk_metadata(p.id, c.index, p.year, p.sources) for p, _, _, cs in planned for c in cs]
         index.store.upsert([c.id for c in chunks], vectors, metas)
+        texts = {p.id: sentence_texts(p) for p, *_ in planned}  # embedded (cached) by now, either way
+        cached = embedder.lookup([t for ts in texts.values() for t in ts])
         start = 0
         for paper, tnorm, is_update, cs in planned:
             if is_update:
                 keep = {c.id for c in cs}
                 stale = set(index.store.ids(paper.id)) | set(index.registry.chunk_ids(paper.id))
                 index.store.delete(sorted(stale - keep))
-            index.registry.write(paper, tnorm, cs, vectors[start : start + len(cs)])
+            own = np.stack([cached[text_key(t)] for t in texts[paper.id]])
+            index.registry.write(paper, tnorm, cs, vectors[start : start + len(cs)], own)
             start += len(cs)
             report.chunks += len(cs)
         if on_progress:

@@ -285,8 +285,11 @@ def test_evidence_reads_all_candidate_papers_in_one_pass(tmp_path: Path, monkeyp
 
     index = Index.open(_setup(tmp_path))
     hits = Retriever(index).retrieve(Q, k=10)
-    calls = {"get": 0, "lookup": 0, "chunk_vectors_of": 0}
-    for owner, name in ((index.store.collection, "get"), (index.embedder, "lookup"), (index.registry, "chunk_vectors_of")):
+    calls = {"get": 0, "lookup": 0, "chunk_vectors_of": 0, "text_vectors_of": 0}
+    for owner, name in (
+        (index.store.collection, "get"), (index.embedder, "lookup"),
+        (index.registry, "chunk_vectors_of"), (index.registry, "text_vectors_of"),
+    ):  # fmt: skip
         real = getattr(owner, name)
 
         def spy(*a: object, _real: object = real, _name: str = name, **kw: object) -> object:
@@ -296,15 +299,16 @@ def test_evidence_reads_all_candidate_papers_in_one_pass(tmp_path: Path, monkeyp
         monkeypatch.setattr(owner, name, spy)
     ev = evidence.Evidence(index, Q, hits)
     assert len(ev.papers) == 3 and all(p.sentences and p.features["chunk_max"] > 0 for p in ev.papers)
-    # one registry query and one cache lookup for all papers; Chroma's get (~0.1 ms per id) not at all
-    assert calls == {"get": 0, "lookup": 1, "chunk_vectors_of": 1}
+    # two registry queries for all papers; neither Chroma's get (~0.1 ms per id) nor a cache row per sentence
+    assert calls == {"get": 0, "lookup": 0, "chunk_vectors_of": 1, "text_vectors_of": 1}
     evidence.Evidence(index, Q + " again", hits)
-    assert calls == {"get": 0, "lookup": 1, "chunk_vectors_of": 1}  # profiles are kept
+    assert calls == {"get": 0, "lookup": 0, "chunk_vectors_of": 1, "text_vectors_of": 1}  # profiles are kept
 
 
-def test_registry_rows_hold_the_stored_chunk_vectors_and_old_indexes_get_them(tmp_path: Path) -> None:
+def test_registry_rows_hold_the_vectors_scoring_reads_and_old_indexes_get_them(tmp_path: Path) -> None:
     from assistant import evidence
-    from assistant.index import CHUNK_VECTORS
+    from assistant.embedders.cache import text_key
+    from assistant.index import VECTOR_COPIES
 
     s = _setup(tmp_path)
     index = Index.open(s)
@@ -312,17 +316,39 @@ def test_registry_rows_hold_the_stored_chunk_vectors_and_old_indexes_get_them(tm
     ids = [cid for pid in rows for cid, _ in rows[pid]]
     stored = index.store.vectors(ids)
     assert ids and all(np.allclose(vec, stored[cid], atol=1e-6) for pid in rows for cid, vec in rows[pid])
+    texts = {pid: evidence.sentence_texts(index.papers[pid]) for pid in ("a", "b", "c")}
+    cached = index.embedder.lookup([t for ts in texts.values() for t in ts])
+    own = index.registry.text_vectors_of(["a", "b", "c"])
+    assert set(own) == {"a", "b", "c"}
+    assert all(np.array_equal(own[p], np.concatenate([cached[text_key(t)] for t in texts[p]])) for p in own)
     hits = Retriever(index).retrieve(Q, k=10)
-    before = [p.features["chunk_max"] for p in evidence.Evidence(index, Q, hits).papers]
-    # an index built before the registry kept vectors: scoring reads them from the store ...
+    before = [(p.features["chunk_max"], p.features["sent_max"]) for p in evidence.Evidence(index, Q, hits).papers]
+    # an index built before the registry kept vectors: scoring reads them from the store and cache ...
     index.registry._db.execute("UPDATE chunks SET vec = NULL")
-    index.registry.delete_meta(CHUNK_VECTORS)
+    index.registry._db.execute("UPDATE papers SET vec = NULL")
+    index.registry.delete_meta(VECTOR_COPIES)
     old = Index.open(s)
-    assert [p.features["chunk_max"] for p in evidence.Evidence(old, Q, hits).papers] == pytest.approx(before, abs=1e-6)
+    after = [(p.features["chunk_max"], p.features["sent_max"]) for p in evidence.Evidence(old, Q, hits).papers]
+    assert np.allclose(after, before, atol=1e-6)
     # ... and the next ingest copies them into the registry once
     ingest([tmp_path / "first.jsonl"], s)
-    again = Index.open(s).registry.chunk_vectors_of(["a", "b", "c"])
-    assert all(vec is not None and np.allclose(vec, stored[cid], atol=1e-6) for pid in again for cid, vec in again[pid])
+    again = Index.open(s).registry
+    assert all(v is not None for pid, vs in again.chunk_vectors_of(["a", "b", "c"]).items() for _, v in vs)
+    assert {p: v.tobytes() for p, v in again.text_vectors_of(["a", "b", "c"]).items()} == {
+        p: v.tobytes() for p, v in own.items()
+    }
+
+
+def test_a_paper_whose_listing_only_changed_keeps_its_vector_copy(tmp_path: Path) -> None:
+    s = _setup(tmp_path)
+    before = Index.open(s).registry.text_vectors_of(["a"])["a"]
+    ingest([tmp_path / "first.jsonl"], s)  # nothing changed
+    second = tmp_path / "second.jsonl"
+    second.write_text(json.dumps(ROWS[0]) + "\n", encoding="utf-8")  # the same paper from a second listing
+    ingest([second], s)
+    index = Index.open(s)
+    assert index.papers["a"].sources == ["first.jsonl", "second.jsonl"]
+    assert np.array_equal(index.registry.text_vectors_of(["a"])["a"], before)
 
 
 def test_profile_cache_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

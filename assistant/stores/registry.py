@@ -21,7 +21,7 @@ from assistant.models import Chunk, Paper
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS papers (
   id TEXT PRIMARY KEY, title_norm TEXT NOT NULL, content_hash TEXT NOT NULL, data TEXT NOT NULL,
-  gen INTEGER NOT NULL DEFAULT 0
+  gen INTEGER NOT NULL DEFAULT 0, vec BLOB
 );
 CREATE INDEX IF NOT EXISTS papers_title ON papers(title_norm);
 CREATE TABLE IF NOT EXISTS chunks (
@@ -50,8 +50,9 @@ class Registry:
         if "gen" not in {r[1] for r in self._db.execute("PRAGMA table_info(papers)")}:  # registries before it
             self._db.execute("ALTER TABLE papers ADD COLUMN gen INTEGER NOT NULL DEFAULT 0")
         self._db.execute("CREATE INDEX IF NOT EXISTS papers_gen ON papers(gen)")
-        if "vec" not in {r[1] for r in self._db.execute("PRAGMA table_info(chunks)")}:  # registries before it
-            self._db.execute("ALTER TABLE chunks ADD COLUMN vec BLOB")
+        for table in ("papers", "chunks"):  # registries before the vector copies
+            if "vec" not in {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN vec BLOB")
 
     def close(self) -> None:
         self._db.close()
@@ -118,17 +119,27 @@ class Registry:
         return [Paper.model_validate_json(r[0]) for r in rows]
 
     def write(
-        self, paper: Paper, title_norm: str, chunks: Iterable[Chunk] | None, vectors: np.ndarray | None = None
+        self,
+        paper: Paper,
+        title_norm: str,
+        chunks: Iterable[Chunk] | None,
+        vectors: np.ndarray | None = None,
+        text_vectors: np.ndarray | None = None,
     ) -> None:
         """Insert or replace a paper; when ``chunks`` is given they replace the paper's chunks (with
-        ``vectors``, one row per chunk: the vectors stored for them in the vector store)."""
+        ``vectors``, one row per chunk: the vectors stored for them in the vector store).
+        ``text_vectors`` are the vectors of the paper's title and abstract sentences, in order (kept
+        when not given)."""
         with self.transaction() as db:
             self._bump(db)  # the row records the generation that wrote it (incremental BM25 reads it)
             db.execute(
-                "INSERT OR REPLACE INTO papers(id, title_norm, content_hash, data, gen) VALUES "
-                "(?,?,?,?,(SELECT CAST(value AS INTEGER) FROM meta WHERE key='generation'))",
-                (paper.id, title_norm, paper.content_hash, paper.model_dump_json()),
-            )
+                "INSERT INTO papers(id, title_norm, content_hash, data, gen, vec) VALUES "
+                "(?,?,?,?,(SELECT CAST(value AS INTEGER) FROM meta WHERE key='generation'),?) "
+                "ON CONFLICT(id) DO UPDATE SET title_norm=excluded.title_norm, content_hash=excluded.content_hash, "
+                "data=excluded.data, gen=excluded.gen, vec=COALESCE(excluded.vec, papers.vec)",
+                (paper.id, title_norm, paper.content_hash, paper.model_dump_json(),
+                 None if text_vectors is None else _blob(text_vectors)),
+            )  # fmt: skip
             if chunks is not None:
                 db.execute("DELETE FROM chunks WHERE paper_id=?", (paper.id,))
                 rows = list(chunks)
@@ -173,6 +184,22 @@ class Registry:
             found = np.frombuffer(vec, np.float32) if isinstance(vec, bytes) else None
             out.setdefault(str(pid), []).append((str(cid), found))
         return out
+
+    def text_vectors_of(self, paper_ids: list[str]) -> dict[str, np.ndarray]:
+        """The stored title + sentence vectors of those of ``paper_ids`` that have them, each flat
+        (the caller, who knows how many texts a paper has, gives them their shape), in one query per
+        500 papers."""
+        rows = self._select_in("SELECT id, vec FROM papers WHERE id IN ({marks}) AND vec IS NOT NULL", paper_ids)
+        return {str(pid): np.frombuffer(vec, np.float32) for pid, vec in rows if isinstance(vec, bytes)}
+
+    def papers_without_vectors(self, limit: int) -> list[str]:
+        """Up to ``limit`` ids of papers whose row does not hold its title/sentence vectors yet."""
+        return [str(r[0]) for r in self._db.execute("SELECT id FROM papers WHERE vec IS NULL LIMIT ?", (limit,))]
+
+    def set_text_vectors(self, vectors: dict[str, np.ndarray]) -> None:
+        """Store the title/sentence vectors of existing papers (no generation bump)."""
+        with self.transaction() as db:
+            db.executemany("UPDATE papers SET vec=? WHERE id=?", [(_blob(v), pid) for pid, v in vectors.items()])
 
     def chunks_without_vectors(self, limit: int) -> list[str]:
         """Up to ``limit`` ids of chunk rows that do not hold their vector yet."""
