@@ -348,19 +348,27 @@ print(json.dumps(out))
 
 @pytest.mark.slow
 def test_item13_retrieval_is_the_same_in_every_process(seed_dir: Path) -> None:
+    """Two fresh processes find the same neighbours; the default breadth (store.search_ef 200) finds
+    nearly all of the exact top-50 at the seed corpus' size, and a breadth at or above the number of
+    vectors finds all of them (what the setting's description promises)."""
     from tests.conftest import DEV, EMBED_CACHE
 
     questions = [json.loads(line)["question"] for line in DEV.read_text().splitlines() if line.strip()]
-    runs = []
-    for _ in range(2):
+
+    def probe(**env: str) -> list[tuple[list[str], list[str]]]:
         proc = subprocess.run([sys.executable, "-c", _PROBE, str(seed_dir), str(EMBED_CACHE), json.dumps(questions)],
-                              capture_output=True, text=True, timeout=300, check=False)
+                              capture_output=True, text=True, timeout=300, check=False, env={**os.environ, **env})
         assert proc.returncode == 0, proc.stderr[-2000:]
-        runs.append(json.loads(proc.stdout))
-    first, second = runs
+        return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+    def recall(run: list[tuple[list[str], list[str]]]) -> float:
+        return sum(len(set(h) & set(e)) for h, e in run) / sum(len(e) for _, e in run)
+
+    first, second = probe(), probe()
     assert [hnsw for hnsw, _ in first] == [hnsw for hnsw, _ in second], "two processes, different neighbours"
-    overlap = sum(len(set(h) & set(e)) for h, e in first) / sum(len(e) for _, e in first)
-    assert overlap == 1.0, f"dense search is not exact at this size (recall@50 {overlap:.3f})"
+    assert recall(first) >= 0.99, f"default search breadth misses neighbours (recall@50 {recall(first):.3f})"
+    exact = probe(LITASSIST_STORE__SEARCH_EF="100000")
+    assert recall(exact) == 1.0, f"search at ef >= the number of vectors is not exact ({recall(exact):.3f})"
 
 
 # --- 11 (Chroma server) -----------------------------------------------------------------------
