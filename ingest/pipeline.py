@@ -25,6 +25,7 @@ from assistant.models import Paper
 from assistant.settings import Settings
 from assistant.stores import chunk_metadata
 from ingest.chunking import Chunker, SentenceChunker, derive_vectors
+from ingest.memory import release_free_memory
 from ingest.parsers import iter_listing_files, read_listing
 from ingest.parsers.base import Skip
 from ingest.records import has_own_id, merge_entries
@@ -32,6 +33,7 @@ from ingest.records import has_own_id, merge_entries
 Progress = Callable[[int, int], None]  # (advance by, total)
 UPSERT_BATCH = 256  # papers chunked, embedded, stored and registered together (bounds ingest memory)
 LOOKUP_BATCH = 500  # papers looked up in the registry per query
+TRIM_EVERY = 8  # batches between handing the memory of written papers back to the OS (see ingest/memory.py)
 LAST_RUN = "last_ingest"  # registry meta: digest of the last complete run's files, its generation, its counts
 
 
@@ -155,6 +157,8 @@ def ingest(
     if todo:
         index.registry.set_meta(INGEST_OPEN, True)
     del merged, claimed  # ``todo`` holds the papers still to write, and drops each batch once written
+    release_free_memory()  # what parsing and the lookups freed
+    written = 0
     while todo:  # chunk, embed, store, register: memory bounded by a batch
         batch = todo[:UPSERT_BATCH]
         del todo[:UPSERT_BATCH]
@@ -186,7 +190,11 @@ def ingest(
             report.chunks += len(cs)
         if on_progress:
             on_progress(len(batch))
+        written += 1
+        if written % TRIM_EVERY == 0:  # the papers written so far are freed: give their pages back
+            release_free_memory()
     index.registry.delete_meta(INGEST_OPEN)
+    release_free_memory()  # before the keyword index is built beside the (now largest) vector index
     report.embedded = embedder.computed - before - (report.sentences_embedded if by_sentence is None else 0)
     index.ensure_keyword_index()
     report.total_papers, report.total_chunks = index.registry.counts()
@@ -208,7 +216,10 @@ def _read(files: list[Path], report: IngestReport) -> list[tuple[Paper, str]]:
         entries.extend(res.entries)
         report.skipped.extend(res.skipped)
     report.files, report.entries = len(files), len(entries)
-    return merge_entries(entries)
+    merged = merge_entries(entries)
+    del entries
+    release_free_memory()  # the file texts and parsed records, freed in between the papers kept
+    return merged
 
 
 def _inputs_digest(files: list[Path]) -> str:
