@@ -22,7 +22,7 @@ from assistant.embedders.cache import text_key
 from assistant.index import Index
 from assistant.models import Hit, Paper
 from assistant.stores.bm25 import BM25Index
-from assistant.text import split_sentences, terms
+from assistant.text import has_glued_sentences, split_sentences, terms
 
 _DIGIT_CHARS = frozenset("0123456789")
 PROFILE_CACHE = 4096  # papers whose profile a process keeps (~20-40 KB each: vectors and term sets)
@@ -52,7 +52,7 @@ class Sentence:
     position: int  # 0-based index in the abstract
     lexical: float  # idf-weighted share of the question's terms in this sentence
     dense: float  # cosine similarity of question and sentence
-    terms: set[str] = field(default_factory=set)
+    terms: frozenset[str] = frozenset()
     features: dict[str, float] = field(default_factory=dict)
     score: float = 0.0  # P(this sentence carries the answer), set by the judgement
 
@@ -143,7 +143,10 @@ def profiles(index: Index, papers: list[Paper]) -> list[Profile]:
                 sentence_vectors=own[1:],
                 title_vector=own[0],
                 chunk_vectors=np.stack(chunk_rows) if chunk_rows else np.zeros((0, dim), dtype=np.float32),
-                doc_terms=frozenset(terms(f"{paper.title} {paper.abstract}")),
+                doc_terms=(  # the same set, without tokenizing the abstract twice
+                    frozenset(terms(f"{paper.title} {paper.abstract}")) if has_glued_sentences(paper.abstract)
+                    else title_terms.union(*sentence_terms)
+                ),  # fmt: skip
                 title_terms=title_terms,
             )
     with _PROFILE_LOCK:
@@ -204,7 +207,7 @@ class Evidence:
             sent_sims = prof.sentence_vectors @ qvec if len(prof.sentence_vectors) else np.zeros(0)
             sents = [
                 Sentence(
-                    hit=pos, text=text, position=i, terms=set(st), dense=float(sent_sims[i]),
+                    hit=pos, text=text, position=i, terms=st, dense=float(sent_sims[i]),
                     lexical=sum(w for t, w in self.weights.items() if t in st) / total,
                 )
                 for i, (text, st) in enumerate(prof.sentences)

@@ -11,6 +11,8 @@ from typing import Any
 _WORD = re.compile(r"[^\W_]+(?:[.'][^\W_]+)*")
 _NUMBER = re.compile(r"(?<![\w.])[$]?\d+(?:[.,]\d+)*(?:\s?%|x\b|×)?")
 _SENT_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+# listings sometimes glue sentences: "assistant.Based on" (split_sentences adds the missing space)
+_GLUED = re.compile(r"(?<=[a-z]{2}[.!?])(?=[A-Z][a-z])")
 _ABBREV = re.compile(r"\b(?:e\.g|i\.e|et al|etc|vs|Fig|Eq|cf|approx|resp)\.$", re.IGNORECASE)
 
 STOPWORDS = frozenset(
@@ -52,11 +54,17 @@ def terms(text: str) -> list[str]:
     return list(_stemmer().stemWords(_content_words(text)))
 
 
+def has_glued_sentences(text: str) -> bool:
+    """Whether ``text`` has a sentence glued to the next ('assistant.Based'): there, and only there,
+    the terms of its sentences differ from the terms of the whole text ('assistant.bas')."""
+    return _GLUED.search(text) is not None
+
+
 def split_sentences(text: str) -> list[str]:
     """Split an abstract into sentences (keeps 'e.g.' and 'et al.' inside sentences)."""
     text = " ".join(text.split())
     # listings sometimes glue sentences: "assistant.Based on" -> add the missing space
-    text = re.sub(r"(?<=[a-z]{2}[.!?])(?=[A-Z][a-z])", " ", text)
+    text = _GLUED.sub(" ", text)
     parts = _SENT_END.split(text)
     out: list[str] = []
     for part in parts:

@@ -389,3 +389,16 @@ def test_assistant_loads_vectors_and_keyword_index_in_the_background(
     thread = real(Index.open(s))
     thread.join(timeout=60)
     assert not thread.is_alive()
+
+
+@pytest.mark.parametrize("abstract", [
+    "Low-rank adapters reduce forgetting. They also e.g. help speech models.",
+    "Our assistant.Based on prior work, adapters help.",  # glued sentences: the whole text tokenizes otherwise
+])  # fmt: skip
+def test_profile_document_terms_are_the_terms_of_title_and_abstract(tmp_path: Path, abstract: str) -> None:
+    from assistant import evidence
+
+    s = _setup(tmp_path, [{"id": "g", "title": "Adapters, again", "abstract": abstract}])
+    index = Index.open(s)
+    (prof,) = evidence.profiles(index, [index.papers["g"]])
+    assert prof.doc_terms == frozenset(terms(f"Adapters, again {abstract}"))
