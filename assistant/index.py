@@ -51,7 +51,7 @@ class Index:
         self.settings = settings
         self.dir = settings.index_dir()
         self.registry = Registry(self.dir / "registry.sqlite")
-        self.store = ChromaStore.open(settings)
+        self.store = ChromaStore.open(settings, self.registry.counts()[1])
         self._bm25: BM25Index | None = None
         self._query_cache: dict[str, np.ndarray] = {}
         self._sources: tuple[int, list[str]] | None = None
@@ -223,7 +223,7 @@ class Index:
             with self._lock:
                 for name in ("papers", "chunks", "chunks_by_paper", "_profiles"):
                     self.__dict__.pop(name, None)
-                self.store = ChromaStore.open(self.settings)
+                self.store = ChromaStore.open(self.settings, self.registry.counts()[1])
         self._seen_generation = gen
 
     def embed_query(self, text: str) -> np.ndarray:

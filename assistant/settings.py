@@ -117,8 +117,9 @@ class StoreSettings(BaseModel):
     search_ef: int = Field(
         default=200, ge=10, le=100_000,
         description="HNSW search breadth (Chroma ef_search, stored with the collection; at least the results "
-        "asked for). 200 loses nothing measurable against 2000 on SciFact or the seed corpus and costs a third "
-        "of its time at 500k vectors; at or above the number of vectors a search is exact (README, 'Scale').",
+        "asked for). 200 loses nothing measurable against 2000 on SciFact and costs a third of its time at 500k "
+        "vectors; a collection of up to 5,000 vectors is searched exhaustively whatever this says, and at or "
+        "above the number of vectors a search is exact (README, 'Scale').",
     )
 
 

@@ -348,9 +348,10 @@ print(json.dumps(out))
 
 @pytest.mark.slow
 def test_item13_retrieval_is_the_same_in_every_process(seed_dir: Path) -> None:
-    """Two fresh processes find the same neighbours; the default breadth (store.search_ef 200) finds
-    nearly all of the exact top-50 at the seed corpus' size, and a breadth at or above the number of
-    vectors finds all of them (what the setting's description promises)."""
+    """Two fresh processes find the same neighbours, and at the seed corpus' size (1,300 vectors, under
+    chroma.EXACT_UP_TO) the search is exhaustive: exactly the top-50 of a brute-force search, so every
+    index of the same papers answers alike whatever its HNSW graph (at store.search_ef 200 two ingests of
+    the seed corpus refused different questions out-of-fold)."""
     from tests.conftest import DEV, EMBED_CACHE
 
     questions = [json.loads(line)["question"] for line in DEV.read_text().splitlines() if line.strip()]
@@ -366,9 +367,7 @@ def test_item13_retrieval_is_the_same_in_every_process(seed_dir: Path) -> None:
 
     first, second = probe(), probe()
     assert [hnsw for hnsw, _ in first] == [hnsw for hnsw, _ in second], "two processes, different neighbours"
-    assert recall(first) >= 0.99, f"default search breadth misses neighbours (recall@50 {recall(first):.3f})"
-    exact = probe(LITASSIST_STORE__SEARCH_EF="100000")
-    assert recall(exact) == 1.0, f"search at ef >= the number of vectors is not exact ({recall(exact):.3f})"
+    assert recall(first) == 1.0, f"a small collection is not searched exhaustively (recall@50 {recall(first):.3f})"
 
 
 # --- 11 (Chroma server) -----------------------------------------------------------------------

@@ -38,6 +38,12 @@ def make_client(settings: Settings) -> Any:
     return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
 
 
+# Up to this many vectors a search visits them all (ef = the count: ~1-2 ms here). Below that, HNSW results
+# depend on how the graph happened to be built: two ingests of the same corpus (1,300 vectors) at ef 200
+# found different top-50s for some questions and refused different questions out-of-fold.
+EXACT_UP_TO = 5000
+
+
 def _with_search_ef(col: Any, ef: int) -> Any:
     """``col`` searching with HNSW breadth ``ef`` (``store.search_ef``; stored with the collection, so it
     is written only when it differs, e.g. for a collection made before the setting existed)."""
@@ -60,8 +66,14 @@ class ChromaStore:
         ), search_ef)
 
     @classmethod
-    def open(cls, settings: Settings) -> ChromaStore:
-        return cls(make_client(settings), settings.collection_name(), settings.store.search_ef)
+    def open(cls, settings: Settings, vectors: int = 0) -> ChromaStore:
+        """The collection of ``settings``; ``vectors`` (how many it holds, from the registry) decides
+        the search breadth: a collection of at most :data:`EXACT_UP_TO` vectors is searched exhaustively,
+        so every index of the same papers returns the same neighbours, whatever its graph."""
+        ef = settings.store.search_ef
+        if vectors <= EXACT_UP_TO:
+            ef = max(ef, vectors)
+        return cls(make_client(settings), settings.collection_name(), ef)
 
     @property
     def collection(self) -> Any:
