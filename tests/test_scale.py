@@ -363,11 +363,15 @@ def test_profile_cache_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert again[0] is first[1] and again[1] is first[2]
 
 
-def test_search_breadth_is_a_setting_stored_with_the_collection(tmp_path: Path) -> None:
+def test_search_breadth_is_a_setting_and_small_collections_are_searched_exhaustively(tmp_path: Path) -> None:
+    from assistant.stores.chroma import EXACT_UP_TO
+
     s = _setup(tmp_path)
-    assert Index.open(s).store.collection.configuration["hnsw"]["ef_search"] == s.store.search_ef
     narrow = s.model_copy(update={"store": s.store.model_copy(update={"search_ef": 64})})
-    assert Index.open(narrow).store.collection.configuration["hnsw"]["ef_search"] == 64
+    # 3 vectors: searched with ef EXACT_UP_TO whatever the setting, so every index of them answers alike
+    assert Index.open(narrow).store.collection.configuration["hnsw"]["ef_search"] == EXACT_UP_TO
+    # a large collection searches with the setting (stored with the collection)
+    assert ChromaStore.open(narrow, EXACT_UP_TO + 1).collection.configuration["hnsw"]["ef_search"] == 64
     assert _ids(narrow, "dense") == {"a", "b", "c"}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,9 +39,10 @@ def make_client(settings: Settings) -> Any:
     return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
 
 
-# Up to this many vectors a search visits them all (ef = the count: ~1-2 ms here). Below that, HNSW results
-# depend on how the graph happened to be built: two ingests of the same corpus (1,300 vectors) at ef 200
-# found different top-50s for some questions and refused different questions out-of-fold.
+# A collection of up to this many vectors is searched with ef = this (exhaustive for it: ~1-2 ms at 1,300).
+# Below that, HNSW results depend on how the graph happened to be built: two ingests of the seed corpus
+# (1,300 vectors) at ef 200 found different top-50s and refused different questions out-of-fold. Chroma
+# applies ef when it loads the index, so a process that ingests and then answers keeps the ef of the open.
 EXACT_UP_TO = 5000
 
 
@@ -60,6 +62,7 @@ class ChromaStore:
         self._client = client
         self.name = name
         self.search_ef = search_ef
+        self._warming = threading.Lock()  # held while warm() loads the index: reads wait for it
         # embedding_function=None: Chroma must never load its default (downloading) model.
         self._col = _with_search_ef(client.get_or_create_collection(
             name=name, embedding_function=None, metadata={"hnsw:space": "cosine"}
@@ -71,8 +74,8 @@ class ChromaStore:
         the search breadth: a collection of at most :data:`EXACT_UP_TO` vectors is searched exhaustively,
         so every index of the same papers returns the same neighbours, whatever its graph."""
         ef = settings.store.search_ef
-        if vectors <= EXACT_UP_TO:
-            ef = max(ef, vectors)
+        if vectors <= EXACT_UP_TO:  # not max(ef, vectors): an index loaded now keeps its ef as it grows
+            ef = max(ef, EXACT_UP_TO)
         return cls(make_client(settings), settings.collection_name(), ef)
 
     @property
@@ -103,13 +106,20 @@ class ChromaStore:
         """Stored vectors by chunk id (for chunks whose vector is not in the embedding cache)."""
         if not ids:
             return {}
+        self._settled()
         res = self._col.get(ids=ids, include=["embeddings"])
         return {cid: np.asarray(vec, dtype=np.float32) for cid, vec in zip(res["ids"], res["embeddings"], strict=True)}
 
     def warm(self) -> None:
         """Load the vector index into memory now (Chroma loads it on the first read of any vector:
         seconds for a large collection)."""
-        self._col.get(limit=1, include=["embeddings"])
+        with self._warming:
+            self._col.get(limit=1, include=["embeddings"])
+
+    def _settled(self) -> None:
+        """Wait for a warm() in progress: a query racing the first load can see part of the index."""
+        with self._warming:
+            pass
 
     def count(self) -> int:
         return int(self._col.count())
@@ -125,6 +135,7 @@ class ChromaStore:
         """
         if n <= 0:
             return []
+        self._settled()
         res = self._col.query(query_embeddings=[vector], n_results=n, where=where, include=["distances"])
         return [(cid, paper_of(cid), 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0], strict=True)]
 
