@@ -2,8 +2,8 @@
 
 Nothing here decides anything: :mod:`assistant.judgement` turns these features into "does the corpus
 answer this?", "is this paper an answer?" and "which sentences answer it?". Dense similarities come
-from vectors in the embedding cache (chunks, and each abstract's title and sentences, embedded at
-ingest by :func:`embed_sentences`), so scoring a question costs one query embedding.
+from vectors embedded at ingest (each abstract's title and sentences by :func:`embed_sentences`, and
+the chunk vectors), read from the registry's copies, so scoring a question costs one query embedding.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from assistant.embedders.cache import text_key
+from assistant.embedders.cache import CachedEmbedder
 from assistant.index import Index
 from assistant.models import Hit, Paper
 from assistant.stores.bm25 import BM25Index
@@ -34,13 +34,21 @@ def sentence_texts(paper: Paper) -> list[str]:
     return [paper.title, *split_sentences(paper.abstract)]
 
 
-def embed_sentences(index: Index, papers: Iterable[Paper]) -> int:
-    """Embed (into the cache) the titles and sentences of ``papers``; returns texts sent to the model."""
-    texts = list(dict.fromkeys(t for p in papers for t in sentence_texts(p)))
-    before = index.embedder.computed
-    if texts:
-        index.embedder.embed(texts)
-    return index.embedder.computed - before
+def embed_sentences(embedder: CachedEmbedder, papers: Iterable[Paper]) -> dict[str, np.ndarray]:
+    """Each paper's title + sentence vectors (rows in :func:`sentence_texts` order), in one call:
+    the cache answers what it holds and only the rest reaches the model."""
+    return _embed_texts(embedder, {p.id: sentence_texts(p) for p in papers})
+
+
+def _embed_texts(embedder: CachedEmbedder, texts: dict[str, list[str]]) -> dict[str, np.ndarray]:
+    if not texts:
+        return {}
+    vecs = embedder.embed([t for ts in texts.values() for t in ts])
+    out, start = {}, 0
+    for pid, ts in texts.items():
+        out[pid] = vecs[start : start + len(ts)]
+        start += len(ts)
+    return out
 
 
 @dataclass
@@ -88,29 +96,16 @@ class Profile:
     title_terms: frozenset[str]
 
 
-def _vectors(index: Index, texts: list[str]) -> list[np.ndarray]:
-    found = index.embedder.lookup(texts)
-    missing = [t for t in dict.fromkeys(texts) if text_key(t) not in found]
-    if missing:  # an index built before sentence vectors existed: embed once, cached from then on
-        for t, v in zip(missing, index.embedder.embed(missing), strict=True):
-            found[text_key(t)] = v
-    return [found[text_key(t)] for t in texts]
-
-
-def _text_vectors(index: Index, texts: dict[str, list[str]]) -> dict[str, np.ndarray]:
-    """Title + sentence vectors of each paper: the registry's copy (one row per paper), else (an
-    index built before it kept them, or a copy that no longer matches the sentence split) the
-    embedding cache, all such papers in one lookup."""
-    kept = index.registry.text_vectors_of(list(texts))
+def _text_vectors(index: Index, texts: dict[str, list[str]], dim: int) -> dict[str, np.ndarray]:
+    """Title + sentence vectors of each paper (``texts``: its title and sentences by paper id): the
+    registry's copy (one row per paper) where it holds one row of ``dim`` values per text, else (an
+    index built before it kept them, or a copy made under another sentence split) from the embedding
+    cache, all such papers in one call."""
     out: dict[str, np.ndarray] = {}
-    for pid, flat in kept.items():
-        if flat.size and flat.size % len(texts[pid]) == 0:
-            out[pid] = flat.reshape(len(texts[pid]), -1)
-    missing = [pid for pid in texts if pid not in out]
-    vecs = iter(_vectors(index, [t for pid in missing for t in texts[pid]]) if missing else [])
-    for pid in missing:
-        out[pid] = np.stack([next(vecs) for _ in texts[pid]])
-    return out
+    for pid, flat in index.registry.text_vectors_of(list(texts)).items():
+        if dim and flat.size == len(texts[pid]) * dim:
+            out[pid] = flat.reshape(len(texts[pid]), dim)
+    return out | _embed_texts(index.embedder, {pid: ts for pid, ts in texts.items() if pid not in out})
 
 
 def profiles(index: Index, papers: list[Paper]) -> list[Profile]:
@@ -131,15 +126,16 @@ def profiles(index: Index, papers: list[Paper]) -> list[Profile]:
         kept = {cid: vec for pid in rows for cid, vec in rows[pid] if vec is not None}
         # rows written before the registry kept vectors: read those from the store
         stored = kept | index.store.vectors([cid for pid in rows for cid, vec in rows[pid] if vec is None])
-        texts = {p.id: sentence_texts(p) for p in todo}
-        text_vecs = _text_vectors(index, texts)
+        texts_of = {p.id: sentence_texts(p) for p in todo}
+        text_vecs = _text_vectors(index, texts_of, next((v.size for v in stored.values()), 0))
         for paper in todo:
+            texts = texts_of[paper.id]
             own = text_vecs[paper.id]  # title, then sentences
             dim = own.shape[1]
             chunk_rows = [stored[c] for c, _ in rows.get(paper.id, []) if c in stored]
-            title_terms, *sentence_terms = (frozenset(terms(t)) for t in texts[paper.id])
+            title_terms, *sentence_terms = (frozenset(terms(t)) for t in texts)
             made[paper.id] = Profile(
-                sentences=list(zip(texts[paper.id][1:], sentence_terms, strict=True)),
+                sentences=list(zip(texts[1:], sentence_terms, strict=True)),
                 sentence_vectors=own[1:],
                 title_vector=own[0],
                 chunk_vectors=np.stack(chunk_rows) if chunk_rows else np.zeros((0, dim), dtype=np.float32),

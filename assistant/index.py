@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.embedders import get_embedder
-from assistant.embedders.cache import CachedEmbedder, text_key
+from assistant.embedders.cache import CachedEmbedder
 from assistant.errors import IndexMissingError
 from assistant.offline import ensure_offline
 from assistant.settings import Settings
@@ -171,11 +171,11 @@ class Index:
     def ensure_vector_copies(self) -> None:
         """Copy into the registry what scoring a question reads (indexes built before it kept them):
         each chunk's stored vector into its row, each paper's title + sentence vectors (from the
-        embedding cache) into its row. Scoring then reads a question's candidates in two queries
+        embedding cache; an index older than sentence vectors gets them embedded) into its row. Scoring then reads a question's candidates in two queries
         instead of a Chroma ``get`` (~0.1 ms per id) and a cache row per sentence. A no-op once done."""
         if self.registry.get_meta(VECTOR_COPIES) is not None:
             return
-        from assistant.evidence import sentence_texts  # evidence imports this module
+        from assistant.evidence import embed_sentences  # evidence imports this module
 
         with self._lock:
             while ids := self.registry.chunks_without_vectors(1000):
@@ -183,16 +183,8 @@ class Index:
                 if not found:  # rows without a stored vector (a wiped store): reconcile repairs them
                     break
                 self.registry.set_chunk_vectors(found)
-            while pids := self.registry.papers_without_vectors(500):
-                texts = {p.id: sentence_texts(p) for p in self.registry.get_many(pids).values()}
-                cached = self.embedder.lookup([t for ts in texts.values() for t in ts])
-                rows = {
-                    pid: np.stack([cached[text_key(t)] for t in ts])
-                    for pid, ts in texts.items() if all(text_key(t) in cached for t in ts)
-                }  # fmt: skip
-                if not rows:  # texts never embedded (an index from before sentence vectors): scored from the cache
-                    break
-                self.registry.set_text_vectors(rows)
+            while pids := self.registry.papers_without_vectors(500):  # from the cache (embedded if absent)
+                self.registry.set_text_vectors(embed_sentences(self.embedder, list(self.registry.get_many(pids).values())))
             self.registry.set_meta(VECTOR_COPIES, True)
 
     def sources(self) -> list[str]:

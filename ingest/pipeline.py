@@ -17,7 +17,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from assistant.embedders.cache import CachedEmbedder, text_key
+from assistant.embedders.cache import CachedEmbedder
 from assistant.evidence import embed_sentences, sentence_texts
 from assistant.index import INGEST_OPEN, Index
 from assistant.locking import WriteLock
@@ -162,30 +162,27 @@ def ingest(
     while todo:  # chunk, embed, store, register: memory bounded by a batch
         batch = todo[:UPSERT_BATCH]
         del todo[:UPSERT_BATCH]
+        count = embedder.computed
+        own = embed_sentences(embedder, [p for p, _, _ in batch])  # titles + sentences: judgement features
+        report.sentences_embedded += embedder.computed - count
         if by_sentence is not None:  # every text embedded once; chunk vectors derived from them
             plans = [by_sentence.plan(paper) for paper, _, _ in batch]
             planned = [(p, t, u, cs) for (p, t, u), (cs, *_) in zip(batch, plans, strict=True)]
             chunks = [c for *_, cs in planned for c in cs]
-            count = embedder.computed
-            vectors = _derived(embedder, chunker, [p for p, *_ in planned], [(g, n) for _, g, n in plans])
-            report.sentences_embedded += embedder.computed - count
+            vectors = _derived(embedder, chunker, [p for p, *_ in planned], own, [(g, n) for _, g, n in plans])
         else:
             planned = [(paper, tnorm, is_update, chunker.chunk(paper)) for paper, tnorm, is_update in batch]
             chunks = [c for *_, cs in planned for c in cs]
             vectors = embedder.embed([c.embed_text for c in chunks])
-            report.sentences_embedded += embed_sentences(index, [p for p, *_ in planned])  # judgement features
         metas = [chunk_metadata(p.id, c.index, p.year, p.sources) for p, _, _, cs in planned for c in cs]
         index.store.upsert([c.id for c in chunks], vectors, metas)
-        texts = {p.id: sentence_texts(p) for p, *_ in planned}  # embedded (cached) by now, either way
-        cached = embedder.lookup([t for ts in texts.values() for t in ts])
         start = 0
         for paper, tnorm, is_update, cs in planned:
             if is_update:
                 keep = {c.id for c in cs}
                 stale = set(index.store.ids(paper.id)) | set(index.registry.chunk_ids(paper.id))
                 index.store.delete(sorted(stale - keep))
-            own = np.stack([cached[text_key(t)] for t in texts[paper.id]])
-            index.registry.write(paper, tnorm, cs, vectors[start : start + len(cs)], own)
+            index.registry.write(paper, tnorm, cs, vectors[start : start + len(cs)], own[paper.id])
             start += len(cs)
             report.chunks += len(cs)
         if on_progress:
@@ -253,23 +250,22 @@ T = TypeVar("T")
 
 
 def _derived(
-    embedder: CachedEmbedder, chunker: Chunker, papers: list[Paper], plans: list[tuple[list[list[int]], list[int]]]
+    embedder: CachedEmbedder, chunker: Chunker, papers: list[Paper], own: dict[str, np.ndarray],
+    plans: list[tuple[list[list[int]], list[int]]],
 ) -> np.ndarray:
-    """Chunk vectors of ``papers`` derived from their title and sentence vectors (embedded, cached).
+    """Chunk vectors of ``papers`` derived from ``own``, their title and sentence vectors.
 
     A sentence too long for the model (rare: > 256 word pieces) stands in its chunks for the mean of
     its pieces' vectors, so no abstract text is cut off by the model (the sentence's own vector, which
     the judgement reads, is the model's truncated one)."""
-    texts = [sentence_texts(p) for p in papers]  # title, then the sentences the chunks are made of
-    unique = list(dict.fromkeys(t for ts in texts for t in ts))
-    found = dict(zip(unique, embedder.embed(unique), strict=True))
-    for text in unique:
-        if len(text) > embedder.max_tokens - 2 and len(pieces := chunker.pieces(text)) > 1:  # short: fits
-            mean = embedder.embed(pieces).mean(axis=0)
-            found[text] = mean / (float(np.linalg.norm(mean)) or 1.0)
     rows = []
-    for ts, (groups, sizes) in zip(texts, plans, strict=True):
-        vecs = np.stack([found[t] for t in ts])
+    for paper, (groups, sizes) in zip(papers, plans, strict=True):
+        vecs = own[paper.id]
+        for i, text in enumerate(sentence_texts(paper)):
+            if len(text) > embedder.max_tokens - 2 and len(pieces := chunker.pieces(text)) > 1:  # short: fits
+                mean = embedder.embed(pieces).mean(axis=0)
+                vecs = vecs.copy() if vecs is own[paper.id] else vecs
+                vecs[i] = mean / (float(np.linalg.norm(mean)) or 1.0)
         rows.append(derive_vectors(vecs[0], vecs[1:], groups, sizes))
     return np.concatenate(rows)
 

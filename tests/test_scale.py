@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -339,6 +340,19 @@ def test_registry_rows_hold_the_vectors_scoring_reads_and_old_indexes_get_them(t
     }
 
 
+def test_a_vector_copy_that_does_not_match_the_sentence_split_is_not_used(tmp_path: Path) -> None:
+    from assistant import evidence
+
+    index = Index.open(_setup(tmp_path))
+    paper = index.papers["a"]
+    expected = evidence.embed_sentences(index.embedder, [paper])["a"]
+    # a copy made under another sentence split: twice as many rows (same total size as n rows of 2 x dim)
+    index.registry.set_text_vectors({"a": np.concatenate([expected, expected])})
+    (prof,) = evidence.profiles(Index.open(index.settings), [paper])
+    assert prof.sentence_vectors.shape == expected[1:].shape
+    assert np.array_equal(prof.sentence_vectors, expected[1:]) and np.array_equal(prof.title_vector, expected[0])
+
+
 def test_a_paper_whose_listing_only_changed_keeps_its_vector_copy(tmp_path: Path) -> None:
     s = _setup(tmp_path)
     before = Index.open(s).registry.text_vectors_of(["a"])["a"]
@@ -388,11 +402,13 @@ def test_assistant_loads_vectors_and_keyword_index_in_the_background(
     assert len(started) == 1
     started[0].join(timeout=60)  # type: ignore[attr-defined]
     assert a.index._bm25 is not None  # loaded before any question asked for it
-    # a failure while prefetching is left to the question that follows: no thread traceback
+    # a failure while prefetching is left to the question that follows: nothing escapes the thread
+    escaped: list[object] = []
+    monkeypatch.setattr(threading, "excepthook", escaped.append)
     monkeypatch.setattr(ChromaStore, "warm", lambda self: (_ for _ in ()).throw(RuntimeError("store down")))
     thread = real(Index.open(s))
     thread.join(timeout=60)
-    assert not thread.is_alive()
+    assert not thread.is_alive() and escaped == []
 
 
 @pytest.mark.parametrize("abstract", [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import threading
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -62,7 +61,6 @@ class ChromaStore:
         self._client = client
         self.name = name
         self.search_ef = search_ef
-        self._warming = threading.Lock()  # held while warm() loads the index: reads wait for it
         # embedding_function=None: Chroma must never load its default (downloading) model.
         self._col = _with_search_ef(client.get_or_create_collection(
             name=name, embedding_function=None, metadata={"hnsw:space": "cosine"}
@@ -103,23 +101,16 @@ class ChromaStore:
         return list(self._col.get(where=where, include=[])["ids"])
 
     def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
-        """Stored vectors by chunk id (for chunks whose vector is not in the embedding cache)."""
+        """Stored vectors by chunk id (for registry rows without their copy, and the copies' backfill)."""
         if not ids:
             return {}
-        self._settled()
         res = self._col.get(ids=ids, include=["embeddings"])
         return {cid: np.asarray(vec, dtype=np.float32) for cid, vec in zip(res["ids"], res["embeddings"], strict=True)}
 
     def warm(self) -> None:
         """Load the vector index into memory now (Chroma loads it on the first read of any vector:
         seconds for a large collection)."""
-        with self._warming:
-            self._col.get(limit=1, include=["embeddings"])
-
-    def _settled(self) -> None:
-        """Wait for a warm() in progress: a query racing the first load can see part of the index."""
-        with self._warming:
-            pass
+        self._col.get(limit=1, include=["embeddings"])
 
     def count(self) -> int:
         return int(self._col.count())
@@ -135,7 +126,6 @@ class ChromaStore:
         """
         if n <= 0:
             return []
-        self._settled()
         res = self._col.query(query_embeddings=[vector], n_results=n, where=where, include=["distances"])
         return [(cid, paper_of(cid), 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0], strict=True)]
 
