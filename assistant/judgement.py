@@ -15,6 +15,7 @@ Inference needs only numpy.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,9 @@ PAPER_FEATURES = (
     "z_sent_max", "z_title_sim", "z_lex_cover", "z_chunk_max", "named_hit", "named_title",
     "prf_sim", "z_prf_sim", "gap_prf_sim",
 )  # fmt: skip
-SENTENCE_FEATURES = ("dense", "gap_dense", "lexical", "gap_lexical", "has_number", "first", "last", "rel_position")
+SENTENCE_FEATURES = (
+    "dense", "gap_dense", "lexical", "gap_lexical", "has_number", "first", "last", "rel_position", "log_words",
+)  # fmt: skip
 QUESTION_FEATURES = (
     "q_sent_max", "q_sent_3rd", "q_chunk_max", "q_title_max", "q_lex_max", "q_lex_sent_max",
     "q_absent_idf", "q_absent_share", "q_missing_top3", "q_missing_max_idf", "q_named_absent", "q_named_missing_top3",
@@ -136,6 +139,7 @@ def _sentence_features(s: Sentence, top_dense: float, top_lex: float, n: int) ->
         "first": float(s.position == 0),
         "last": float(s.position == n - 1),
         "rel_position": s.position / max(n - 1, 1),
+        "log_words": math.log(max(len(s.text.split()), 1)),
     }
 
 

@@ -152,8 +152,9 @@ def _chosen(probs: np.ndarray, k: int, threshold: float) -> list[int]:
     return chosen or [int(top[0])]
 
 
-def _citation_f(examples: Sequence[Example], probs: Sequence[np.ndarray], threshold: float) -> float:
-    """Mean of cited precision and recall the threshold gives (answerable questions, within top k)."""
+def _citation_score(examples: Sequence[Example], probs: Sequence[np.ndarray], threshold: float) -> float:
+    """The weaker of mean cited precision and mean cited recall the threshold gives (answerable
+    questions, within top k): the bar asks both to be high, so neither is traded away for the other."""
     ps, rs = [], []
     for e, pr in zip(examples, probs, strict=True):
         n_gold = max(e.n_gold, int(e.paper_y.sum()), 1)
@@ -161,7 +162,7 @@ def _citation_f(examples: Sequence[Example], probs: Sequence[np.ndarray], thresh
         hits = sum(e.paper_y[i] for i in chosen)
         ps.append(hits / len(chosen))
         rs.append(hits / n_gold)
-    return float(np.mean(ps) + np.mean(rs)) / 2
+    return float(min(np.mean(ps), np.mean(rs)))
 
 
 def _inner_folds(examples: Sequence[Example], folds: int = INNER_FOLDS) -> list[list[int]]:
@@ -169,7 +170,8 @@ def _inner_folds(examples: Sequence[Example], folds: int = INNER_FOLDS) -> list[
 
 
 def choose_include_threshold(examples: Sequence[Example]) -> float:
-    """The paper-inclusion threshold that maximises cited precision + recall on inner-CV predictions."""
+    """The paper-inclusion threshold that maximises the weaker of cited precision and recall on
+    inner-CV predictions."""
     answerable = [e for e in examples if e.answerable and not e.masked]
     probs: list[np.ndarray] = [np.zeros(0)] * len(answerable)
     for test in _inner_folds(answerable):
@@ -178,7 +180,7 @@ def choose_include_threshold(examples: Sequence[Example]) -> float:
         for i in test:
             probs[i] = model.prob(answerable[i].paper_x)
     grid = np.round(np.arange(0.05, 0.95, 0.025), 3)
-    scores = [_citation_f(answerable, probs, t) for t in grid]
+    scores = [_citation_score(answerable, probs, t) for t in grid]
     return float(grid[int(np.argmax(scores))])
 
 

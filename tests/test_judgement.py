@@ -131,6 +131,20 @@ def _synthetic(n: int, seed: int = 0) -> list[Example]:
     return out
 
 
+def test_inclusion_threshold_scores_the_weaker_of_cited_precision_and_recall() -> None:
+    # the bar asks both to be high: a threshold citing only the sure paper (P 1, R 0.5) scores 0.5,
+    # not their mean 0.75, and loses to one citing three papers with both gold ones (P 0.67, R 1)
+    from evals.training import _citation_score
+
+    q = Question(id="c1", question="q", kind="list")
+    e = Example(question=q, paper_x=np.zeros((4, len(PAPER_FEATURES))), paper_y=np.array([1.0, 0, 1.0, 0]),
+                sentence_x=np.zeros((0, len(SENTENCE_FEATURES))), sentence_y=np.zeros(0), question_features={},
+                k=10, n_gold=2)
+    probs = [np.array([0.9, 0.8, 0.3, 0.1])]
+    assert _citation_score([e], probs, 0.85) == pytest.approx(0.5)
+    assert _citation_score([e], probs, 0.25) == pytest.approx(2 / 3)
+
+
 def test_fit_learns_each_decision_from_its_labels() -> None:
     params = fit(_synthetic(80), sources=["synthetic"])
     assert params.paper.coef[PAPER_FEATURES.index("sent_max")] > 0
@@ -156,8 +170,28 @@ def test_refusal_threshold_caps_false_refusals_on_training_data() -> None:
     assert np.mean(refused) <= 0.15
 
 
+def test_shipped_sentence_model_prefers_the_longer_of_two_otherwise_equal_sentences() -> None:
+    # answer facts sit more often in long sentences: a fitted length feature, not a rule
+    from assistant.evidence import PaperEvidence, Sentence
+    from assistant.judgement import sentence_rows
+
+    short = "We propose a new method."
+    long_ = "We propose a new method that reaches 71.2% accuracy on the benchmark with half the parameters."
+    sents = [Sentence(hit=1, text=t, position=i, lexical=0.2, dense=0.5) for i, t in enumerate((short, long_, "x."))]
+    paper = PaperEvidence.__new__(PaperEvidence)
+    paper.sentences = sents
+    rows = sentence_rows(paper)
+    col = SENTENCE_FEATURES.index("log_words")
+    assert rows[1, col] > rows[0, col]
+    rows[:, SENTENCE_FEATURES.index("has_number")] = 0.0  # only the length differs
+    rows[1, SENTENCE_FEATURES.index("first")] = rows[0, SENTENCE_FEATURES.index("first")]
+    rows[1, SENTENCE_FEATURES.index("rel_position")] = rows[0, SENTENCE_FEATURES.index("rel_position")]
+    probs = load_params().sentence.prob(rows[:2])
+    assert probs[1] > probs[0]
+
+
 def test_answer_shape_follows_the_number_of_answering_papers() -> None:
-    assert [sentences_per_paper(n) for n in (1, 2, 3, 4, 6, 10)] == [3, 3, 2, 1, 1, 1]
+    assert [sentences_per_paper(n) for n in (1, 2, 3, 4, 6, 10)] == [4, 3, 2, 1, 1, 1]
 
 
 # --- on the seed index ----------------------------------------------------------------------------
