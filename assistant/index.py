@@ -171,8 +171,9 @@ class Index:
     def ensure_vector_copies(self) -> None:
         """Copy into the registry what scoring a question reads (indexes built before it kept them):
         each chunk's stored vector into its row, each paper's title + sentence vectors (from the
-        embedding cache; an index older than sentence vectors gets them embedded) into its row. Scoring then reads a question's candidates in two queries
-        instead of a Chroma ``get`` (~0.1 ms per id) and a cache row per sentence. A no-op once done."""
+        embedding cache; an index older than sentence vectors gets them embedded) into its row.
+        Scoring then reads a question's candidates in two queries instead of a Chroma ``get``
+        (~0.1 ms per id) and a cache row per sentence. A no-op once done."""
         if self.registry.get_meta(VECTOR_COPIES) is not None:
             return
         from assistant.evidence import embed_sentences  # evidence imports this module

@@ -172,21 +172,20 @@ def test_refusal_threshold_caps_false_refusals_on_training_data() -> None:
 
 def test_shipped_sentence_model_prefers_the_longer_of_two_otherwise_equal_sentences() -> None:
     # answer facts sit more often in long sentences: a fitted length feature, not a rule
-    from assistant.evidence import PaperEvidence, Sentence
-    from assistant.judgement import sentence_rows
+    from assistant.evidence import Sentence
+    from assistant.judgement import _sentence_features
 
-    short = "We propose a new method."
-    long_ = "We propose a new method that reaches 71.2% accuracy on the benchmark with half the parameters."
-    sents = [Sentence(hit=1, text=t, position=i, lexical=0.2, dense=0.5) for i, t in enumerate((short, long_, "x."))]
-    paper = PaperEvidence.__new__(PaperEvidence)
-    paper.sentences = sents
-    rows = sentence_rows(paper)
+    def length_feature(text: str) -> float:
+        return _sentence_features(Sentence(hit=1, text=text, position=0, lexical=0.2, dense=0.5), 0.5, 0.2, 3)["log_words"]
+
+    short = length_feature("We propose a new method.")
+    long_ = length_feature("We propose a new method that reaches high accuracy on the benchmark with half the parameters.")
+    assert long_ > short
+    sentence = load_params().sentence
+    rows = np.tile(np.asarray(sentence.mean), (2, 1))  # a typical sentence, twice: only the length differs
     col = SENTENCE_FEATURES.index("log_words")
-    assert rows[1, col] > rows[0, col]
-    rows[:, SENTENCE_FEATURES.index("has_number")] = 0.0  # only the length differs
-    rows[1, SENTENCE_FEATURES.index("first")] = rows[0, SENTENCE_FEATURES.index("first")]
-    rows[1, SENTENCE_FEATURES.index("rel_position")] = rows[0, SENTENCE_FEATURES.index("rel_position")]
-    probs = load_params().sentence.prob(rows[:2])
+    rows[0, col], rows[1, col] = short, long_
+    probs = sentence.prob(rows)
     assert probs[1] > probs[0]
 
 
