@@ -22,10 +22,11 @@ from assistant.embedders.cache import CachedEmbedder
 from assistant.index import Index
 from assistant.models import Hit, Paper
 from assistant.stores.bm25 import BM25Index
-from assistant.text import has_glued_sentences, split_sentences, terms
+from assistant.text import base_name, has_glued_sentences, mentions, name_text, split_sentences, terms
 
 _DIGIT_CHARS = frozenset("0123456789")
 PROFILE_CACHE = 4096  # papers whose profile a process keeps (~20-40 KB each: vectors and term sets)
+NAME_CHECKS = 64  # papers read to confirm that the corpus writes a name (when no candidate does)
 _PROFILE_LOCK = threading.Lock()  # Gradio and Slack score questions from many threads
 
 
@@ -94,6 +95,8 @@ class Profile:
     chunk_vectors: np.ndarray
     doc_terms: frozenset[str]
     title_terms: frozenset[str]
+    names: str = ""  # title + abstract as :func:`assistant.text.name_text` pieces (names are matched here)
+    title_names: str = ""
 
 
 def _text_vectors(index: Index, texts: dict[str, list[str]], dim: int) -> dict[str, np.ndarray]:
@@ -144,6 +147,8 @@ def profiles(index: Index, papers: list[Paper]) -> list[Profile]:
                     else title_terms.union(*sentence_terms)
                 ),  # fmt: skip
                 title_terms=title_terms,
+                names=name_text(f"{paper.title} {paper.abstract}"),
+                title_names=name_text(paper.title),
             )
     with _PROFILE_LOCK:
         cache.update(made)
@@ -172,6 +177,17 @@ def named_tokens(question: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def _in_corpus(index: Index, bm25: BM25Index, name: str) -> bool:
+    """Whether an indexed paper writes ``name``: among the papers holding all of its keyword terms,
+    the first :data:`NAME_CHECKS` are read; when more hold them, it is taken as written (no evidence
+    of absence)."""
+    rows = bm25.papers_with(terms(name))
+    if len(rows) > NAME_CHECKS:
+        return True
+    papers = index.papers.many([bm25.ids[i] for i in rows])
+    return any(mentions(name_text(f"{p.title} {p.abstract}"), name) for p in papers.values())
+
+
 def _ranks(values: list[float]) -> list[int]:
     order = sorted(range(len(values)), key=lambda i: -values[i])
     out = [0] * len(values)
@@ -195,9 +211,10 @@ class Evidence:
         self.question = question
         qvec = index.embed_query(question)
         self.papers: list[PaperEvidence] = []
-        # each named token ('WMDP', 'LLaDA') as the set of its terms
-        self.names: list[set[str]] = [t for t in (set(terms(n)) for n in named_tokens(question)) if t]
+        # named tokens ('WMDP', 'LLaDA', 'FlashAttention-3'), matched as written (see text.mentions)
+        self.names: list[str] = [n for n in dict.fromkeys(base_name(t) for t in named_tokens(question)) if terms(n)]
         names = self.names
+        self._profiles: list[Profile] = []
         for pos, (hit, prof) in enumerate(zip(hits, profiles(index, [h.paper for h in hits]), strict=True), start=1):
             chunk_sims = prof.chunk_vectors @ qvec if len(prof.chunk_vectors) else np.zeros(0)
             sent_sims = prof.sentence_vectors @ qvec if len(prof.sentence_vectors) else np.zeros(0)
@@ -208,6 +225,7 @@ class Evidence:
                 )
                 for i, (text, st) in enumerate(prof.sentences)
             ]
+            self._profiles.append(prof)
             top2 = np.sort(sent_sims)[-2:] if len(sent_sims) else np.zeros(1)
             paper = PaperEvidence(
                 hit=hit,
@@ -227,12 +245,12 @@ class Evidence:
                 "lex_title": paper.title_coverage,
                 "lex_sent_max": max((s.lexical for s in sents), default=0.0),
                 "fused_rank": 1.0 / pos,
-                "named_hit": sum(n <= prof.doc_terms for n in names) / len(names) if names else 0.0,
-                "named_title": sum(n <= prof.title_terms for n in names) / len(names) if names else 0.0,
+                "named_hit": sum(mentions(prof.names, n) for n in names) / len(names) if names else 0.0,
+                "named_title": sum(mentions(prof.title_names, n) for n in names) / len(names) if names else 0.0,
             }
             self.papers.append(paper)
         self._relative_features()
-        self.question_features = self._question_features(bm25)
+        self.question_features = self._question_features(index, bm25)
         self.confidence = 0.0  # P(the corpus answers this), set by the judgement
         self.included: list[int] = []  # 1-based positions of the papers judged to answer it
 
@@ -276,18 +294,21 @@ class Evidence:
                 f[f"gap_{k}"] = f[k] - v
                 f[f"z_{k}"] = (f[k] - stats[k][0]) / stats[k][1]
 
-    def _named(self, df: dict[str, int]) -> tuple[float, float]:
-        """Shares of the question's named tokens (acronyms, CamelCase, names with digits) that occur in
-        no indexed paper, and in none of the three leading papers."""
+    def _named(self, index: Index, bm25: BM25Index) -> tuple[float, float]:
+        """Shares of the question's named tokens (acronyms, CamelCase, names with digits) that no
+        indexed paper writes, and that none of the three leading papers writes ('FlashAttention-3'
+        is absent from a corpus that has FlashAttention-2 and other papers with a 3 in them)."""
         names = self.names
         if not names:
             return 0.0, 0.0
-        top = set().union(*(p.terms for p in self.papers[:3])) if self.papers else set()
-        absent = sum(any(df.get(t, 0) == 0 for t in n) for n in names)
-        missing = sum(not n <= top for n in names)
+        written = [[mentions(prof.names, n) for n in names] for prof in self._profiles]
+        missing = sum(not any(row[j] for row in written[:3]) for j in range(len(names)))
+        absent = sum(
+            not any(row[j] for row in written) and not _in_corpus(index, bm25, n) for j, n in enumerate(names)
+        )
         return absent / len(names), missing / len(names)
 
-    def _question_features(self, bm25: BM25Index) -> dict[str, float]:
+    def _question_features(self, index: Index, bm25: BM25Index) -> dict[str, float]:
         """Whole-question features: the strength of the best evidence and what the corpus lacks."""
         top = self.papers[:5]
         idf_max = math.log(1.0 + (bm25.n_docs + 0.5) / 0.5)
@@ -297,7 +318,7 @@ class Evidence:
         total = sum(self.weights.values()) or 1.0
         missing_top3 = [w for t, w in self.weights.items() if t not in covered_top3]
         sims = sorted((p.features["sent_max"] for p in self.papers), reverse=True) + [0.0, 0.0, 0.0]
-        named_absent, named_missing = self._named(df)
+        named_absent, named_missing = self._named(index, bm25)
         return {
             "q_named_absent": named_absent,
             "q_named_missing_top3": named_missing,

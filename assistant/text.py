@@ -90,6 +90,55 @@ def normalise_number(tok: str) -> str:
     return tok.replace("$", "").replace(",", "").rstrip("%x×").rstrip(".")
 
 
+_NAME_PIECE = re.compile(r"[0-9a-z]+")
+
+
+def base_name(token: str) -> str:
+    """A named token without the ordinary words hyphenated after it: 'LoRA-style' -> 'LoRA',
+    'RL-trained' -> 'RL' (a compound modifier, not a longer name); 'FlashAttention-3', 'Sky-T1' and
+    '4-bit' stay whole (a piece with a capital or a digit is part of the name, and so is any piece
+    when nothing with a letter would be left)."""
+    parts = token.split("-")
+    while len(parts) > 1 and parts[-1].isalpha() and parts[-1].islower() and any(c.isalpha() for c in "".join(parts[:-1])):
+        parts.pop()
+    return "-".join(parts)
+
+
+def name_text(text: str) -> str:
+    """``text`` as the lower-case letter/digit pieces that names are matched against, space-separated
+    ('FlashAttention-3 on H100s' -> 'flashattention 3 on h100s')."""
+    return " ".join(_NAME_PIECE.findall(text.lower()))
+
+
+def mentions(pieces: str, name: str) -> bool:
+    """Whether ``pieces`` (a :func:`name_text`) writes ``name`` as a run of whole adjacent pieces,
+    whatever the separators: 'FlashAttention-3' matches 'FlashAttention 3' and 'flashattention3' but
+    not 'FlashAttention-2', 'LLaMA-3.1-70B' matches 'Llama 3.1 70B', 'ASR' does not match inside
+    'hasreached'; a name matches its plural and a plural name its singular ('H100' in 'H100s',
+    'ResNets' in 'a ResNet')."""
+    key = "".join(_NAME_PIECE.findall(name.lower()))
+    if not key:
+        return False
+    keys = [key, f"{key}s"]
+    if len(key) > 3 and key.endswith("s") and key[-2].isalpha():
+        keys.append(key[:-1])
+    compact = pieces.replace(" ", "")
+    if not any(k in compact for k in keys):
+        return False
+    starts, ends, pos = set(), set(), 0
+    for piece in pieces.split(" "):
+        starts.add(pos)
+        pos += len(piece)
+        ends.add(pos)
+    for k in keys:
+        at = compact.find(k)
+        while at >= 0:
+            if at in starts and at + len(k) in ends:
+                return True
+            at = compact.find(k, at + 1)
+    return False
+
+
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 

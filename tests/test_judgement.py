@@ -276,3 +276,43 @@ def test_query_terms_are_corrected_once_per_question(monkeypatch: pytest.MonkeyP
     first = index.query_terms("trainng adapters")
     first.append("mutated")  # callers get their own list
     assert index.query_terms("trainng adapters") == ["train", "adapt"] and calls == ["trainng adapters"]
+
+
+def test_names_are_matched_as_written_not_as_loose_terms() -> None:
+    from assistant.text import base_name, mentions, name_text
+
+    text = name_text("We speed up FlashAttention-2 by 3 times on H100s; Llama 3.1 70B, A$^2$FM and a ResNet. It hasreached.")
+    assert mentions(text, "FlashAttention-2") and mentions(text, "flashattention2")
+    assert not mentions(text, "FlashAttention-3"), "its pieces occur ('flashattention', '3'), the name does not"
+    assert mentions(text, "LLaMA-3.1-70B") and mentions(text, "A^2FM")
+    assert mentions(text, "H100") and mentions(text, "ResNets"), "plural and singular forms match"
+    assert not mentions(text, "ASR"), "never inside a longer word ('hasreached')"
+    assert [base_name(t) for t in ("LoRA-style", "RL-trained", "FlashAttention-3", "4-bit", "Sky-T1")] == [
+        "LoRA", "RL", "FlashAttention-3", "4-bit", "Sky-T1"
+    ]
+
+
+def test_a_versioned_name_the_corpus_never_writes_counts_as_absent(tmp_path: Path) -> None:
+    # before: a named token was a set of terms, so 'FlashAttention-3' ({flashattent, 3}) counted as
+    # present in any corpus with FlashAttention-2 and a '3' somewhere; "a named method that occurs in
+    # no abstract" is the strongest sign that the corpus does not answer the question
+    from ingest.pipeline import ingest
+
+    rows = [
+        {"title": "FlashAttention-2: Faster Attention", "abstract": "FlashAttention-2 is 2 times faster on H100 GPUs. It reaches 3 TFLOPs more."},
+        {"title": "Attention kernels on GPUs", "abstract": "We profile 3 attention kernels on A100 and H100 GPUs."},
+    ]
+    src = tmp_path / "fa.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    settings = Settings(data_dir=tmp_path / "data")
+    ingest([src], settings)
+    a = get_assistant(settings)
+
+    def named(q: str) -> tuple[float, float]:
+        ev = Evidence(a.index, q, a.retriever.retrieve(q, k=2))
+        return ev.question_features["q_named_absent"], ev.papers[0].features["named_hit"]
+
+    assert named("What speedup does FlashAttention-3 give on H100 GPUs?") == (pytest.approx(1 / 3), pytest.approx(2 / 3))
+    assert named("What speedup does FlashAttention-2 give on H100 GPUs?") == (0.0, 1.0)
+    # the corpus check reads papers beyond the candidates too
+    assert a.index.ensure_keyword_index().papers_with(terms("FlashAttention-3")).tolist() == [0]

@@ -215,6 +215,20 @@ class BM25Index:
         n = self.df.get(term, 0)
         return math.log(1.0 + (self.n_docs - n + 0.5) / (n + 0.5))
 
+    def papers_with(self, terms: list[str]) -> np.ndarray:
+        """Rows (positions in ``ids``) of the papers holding every one of ``terms`` (none for no terms)."""
+        c = self.counts
+        rows: np.ndarray | None = None
+        for term in dict.fromkeys(terms):
+            col = self.vocab.get(term)
+            if col is None:
+                return np.zeros(0, dtype=np.int64)
+            found = c.indices[c.indptr[col] : c.indptr[col + 1]]
+            rows = found if rows is None else np.intersect1d(rows, found, assume_unique=True)
+            if not len(rows):
+                break
+        return np.zeros(0, dtype=np.int64) if rows is None else rows
+
     def query_terms(self, query: str) -> list[str]:
         """The query's terms, typos corrected against this index's vocabulary ('trainng' -> 'train');
         remembered per query (retrieval and evidence both ask for them)."""
