@@ -214,7 +214,7 @@ class Evidence:
         # named tokens ('WMDP', 'LLaDA', 'FlashAttention-3'), matched as written (see text.mentions)
         self.names: list[str] = [n for n in dict.fromkeys(base_name(t) for t in named_tokens(question)) if terms(n)]
         names = self.names
-        self._profiles: list[Profile] = []
+        self._written: list[list[bool]] = []  # per paper: which of ``names`` its title + abstract writes
         for pos, (hit, prof) in enumerate(zip(hits, profiles(index, [h.paper for h in hits]), strict=True), start=1):
             chunk_sims = prof.chunk_vectors @ qvec if len(prof.chunk_vectors) else np.zeros(0)
             sent_sims = prof.sentence_vectors @ qvec if len(prof.sentence_vectors) else np.zeros(0)
@@ -225,7 +225,7 @@ class Evidence:
                 )
                 for i, (text, st) in enumerate(prof.sentences)
             ]
-            self._profiles.append(prof)
+            self._written.append([mentions(prof.names, n) for n in names])
             top2 = np.sort(sent_sims)[-2:] if len(sent_sims) else np.zeros(1)
             paper = PaperEvidence(
                 hit=hit,
@@ -245,7 +245,7 @@ class Evidence:
                 "lex_title": paper.title_coverage,
                 "lex_sent_max": max((s.lexical for s in sents), default=0.0),
                 "fused_rank": 1.0 / pos,
-                "named_hit": sum(mentions(prof.names, n) for n in names) / len(names) if names else 0.0,
+                "named_hit": sum(self._written[-1]) / len(names) if names else 0.0,
                 "named_title": sum(mentions(prof.title_names, n) for n in names) / len(names) if names else 0.0,
             }
             self.papers.append(paper)
@@ -301,7 +301,7 @@ class Evidence:
         names = self.names
         if not names:
             return 0.0, 0.0
-        written = [[mentions(prof.names, n) for n in names] for prof in self._profiles]
+        written = self._written
         missing = sum(not any(row[j] for row in written[:3]) for j in range(len(names)))
         absent = sum(
             not any(row[j] for row in written) and not _in_corpus(index, bm25, n) for j, n in enumerate(names)
