@@ -23,6 +23,7 @@ from assistant.index import Index
 from assistant.models import Hit, Paper
 from assistant.stores.bm25 import BM25Index
 from assistant.text import base_name, has_glued_sentences, mentions, name_text, split_sentences, terms
+from assistant.wordpieces import paper_token_bits, rare_match, rare_pieces
 
 _DIGIT_CHARS = frozenset("0123456789")
 PROFILE_CACHE = 4096  # papers whose profile a process keeps (~20-40 KB each: vectors and term sets)
@@ -97,6 +98,7 @@ class Profile:
     title_terms: frozenset[str]
     names: str = ""  # title + abstract as :func:`assistant.text.name_text` pieces (names are matched here)
     title_names: str = ""
+    token_bits: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.uint8))  # word pieces
 
 
 def _text_vectors(index: Index, texts: dict[str, list[str]], dim: int) -> dict[str, np.ndarray]:
@@ -109,6 +111,16 @@ def _text_vectors(index: Index, texts: dict[str, list[str]], dim: int) -> dict[s
         if dim and flat.size == len(texts[pid]) * dim:
             out[pid] = flat.reshape(len(texts[pid]), dim)
     return out | _embed_texts(index.embedder, {pid: ts for pid, ts in texts.items() if pid not in out})
+
+
+def _token_bits(index: Index, papers: list[Paper]) -> dict[str, np.ndarray]:
+    """Word-piece bits of ``papers``: the registry's copy, else (an index built before it kept them)
+    from the embedding cache (computed if absent); none when the embedder gives no token vectors."""
+    if not index.embedder.has_tokens:
+        return {}
+    out = index.registry.token_bits_of([p.id for p in papers], index.embedder.token_width)
+    rest = [p for p in papers if p.id not in out]
+    return out | ((paper_token_bits(index.embedder, rest) or {}) if rest else {})
 
 
 def profiles(index: Index, papers: list[Paper]) -> list[Profile]:
@@ -131,6 +143,7 @@ def profiles(index: Index, papers: list[Paper]) -> list[Profile]:
         stored = kept | index.store.vectors([cid for pid in rows for cid, vec in rows[pid] if vec is None])
         texts_of = {p.id: sentence_texts(p) for p in todo}
         text_vecs = _text_vectors(index, texts_of, next((v.size for v in stored.values()), 0))
+        bits = _token_bits(index, todo)
         for paper in todo:
             texts = texts_of[paper.id]
             own = text_vecs[paper.id]  # title, then sentences
@@ -149,6 +162,7 @@ def profiles(index: Index, papers: list[Paper]) -> list[Profile]:
                 title_terms=title_terms,
                 names=name_text(f"{paper.title} {paper.abstract}"),
                 title_names=name_text(paper.title),
+                token_bits=bits.get(paper.id, np.zeros((0, 0), dtype=np.uint8)),
             )
     with _PROFILE_LOCK:
         cache.update(made)
@@ -215,7 +229,9 @@ class Evidence:
         self.names: list[str] = [n for n in dict.fromkeys(base_name(t) for t in named_tokens(question)) if terms(n)]
         names = self.names
         self._written: list[list[bool]] = []  # per paper: which of ``names`` its title + abstract writes
-        for pos, (hit, prof) in enumerate(zip(hits, profiles(index, [h.paper for h in hits]), strict=True), start=1):
+        profs = profiles(index, [h.paper for h in hits])
+        rare = rare_match(rare_pieces(index, bm25, question), [p.token_bits for p in profs], len(qvec))
+        for pos, (hit, prof) in enumerate(zip(hits, profs, strict=True), start=1):
             chunk_sims = prof.chunk_vectors @ qvec if len(prof.chunk_vectors) else np.zeros(0)
             sent_sims = prof.sentence_vectors @ qvec if len(prof.sentence_vectors) else np.zeros(0)
             sents = [
@@ -245,6 +261,7 @@ class Evidence:
                 "lex_title": paper.title_coverage,
                 "lex_sent_max": max((s.lexical for s in sents), default=0.0),
                 "fused_rank": 1.0 / pos,
+                "tok_rare": rare[pos - 1],
                 "named_hit": sum(self._written[-1]) / len(names) if names else 0.0,
                 "named_title": sum(mentions(prof.title_names, n) for n in names) / len(names) if names else 0.0,
             }
@@ -280,7 +297,7 @@ class Evidence:
         bm25_vals = [p.hit.bm25 or 0.0 for p in self.papers]
         bm25_r = _ranks(bm25_vals)
         top_bm25 = max(bm25_vals) or 1.0
-        keys = ("sent_max", "title_sim", "lex_cover", "chunk_max", "prf_sim")
+        keys = ("sent_max", "title_sim", "lex_cover", "chunk_max", "prf_sim", "tok_rare")  # tok_rare may be NaN
         best = {k: max(p.features[k] for p in self.papers) for k in keys}
         spread = {k: np.array([p.features[k] for p in self.papers]) for k in keys}
         stats = {k: (float(v.mean()), float(v.std()) or 1.0) for k, v in spread.items()}

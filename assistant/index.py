@@ -39,6 +39,7 @@ def _file_lock(path: Path) -> Iterator[None]:
 INGEST_OPEN = "ingest_open"  # registry meta key set while an ingest writes (cleared when it finishes)
 CHUNK_META = "chunk_metadata"  # registry meta key: version of the metadata stored with each vector
 CHUNK_META_VERSION = 2  # paper_id, chunk, year, sources
+TOKEN_COPIES = "token_copies"  # registry meta: paper rows hold their word-piece bits
 VECTOR_COPIES = "vector_copies"  # registry meta: chunk and paper rows hold the vectors scoring reads
 EMPTY_HINT = "the index is empty: run `litassist ingest ../shared/corpus/hf-daily-papers` (or your listing files)"
 
@@ -53,7 +54,7 @@ class Index:
         self.registry = Registry(self.dir / "registry.sqlite")
         self.store = ChromaStore.open(settings, self.registry.counts()[1])
         self._bm25: BM25Index | None = None
-        self._query_cache: dict[str, np.ndarray] = {}
+        self._query_cache: dict[str, tuple[np.ndarray, tuple[np.ndarray, list[tuple[int, int]]] | None]] = {}
         self._sources: tuple[int, list[str]] | None = None
         self._lock = threading.RLock()
 
@@ -188,6 +189,21 @@ class Index:
                 self.registry.set_text_vectors(embed_sentences(self.embedder, list(self.registry.get_many(pids).values())))
             self.registry.set_meta(VECTOR_COPIES, True)
 
+    def ensure_token_copies(self) -> None:
+        """Give every paper row its word-piece bits (indexes built before they were kept; see
+        :mod:`assistant.wordpieces`): from the embedding cache, or one model pass over the paper's
+        title and sentences where the cache lacks them. A no-op once done, or without token vectors."""
+        if not self.embedder.has_tokens or self.registry.get_meta(TOKEN_COPIES) is not None:
+            return
+        from assistant.wordpieces import paper_token_bits  # evidence imports this module
+
+        with self._lock:
+            while pids := self.registry.papers_without_tokens(500):
+                self.registry.set_token_bits(
+                    paper_token_bits(self.embedder, list(self.registry.get_many(pids).values())) or {}
+                )
+            self.registry.set_meta(TOKEN_COPIES, True)
+
     def sources(self) -> list[str]:
         """Listing file names in the index (cached per registry generation)."""
         gen = self.registry.generation()
@@ -220,13 +236,26 @@ class Index:
         self._seen_generation = gen
 
     def embed_query(self, text: str) -> np.ndarray:
-        vec = self._query_cache.get(text)
-        if vec is None:
-            vec = self.embedder.inner.embed([text])[0]
+        return self._query(text)[0]
+
+    def query_tokens(self, text: str) -> tuple[np.ndarray, list[tuple[int, int]]] | None:
+        """The question's word-piece vectors and, for each, the span of its word in ``text`` (from the
+        same model pass as :meth:`embed_query`); None when the embedder gives no token vectors."""
+        return self._query(text)[1]
+
+    def _query(self, text: str) -> tuple[np.ndarray, tuple[np.ndarray, list[tuple[int, int]]] | None]:
+        found = self._query_cache.get(text)
+        if found is None:
+            inner = self.embedder.inner
+            if self.embedder.has_tokens:
+                vecs, tokens = inner.embed_tokens([text])  # type: ignore[attr-defined]
+                found = (vecs[0], (tokens[0], inner.word_spans(text)))  # type: ignore[attr-defined]
+            else:
+                found = (inner.embed([text])[0], None)
             if len(self._query_cache) > 1024:
                 self._query_cache.clear()
-            self._query_cache[text] = vec
-        return vec
+            self._query_cache[text] = found
+        return found
 
     def forget_queries(self) -> None:
         """Drop the in-process query-embedding cache (so a timing includes embedding the question)."""

@@ -33,7 +33,7 @@ PAPER_FEATURES = (
     "fused_rank", "dense_rank", "bm25_rank", "bm25_rel", "rank_agree",
     "gap_sent_max", "gap_title_sim", "gap_lex_cover", "gap_chunk_max",
     "z_sent_max", "z_title_sim", "z_lex_cover", "z_chunk_max", "named_hit", "named_title",
-    "prf_sim", "z_prf_sim", "gap_prf_sim",
+    "prf_sim", "z_prf_sim", "gap_prf_sim", "tok_rare", "gap_tok_rare", "z_tok_rare",
 )  # fmt: skip
 SENTENCE_FEATURES = (
     "dense", "gap_dense", "lexical", "gap_lexical", "has_number", "first", "last", "rel_position", "log_words",
@@ -56,16 +56,18 @@ class Linear:
     bias: float
 
     def prob(self, rows: np.ndarray) -> np.ndarray:
-        """P(positive) for each row of ``rows`` (columns in ``features`` order)."""
+        """P(positive) for each row of ``rows`` (columns in ``features`` order). A feature the evidence
+        could not measure (NaN: word pieces under an embedder without token vectors) sits at its
+        training mean, so the other features decide."""
         if rows.size == 0:
             return np.zeros(len(rows))
-        z = (rows - np.asarray(self.mean)) / np.asarray(self.scale)
+        z = np.nan_to_num((rows - np.asarray(self.mean)) / np.asarray(self.scale), nan=0.0)
         logit = z @ np.asarray(self.coef) + self.bias
         return 1.0 / (1.0 + np.exp(-np.clip(logit, -40, 40)))
 
     def explain(self, row: np.ndarray, n: int = 3) -> list[tuple[str, float]]:
         """The ``n`` features that pushed this row's logit most (name, contribution)."""
-        contrib = (row - np.asarray(self.mean)) / np.asarray(self.scale) * np.asarray(self.coef)
+        contrib = np.nan_to_num((row - np.asarray(self.mean)) / np.asarray(self.scale) * np.asarray(self.coef), nan=0.0)
         order = np.argsort(-np.abs(contrib))[:n]
         return [(self.features[i], float(contrib[i])) for i in order]
 

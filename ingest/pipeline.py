@@ -24,6 +24,7 @@ from assistant.locking import WriteLock
 from assistant.models import Paper
 from assistant.settings import Settings
 from assistant.stores import chunk_metadata
+from assistant.wordpieces import paper_token_bits
 from ingest.chunking import Chunker, SentenceChunker, derive_vectors
 from ingest.memory import release_free_memory
 from ingest.parsers import iter_listing_files, read_listing
@@ -106,6 +107,7 @@ def ingest(
     index.ensure_chunk_metadata()
     orphans, repair = index.reconcile()
     index.ensure_vector_copies()
+    index.ensure_token_copies()
     same = None if rebuild or orphans or repair else _same_as_last_run(index, digest)
     if same is not None:  # the same files into an index nobody changed since: nothing to parse or compare
         same.skipped = report.skipped + same.skipped
@@ -164,6 +166,7 @@ def ingest(
         del todo[:UPSERT_BATCH]
         count = embedder.computed
         own = embed_sentences(embedder, [p for p, _, _ in batch])  # titles + sentences: judgement features
+        bits = paper_token_bits(embedder, [p for p, _, _ in batch]) or {}  # their word pieces (same model pass)
         report.sentences_embedded += embedder.computed - count
         if by_sentence is not None:  # every text embedded once; chunk vectors derived from them
             plans = [by_sentence.plan(paper) for paper, _, _ in batch]
@@ -182,7 +185,7 @@ def ingest(
                 keep = {c.id for c in cs}
                 stale = set(index.store.ids(paper.id)) | set(index.registry.chunk_ids(paper.id))
                 index.store.delete(sorted(stale - keep))
-            index.registry.write(paper, tnorm, cs, vectors[start : start + len(cs)], own[paper.id])
+            index.registry.write(paper, tnorm, cs, vectors[start : start + len(cs)], own[paper.id], bits.get(paper.id))
             start += len(cs)
             report.chunks += len(cs)
         if on_progress:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,6 +50,15 @@ def test_ingest_and_ask_with_openai_embeddings(stub: OpenAIStub, tmp_path: Path,
     answer = ask("low-rank adapters catastrophic forgetting", settings=s, mode="dense")
     assert isinstance(answer, Answer)
     assert answer.contexts[0].paper.title.startswith("LoRA Keeps What It Learned")
+    # no token vectors from this embedder: the word-piece features are unmeasured (NaN), not 0
+    from assistant.answering import get_assistant
+    from assistant.evidence import Evidence
+
+    a = get_assistant(s)
+    q = "low-rank adapters catastrophic forgetting"
+    ev = Evidence(a.index, q, a.retriever.retrieve(q, k=3))
+    assert all(math.isnan(p.features["tok_rare"]) and math.isnan(p.features["z_tok_rare"]) for p in ev.papers)
+    assert not answer.refused and answer.confidence is not None
 
 
 @pytest.mark.network

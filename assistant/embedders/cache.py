@@ -1,4 +1,9 @@
-"""Embedding cache keyed by (model id, sha256 of the text): nothing is ever embedded twice."""
+"""Embedding cache keyed by (model id, sha256 of the text): nothing is ever embedded twice.
+
+An embedder that also gives token vectors (``embed_tokens``, the local MiniLM) has them kept here too,
+from the same model pass, as sign bits (one bit per dimension: 48 bytes a word piece); the judgement
+matches a question's rare words against them (:mod:`assistant.evidence`).
+"""
 
 from __future__ import annotations
 
@@ -32,6 +37,11 @@ class CachedEmbedder:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS vectors (model TEXT, key TEXT, vec BLOB, PRIMARY KEY (model, key))"
         )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS tokens (model TEXT, key TEXT, bits BLOB, PRIMARY KEY (model, key))"
+        )
+        self.has_tokens = callable(getattr(inner, "embed_tokens", None))
+        self.token_width = int(getattr(inner, "dim", 0)) // 8  # bytes of one word piece's sign bits
 
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)
@@ -61,13 +71,7 @@ class CachedEmbedder:
             on_batch(sum(n for k, n in uses.items() if k not in todo))
         for start in range(0, len(missing), self.batch_size):
             batch = missing[start : start + self.batch_size]
-            vecs = self.inner.embed([t for _, t in batch])
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT OR REPLACE INTO vectors(model, key, vec) VALUES (?,?,?)",
-                [(self.model_id, k, v.astype(np.float32).tobytes()) for (k, _), v in zip(batch, vecs, strict=True)],
-            )
-            self._db.execute("COMMIT")
+            vecs = self._compute(batch)
             for (k, _), v in zip(batch, vecs, strict=True):
                 cached[k] = v.astype(np.float32)
             self.computed += len(batch)
@@ -76,3 +80,58 @@ class CachedEmbedder:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([cached[k] for k in keys])
+
+    def _compute(self, batch: list[tuple[str, str]]) -> np.ndarray:
+        """Run the model on (key, text) pairs and store what it gives (vectors, and token bits when it
+        has them), in one transaction."""
+        texts = [t for _, t in batch]
+        tokens: list[np.ndarray] = []
+        if self.has_tokens:
+            vecs, tokens = self.inner.embed_tokens(texts)  # type: ignore[attr-defined]
+        else:
+            vecs = self.inner.embed(texts)
+        self._db.execute("BEGIN")
+        self._db.executemany(
+            "INSERT OR REPLACE INTO vectors(model, key, vec) VALUES (?,?,?)",
+            [(self.model_id, k, v.astype(np.float32).tobytes()) for (k, _), v in zip(batch, vecs, strict=True)],
+        )
+        if self.has_tokens:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO tokens(model, key, bits) VALUES (?,?,?)",
+                [(self.model_id, k, token_bits(t).tobytes()) for (k, _), t in zip(batch, tokens, strict=True)],
+            )
+        self._db.execute("COMMIT")
+        return vecs
+
+    def tokens(self, texts: list[str]) -> list[np.ndarray] | None:
+        """The token sign bits of each of ``texts`` (rows of packed bits, one per word piece; see
+        :func:`token_bits`), or None when the embedder gives no token vectors. Texts the cache lacks
+        bits for go through the model once (their vectors are stored again with them)."""
+        if not self.has_tokens:
+            return None
+        keys = [text_key(t) for t in texts]
+        width = self.token_width
+        found: dict[str, np.ndarray] = {}
+        uniq = list(dict.fromkeys(keys))
+        for start in range(0, len(uniq), 500):
+            found.update(self._stored_tokens(uniq[start : start + 500], width))
+        todo = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in found}.items(), key=lambda kv: len(kv[1]))
+        for start in range(0, len(todo), self.batch_size):
+            batch = todo[start : start + self.batch_size]
+            self._compute(batch)
+            self.computed += len(batch)
+            found.update(self._stored_tokens([k for k, _ in batch], width))
+        return [found[k] for k in keys]
+
+    def _stored_tokens(self, keys: list[str], width: int) -> dict[str, np.ndarray]:
+        marks = ",".join("?" * len(keys))
+        rows = self._db.execute(f"SELECT key, bits FROM tokens WHERE model=? AND key IN ({marks})", (self.model_id, *keys))
+        return {str(k): np.frombuffer(b, dtype=np.uint8).reshape(-1, width) for k, b in rows}
+
+
+def token_bits(vectors: np.ndarray) -> np.ndarray:
+    """Token vectors as sign bits, packed (n x dim/8 bytes): a word piece keeps which side of zero each
+    dimension is on. Matched against full-precision question tokens this keeps nearly all of what the
+    full vectors give the judgement (evals/README.md) at 1/32 of their size."""
+    return np.packbits(np.asarray(vectors) > 0, axis=1)
+

@@ -66,9 +66,8 @@ class OnnxMiniLM:
     def count_tokens(self, text: str) -> int:
         return len(self._tok.encode(text).ids)
 
-    def embed(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
+    def _forward(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The model's token outputs (batch x width x 384, or pooled batch x 384) and the attention mask."""
         encs = self._tok.encode_batch(texts)
         width = min(max(len(e.ids) for e in encs), self.max_tokens)
         ids = np.zeros((len(encs), width), dtype=np.int64)
@@ -82,10 +81,44 @@ class OnnxMiniLM:
         feeds: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
-        out = self._sess.run(None, feeds)[0]
+        return self._sess.run(None, feeds)[0], mask
+
+    @staticmethod
+    def _pool(out: np.ndarray, mask: np.ndarray) -> np.ndarray:
         if out.ndim == 3:  # token embeddings -> mean pooling over the attention mask
             m = mask[..., None].astype(np.float32)
             out = (out * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
         out = out.astype(np.float32)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.clip(norms, 1e-12, None)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self._pool(*self._forward(texts))
+
+    def embed_tokens(self, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The pooled vectors of :meth:`embed` and, from the same pass, each text's contextual token
+        vectors (one L2-normalised row per word piece, [CLS] and [SEP] left out)."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32), []
+        out, mask = self._forward(texts)
+        if out.ndim != 3:
+            raise ConfigError("the ONNX model returns pooled vectors only: token vectors need its token outputs")
+        tokens = []
+        for row, n in enumerate(mask.sum(axis=1)):
+            vecs = out[row, 1 : max(int(n) - 1, 1)].astype(np.float32)
+            tokens.append(vecs / np.clip(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12, None))
+        return self._pool(out, mask), tokens
+
+    def word_spans(self, text: str) -> list[tuple[int, int]]:
+        """For each word piece of ``text`` (as :meth:`embed_tokens` returns them), the character span of
+        the whole word it belongs to."""
+        enc = self._tok.encode(text)
+        spans: dict[int, tuple[int, int]] = {}
+        for (start, end), word in zip(enc.offsets, enc.word_ids, strict=True):
+            if word is not None:
+                lo, hi = spans.get(word, (start, end))
+                spans[word] = (min(lo, start), max(hi, end))
+        pieces = [spans[w] if w is not None else (0, 0) for w in enc.word_ids][1:-1]
+        return pieces[: self.max_tokens - 2]

@@ -53,6 +53,8 @@ class Registry:
         for table in ("papers", "chunks"):  # registries before the vector copies
             if "vec" not in {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}:
                 self._db.execute(f"ALTER TABLE {table} ADD COLUMN vec BLOB")
+        if "tok" not in {r[1] for r in self._db.execute("PRAGMA table_info(papers)")}:  # before token bits
+            self._db.execute("ALTER TABLE papers ADD COLUMN tok BLOB")
 
     def close(self) -> None:
         self._db.close()
@@ -125,20 +127,24 @@ class Registry:
         chunks: Iterable[Chunk] | None,
         vectors: np.ndarray | None = None,
         text_vectors: np.ndarray | None = None,
+        token_bits: np.ndarray | None = None,
     ) -> None:
         """Insert or replace a paper; when ``chunks`` is given they replace the paper's chunks (with
         ``vectors``, one row per chunk: the vectors stored for them in the vector store).
         ``text_vectors`` are the vectors of the paper's title and abstract sentences, in order (kept
-        when not given)."""
+        when not given); ``token_bits`` the packed sign bits of their word pieces, all texts' rows
+        one after another (kept when not given)."""
         with self.transaction() as db:
             self._bump(db)  # the row records the generation that wrote it (incremental BM25 reads it)
             db.execute(
-                "INSERT INTO papers(id, title_norm, content_hash, data, gen, vec) VALUES "
-                "(?,?,?,?,(SELECT CAST(value AS INTEGER) FROM meta WHERE key='generation'),?) "
+                "INSERT INTO papers(id, title_norm, content_hash, data, gen, vec, tok) VALUES "
+                "(?,?,?,?,(SELECT CAST(value AS INTEGER) FROM meta WHERE key='generation'),?,?) "
                 "ON CONFLICT(id) DO UPDATE SET title_norm=excluded.title_norm, content_hash=excluded.content_hash, "
-                "data=excluded.data, gen=excluded.gen, vec=COALESCE(excluded.vec, papers.vec)",
+                "data=excluded.data, gen=excluded.gen, vec=COALESCE(excluded.vec, papers.vec), "
+                "tok=COALESCE(excluded.tok, papers.tok)",
                 (paper.id, title_norm, paper.content_hash, paper.model_dump_json(),
-                 None if text_vectors is None else _blob(text_vectors)),
+                 None if text_vectors is None else _blob(text_vectors),
+                 None if token_bits is None else np.asarray(token_bits, dtype=np.uint8).tobytes()),
             )  # fmt: skip
             if chunks is not None:
                 db.execute("DELETE FROM chunks WHERE paper_id=?", (paper.id,))
@@ -200,6 +206,23 @@ class Registry:
         """Store the title/sentence vectors of existing papers (no generation bump)."""
         with self.transaction() as db:
             db.executemany("UPDATE papers SET vec=? WHERE id=?", [(_blob(v), pid) for pid, v in vectors.items()])
+
+    def token_bits_of(self, paper_ids: list[str], width: int) -> dict[str, np.ndarray]:
+        """The stored word-piece sign bits (rows of ``width`` bytes) of those of ``paper_ids`` that have
+        them, in one query per 500 papers."""
+        rows = self._select_in("SELECT id, tok FROM papers WHERE id IN ({marks}) AND tok IS NOT NULL", paper_ids)
+        return {str(pid): np.frombuffer(tok, np.uint8).reshape(-1, width) for pid, tok in rows if isinstance(tok, bytes)}
+
+    def papers_without_tokens(self, limit: int) -> list[str]:
+        """Up to ``limit`` ids of papers whose row does not hold its word-piece bits yet."""
+        return [str(r[0]) for r in self._db.execute("SELECT id FROM papers WHERE tok IS NULL LIMIT ?", (limit,))]
+
+    def set_token_bits(self, bits: dict[str, np.ndarray]) -> None:
+        """Store the word-piece bits of existing papers (no generation bump)."""
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE papers SET tok=? WHERE id=?", [(np.asarray(b, np.uint8).tobytes(), pid) for pid, b in bits.items()]
+            )
 
     def chunks_without_vectors(self, limit: int) -> list[str]:
         """Up to ``limit`` ids of chunk rows that do not hold their vector yet."""

@@ -1,0 +1,85 @@
+"""Word-piece matching: how well a paper's own words answer the rarest words of a question.
+
+A sentence vector blends every word of a sentence into one point, so a paper on the right topic that
+lacks the one word that matters ('… with LoRA', '… for speech recognition') can sit as close to the
+question as one that has it. Here each word piece keeps its own contextual vector (MiniLM's token
+outputs, from the same model pass that embeds the sentence at ingest; kept as sign bits, see
+:func:`assistant.embedders.cache.token_bits`). For a question, the pieces of its rarest words (by the
+BM25 idf of the word each piece belongs to: the rarest third, at least three) are each matched to the
+closest piece anywhere in a paper's title and abstract (cosine of the sign vectors), and the matches
+are averaged (``tok_rare``, a paper feature of :mod:`assistant.evidence`). Late interaction in the manner of ColBERT (Khattab and
+Zaharia, 2020), restricted to the question words that carry the most information.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from assistant.embedders.cache import CachedEmbedder, token_bits
+from assistant.models import Paper
+from assistant.stores.bm25 import BM25Index
+from assistant.text import terms
+
+if TYPE_CHECKING:
+    from assistant.index import Index
+
+MIN_PIECES = 3  # a question's rare pieces: its rarest third, but at least this many
+
+
+def paper_token_bits(embedder: CachedEmbedder, papers: Iterable[Paper]) -> dict[str, np.ndarray] | None:
+    """Each paper's word-piece bits (title, then every abstract sentence, rows one after another), from
+    the cache where it holds them; None when the embedder gives no token vectors."""
+    from assistant.evidence import sentence_texts  # evidence imports this module
+
+    texts = {p.id: sentence_texts(p) for p in papers}
+    found = embedder.tokens([t for ts in texts.values() for t in ts])
+    if found is None:
+        return None
+    out, start = {}, 0
+    for pid, ts in texts.items():
+        out[pid] = np.vstack(found[start : start + len(ts)])
+        start += len(ts)
+    return out
+
+
+def rare_pieces(index: Index, bm25: BM25Index, question: str) -> np.ndarray | None:
+    """Sign bits (as :func:`token_bits` packs them) of the question's rarest word pieces (see module
+    docstring), or None when the embedder gives no token vectors."""
+    found = index.query_tokens(question)
+    if found is None:
+        return None
+    vectors, spans = found
+    if not len(vectors):
+        return token_bits(vectors)
+    weights = np.array([max((bm25.idf(t) for t in terms(question[a:b])), default=0.0) for a, b in spans])
+    top = np.argsort(-weights, kind="stable")[: max(MIN_PIECES, len(weights) // 3)]
+    return token_bits(vectors[top])
+
+
+def rare_match(pieces: np.ndarray | None, bits: list[np.ndarray], dim: int) -> list[float]:
+    """For each paper's word-piece bits, the mean over the question's ``pieces`` (bits too) of the best
+    match among the paper's pieces (0 for a paper or question without pieces; NaN for every paper when
+    ``pieces`` is None, i.e. the embedder gives no token vectors). A match is the cosine of
+    the two sign vectors, 1 - 2 x (differing bits) / ``dim``: XOR and bit counts over every candidate's
+    pieces at once, no floating-point matrix product (whose BLAS threads would compete with the
+    encoder's for the cores)."""
+    if pieces is None:  # the embedder gives no token vectors: not measured (see judgement.Linear.prob)
+        return [math.nan] * len(bits)
+    if not len(pieces):
+        return [0.0] * len(bits)
+    sizes = [len(b) for b in bits]
+    have = [b for b in bits if len(b)]
+    if not have:
+        return [0.0] * len(bits)
+    word = np.dtype(np.uint64 if pieces.shape[1] % 8 == 0 else np.uint8)
+    every: np.ndarray = np.ascontiguousarray(np.vstack(have)).view(word)  # all pieces x words of bits
+    asked: np.ndarray = np.ascontiguousarray(pieces).view(word)
+    differ = np.bitwise_count(np.bitwise_xor(every[None, :, :], asked[:, None, :]))
+    sims = 1.0 - 2.0 * differ.sum(axis=2, dtype=np.int32).T / dim  # all pieces x question pieces
+    starts = np.cumsum([0] + [n for n in sizes if n])[:-1]
+    best = iter(np.maximum.reduceat(sims, starts, axis=0).mean(axis=1).tolist())  # per paper with pieces
+    return [next(best) if n else 0.0 for n in sizes]

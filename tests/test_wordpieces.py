@@ -1,0 +1,123 @@
+"""Word-piece matching (assistant/wordpieces.py): token vectors from the same model pass, their sign
+bits kept in the cache and the registry, and the rare-word match the paper model reads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.answering import get_assistant
+from assistant.embedders.cache import CachedEmbedder, token_bits
+from assistant.embedders.local import OnnxMiniLM
+from assistant.evidence import Evidence
+from assistant.index import TOKEN_COPIES, Index
+from assistant.settings import Settings
+from assistant.wordpieces import rare_match
+
+LORA_Q = "Which papers reduce catastrophic forgetting with LoRA?"
+
+
+def test_token_vectors_come_from_the_pass_that_embeds_the_text() -> None:
+    model = OnnxMiniLM(threads=1)
+    texts = [LORA_Q, "Low-rank adapters."]
+    pooled, tokens = model.embed_tokens(texts)
+    assert np.allclose(pooled, model.embed(texts), atol=1e-6)
+    assert [len(t) for t in tokens] == [model.count_tokens(t) - 2 for t in texts]  # no [CLS] / [SEP]
+    assert np.allclose(np.linalg.norm(tokens[0], axis=1), 1.0, atol=1e-5)
+    spans = model.word_spans(LORA_Q)
+    assert len(spans) == len(tokens[0])
+    words = [LORA_Q[a:b] for a, b in spans]
+    assert words[0] == "Which" and words.count("LoRA") >= 1 and set(words) <= set(LORA_Q.replace("?", " ? ").split())
+
+
+def test_rare_match_is_the_cosine_of_the_sign_vectors() -> None:
+    rng = np.random.default_rng(0)
+    dim = 384
+    pieces = rng.normal(size=(4, dim)).astype(np.float32)
+    papers = [rng.normal(size=(n, dim)).astype(np.float32) for n in (5, 0, 9)]
+    got = rare_match(token_bits(pieces), [token_bits(p) for p in papers], dim)
+
+    def signs(v: np.ndarray) -> np.ndarray:
+        return np.where(v > 0, 1.0, -1.0) / np.sqrt(dim)
+
+    want = [float((signs(pieces) @ signs(p).T).max(axis=1).mean()) if len(p) else 0.0 for p in papers]
+    assert np.allclose(got, want, atol=1e-6)
+    assert got[0] != got[2]
+
+
+def test_token_bits_are_cached_with_the_vectors_and_never_recomputed(tmp_path: Path) -> None:
+    cache = CachedEmbedder(OnnxMiniLM(threads=1), tmp_path / "e.sqlite")
+    texts = ["Catastrophic forgetting with LoRA.", "Speech recognition."]
+    cache.embed(texts)
+    assert cache.computed == 2
+    bits = cache.tokens(texts)
+    assert bits is not None and cache.computed == 2  # the same pass stored them
+    assert [b.shape for b in bits] == [(cache.count_tokens(t) - 2, 48) for t in texts]
+    # a cache written before token bits were kept: the missing ones cost one pass, once
+    cache._db.execute("DELETE FROM tokens")
+    again = cache.tokens(texts)
+    assert again is not None and cache.computed == 4
+    assert all(np.array_equal(a, b) for a, b in zip(bits, again, strict=True))
+    cache.tokens(texts)
+    assert cache.computed == 4
+
+
+def _two_papers(tmp_path: Path) -> Settings:
+    from ingest.pipeline import ingest
+
+    rows = [
+        {"title": "Forgetting in continual fine-tuning",
+         "abstract": "We reduce catastrophic forgetting when fine-tuning language models with LoRA adapters."},
+        {"title": "Forgetting in continual fine-tuning II",
+         "abstract": "We reduce catastrophic forgetting when fine-tuning language models with a replay buffer."},
+    ]  # fmt: skip
+    src = tmp_path / "p.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    settings = Settings(data_dir=tmp_path / "data")
+    ingest([src], settings)
+    return settings
+
+
+def test_the_paper_that_writes_the_questions_rare_word_matches_it_better(tmp_path: Path) -> None:
+    # the two abstracts differ in one word: sentence vectors barely tell them apart, the piece match does
+    settings = _two_papers(tmp_path)
+    a = get_assistant(settings)
+    ev = Evidence(a.index, LORA_Q, a.retriever.retrieve(LORA_Q, k=2))
+    by_title = {p.hit.paper.title: p.features for p in ev.papers}
+    lora, replay = by_title["Forgetting in continual fine-tuning"], by_title["Forgetting in continual fine-tuning II"]
+    assert lora["tok_rare"] > replay["tok_rare"] + 0.05
+    assert lora["gap_tok_rare"] == 0.0 and replay["gap_tok_rare"] < 0
+    assert abs(lora["sent_max"] - replay["sent_max"]) < lora["tok_rare"] - replay["tok_rare"]
+
+
+def test_an_index_without_token_bits_gets_them_from_the_cache_at_the_next_ingest(tmp_path: Path) -> None:
+    from ingest.pipeline import ingest
+
+    settings = _two_papers(tmp_path)
+    index = Index.open(settings)
+    stored = index.registry.token_bits_of(index.registry.paper_ids(), 48)
+    assert len(stored) == 2 and all(len(b) > 10 for b in stored.values())
+    # as an index built before the bits were kept: rows without them, no marker
+    index.registry._db.execute("UPDATE papers SET tok=NULL")
+    index.registry.delete_meta(TOKEN_COPIES)
+    index.registry.close()
+    report = ingest([tmp_path / "p.jsonl"], settings)
+    assert report.embedded == 0 and report.sentences_embedded == 0  # the cache held every text's bits
+    index = Index.open(settings)
+    again = index.registry.token_bits_of(index.registry.paper_ids(), 48)
+    assert {k: v.tobytes() for k, v in again.items()} == {k: v.tobytes() for k, v in stored.items()}
+
+
+def test_an_unmeasured_feature_sits_at_its_training_mean() -> None:
+    # an OpenAI-compatible embedder gives no token vectors: the word-piece features are NaN, and the
+    # paper model must then decide on its other features, not read them as 0 (far below their mean)
+    from assistant.judgement import Linear
+
+    model = Linear(features=["a", "b"], mean=[0.5, 1.0], scale=[0.1, 2.0], coef=[2.0, -1.0], bias=0.3)
+    rows = np.array([[np.nan, 3.0], [0.5, 3.0], [0.0, 3.0]])
+    got = model.prob(rows)
+    assert got[0] == pytest.approx(got[1]) and got[2] < got[1] / 10
+    assert all(np.isnan(rare_match(None, [np.zeros((3, 48), np.uint8)] * 2, 384)))
