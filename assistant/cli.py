@@ -78,7 +78,9 @@ def ingest(
             f"[bold]ingested[/] {report.files} files, {report.entries} entries -> {report.papers} papers: "
             f"{report.new} new, {report.updated} updated, {report.unchanged} unchanged"
             + (f", {report.repaired} repaired" if report.repaired else "")
-            + f"; {report.chunks} chunks written, {report.embedded} embedded; "
+            + f"; {report.chunks} chunks written, {report.embedded} embedded"
+            + (f" (+{report.pieces_backfilled} for word pieces, once)" if report.pieces_backfilled else "")
+            + "; "
             f"{len(report.skipped)} skipped; {report.seconds:.1f}s. "
             f"Index: {report.total_papers} papers, {report.total_chunks} chunks.",
             highlight=False,

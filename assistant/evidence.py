@@ -26,7 +26,7 @@ from assistant.text import base_name, has_glued_sentences, mentions, name_text, 
 from assistant.wordpieces import paper_token_bits, rare_match, rare_pieces
 
 _DIGIT_CHARS = frozenset("0123456789")
-PROFILE_CACHE = 4096  # papers whose profile a process keeps (~20-40 KB each: vectors and term sets)
+PROFILE_CACHE = 4096  # papers whose profile a process keeps (~35-60 KB each: vectors, word-piece bits, term sets)
 NAME_CHECKS = 64  # papers read to confirm that the corpus writes a name (when no candidate does)
 _PROFILE_LOCK = threading.Lock()  # Gradio and Slack score questions from many threads
 
@@ -45,7 +45,7 @@ def embed_sentences(embedder: CachedEmbedder, papers: Iterable[Paper]) -> dict[s
 def _embed_texts(embedder: CachedEmbedder, texts: dict[str, list[str]]) -> dict[str, np.ndarray]:
     if not texts:
         return {}
-    vecs = embedder.embed([t for ts in texts.values() for t in ts])
+    vecs = embedder.embed([t for ts in texts.values() for t in ts], keep_tokens=True)
     out, start = {}, 0
     for pid, ts in texts.items():
         out[pid] = vecs[start : start + len(ts)]
@@ -98,7 +98,7 @@ class Profile:
     title_terms: frozenset[str]
     names: str = ""  # title + abstract as :func:`assistant.text.name_text` pieces (names are matched here)
     title_names: str = ""
-    token_bits: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.uint8))  # word pieces
+    token_bits: np.ndarray | None = None  # word pieces (None: not kept for this paper)
 
 
 def _text_vectors(index: Index, texts: dict[str, list[str]], dim: int) -> dict[str, np.ndarray]:
@@ -114,13 +114,14 @@ def _text_vectors(index: Index, texts: dict[str, list[str]], dim: int) -> dict[s
 
 
 def _token_bits(index: Index, papers: list[Paper]) -> dict[str, np.ndarray]:
-    """Word-piece bits of ``papers``: the registry's copy, else (an index built before it kept them)
-    from the embedding cache (computed if absent); none when the embedder gives no token vectors."""
+    """Word-piece bits of ``papers``: the registry's copy, else the embedding cache's. Nothing is
+    embedded here: a paper with neither (an index built before the bits were kept, until its next
+    ingest backfills them) is absent, and its question's piece features are left unmeasured."""
     if not index.embedder.has_tokens:
         return {}
     out = index.registry.token_bits_of([p.id for p in papers], index.embedder.token_width)
     rest = [p for p in papers if p.id not in out]
-    return out | ((paper_token_bits(index.embedder, rest) or {}) if rest else {})
+    return out | ((paper_token_bits(index.embedder, rest, compute=False) or {}) if rest else {})
 
 
 def profiles(index: Index, papers: list[Paper]) -> list[Profile]:
@@ -162,7 +163,7 @@ def profiles(index: Index, papers: list[Paper]) -> list[Profile]:
                 title_terms=title_terms,
                 names=name_text(f"{paper.title} {paper.abstract}"),
                 title_names=name_text(paper.title),
-                token_bits=bits.get(paper.id, np.zeros((0, 0), dtype=np.uint8)),
+                token_bits=bits.get(paper.id),
             )
     with _PROFILE_LOCK:
         cache.update(made)
@@ -230,7 +231,11 @@ class Evidence:
         names = self.names
         self._written: list[list[bool]] = []  # per paper: which of ``names`` its title + abstract writes
         profs = profiles(index, [h.paper for h in hits])
-        rare = rare_match(rare_pieces(index, bm25, question), [p.token_bits for p in profs], len(qvec))
+        bits = [p.token_bits for p in profs if p.token_bits is not None]
+        rare = (  # unmeasured (NaN) unless every candidate has its word pieces
+            rare_match(rare_pieces(index, bm25, question), bits, len(qvec)) if len(bits) == len(profs)
+            else [math.nan] * len(profs)
+        )  # fmt: skip
         for pos, (hit, prof) in enumerate(zip(hits, profs, strict=True), start=1):
             chunk_sims = prof.chunk_vectors @ qvec if len(prof.chunk_vectors) else np.zeros(0)
             sent_sims = prof.sentence_vectors @ qvec if len(prof.sentence_vectors) else np.zeros(0)

@@ -39,7 +39,6 @@ def _file_lock(path: Path) -> Iterator[None]:
 INGEST_OPEN = "ingest_open"  # registry meta key set while an ingest writes (cleared when it finishes)
 CHUNK_META = "chunk_metadata"  # registry meta key: version of the metadata stored with each vector
 CHUNK_META_VERSION = 2  # paper_id, chunk, year, sources
-TOKEN_COPIES = "token_copies"  # registry meta: paper rows hold their word-piece bits
 VECTOR_COPIES = "vector_copies"  # registry meta: chunk and paper rows hold the vectors scoring reads
 EMPTY_HINT = "the index is empty: run `litassist ingest ../shared/corpus/hf-daily-papers` (or your listing files)"
 
@@ -189,20 +188,23 @@ class Index:
                 self.registry.set_text_vectors(embed_sentences(self.embedder, list(self.registry.get_many(pids).values())))
             self.registry.set_meta(VECTOR_COPIES, True)
 
-    def ensure_token_copies(self) -> None:
+    def ensure_token_copies(self) -> int:
         """Give every paper row its word-piece bits (indexes built before they were kept; see
         :mod:`assistant.wordpieces`): from the embedding cache, or one model pass over the paper's
-        title and sentences where the cache lacks them. A no-op once done, or without token vectors."""
-        if not self.embedder.has_tokens or self.registry.get_meta(TOKEN_COPIES) is not None:
-            return
+        title and sentences where the cache lacks them. Returns the texts that went through the model.
+        A no-op when every row has them (one indexed lookup), or without token vectors; until it has
+        run, questions whose candidates lack them are scored without the word-piece features."""
+        if not self.embedder.has_tokens or not self.registry.papers_without_tokens(1):
+            return 0
         from assistant.wordpieces import paper_token_bits  # evidence imports this module
 
+        before = self.embedder.computed
         with self._lock:
             while pids := self.registry.papers_without_tokens(500):
                 self.registry.set_token_bits(
                     paper_token_bits(self.embedder, list(self.registry.get_many(pids).values())) or {}
                 )
-            self.registry.set_meta(TOKEN_COPIES, True)
+        return self.embedder.computed - before
 
     def sources(self) -> list[str]:
         """Listing file names in the index (cached per registry generation)."""

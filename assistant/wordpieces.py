@@ -6,7 +6,8 @@ question as one that has it. Here each word piece keeps its own contextual vecto
 outputs, from the same model pass that embeds the sentence at ingest; kept as sign bits, see
 :func:`assistant.embedders.cache.token_bits`). For a question, the pieces of its rarest words (by the
 BM25 idf of the word each piece belongs to: the rarest third, at least three) are each matched to the
-closest piece anywhere in a paper's title and abstract (cosine of the sign vectors), and the matches
+closest piece anywhere in a paper's title and abstract (cosine of the sign vectors; a misspelt word
+weighs as the word BM25 corrects it to), and the matches
 are averaged (``tok_rare``, a paper feature of :mod:`assistant.evidence`). Late interaction in the manner of ColBERT (Khattab and
 Zaharia, 2020), restricted to the question words that carry the most information.
 """
@@ -30,19 +31,24 @@ if TYPE_CHECKING:
 MIN_PIECES = 3  # a question's rare pieces: its rarest third, but at least this many
 
 
-def paper_token_bits(embedder: CachedEmbedder, papers: Iterable[Paper]) -> dict[str, np.ndarray] | None:
+def paper_token_bits(
+    embedder: CachedEmbedder, papers: Iterable[Paper], compute: bool = True
+) -> dict[str, np.ndarray] | None:
     """Each paper's word-piece bits (title, then every abstract sentence, rows one after another), from
-    the cache where it holds them; None when the embedder gives no token vectors."""
+    the cache where it holds them (else, with ``compute``, one model pass; without it, such a paper is
+    left out); None when the embedder gives no token vectors."""
     from assistant.evidence import sentence_texts  # evidence imports this module
 
     texts = {p.id: sentence_texts(p) for p in papers}
-    found = embedder.tokens([t for ts in texts.values() for t in ts])
+    found = embedder.tokens([t for ts in texts.values() for t in ts], compute=compute)
     if found is None:
         return None
     out, start = {}, 0
     for pid, ts in texts.items():
-        out[pid] = np.vstack(found[start : start + len(ts)])
+        rows = found[start : start + len(ts)]
         start += len(ts)
+        if all(r is not None for r in rows):
+            out[pid] = np.vstack([r for r in rows if r is not None])
     return out
 
 
@@ -55,7 +61,9 @@ def rare_pieces(index: Index, bm25: BM25Index, question: str) -> np.ndarray | No
     vectors, spans = found
     if not len(vectors):
         return token_bits(vectors)
-    weights = np.array([max((bm25.idf(t) for t in terms(question[a:b])), default=0.0) for a, b in spans])
+    fixed = dict(zip(terms(question), bm25.query_terms(question), strict=True))  # typos corrected, as BM25 has them
+    idf = {w: max((bm25.idf(fixed.get(t, t)) for t in terms(w)), default=0.0) for w in {question[a:b] for a, b in spans}}
+    weights = np.array([idf[question[a:b]] for a, b in spans])
     top = np.argsort(-weights, kind="stable")[: max(MIN_PIECES, len(weights) // 3)]
     return token_bits(vectors[top])
 

@@ -111,6 +111,10 @@ def _logistic(x: np.ndarray, y: np.ndarray, names: Sequence[str], balanced: bool
         raise ConfigError("fitting the judgement needs scikit-learn: pip install 'litassist[eval]'") from None
     if len(set(y.tolist())) < 2:
         raise ConfigError("fitting the judgement needs positive and negative examples of every decision")
+    if np.isnan(x).any():  # a feature the evidence could not measure (see Linear.prob): its column mean
+        seen = ~np.isnan(x)
+        filled = np.where(seen, x, 0.0).sum(axis=0) / np.maximum(seen.sum(axis=0), 1)
+        x = np.where(seen, x, filled)
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
     scale[scale < 1e-9] = 1.0

@@ -52,6 +52,7 @@ class IngestReport:
     chunks: int = 0  # chunks (re)written this run
     embedded: int = 0  # texts sent to the model for chunk vectors (with 'sentences' chunking: titles + sentences)
     sentences_embedded: int = 0  # titles and abstract sentences sent to the model (judgement features)
+    pieces_backfilled: int = 0  # texts run through the model again for their word pieces (older indexes, once)
     skipped: list[Skip] = field(default_factory=list)
     seconds: float = 0.0
     total_papers: int = 0
@@ -107,10 +108,11 @@ def ingest(
     index.ensure_chunk_metadata()
     orphans, repair = index.reconcile()
     index.ensure_vector_copies()
-    index.ensure_token_copies()
+    report.pieces_backfilled = index.ensure_token_copies()
     same = None if rebuild or orphans or repair else _same_as_last_run(index, digest)
     if same is not None:  # the same files into an index nobody changed since: nothing to parse or compare
         same.skipped = report.skipped + same.skipped
+        same.pieces_backfilled = report.pieces_backfilled
         same.total_papers, same.total_chunks = index.registry.counts()
         same.seconds = time.perf_counter() - t0
         lock.release()

@@ -58,7 +58,9 @@ def test_ingest_and_ask_with_openai_embeddings(stub: OpenAIStub, tmp_path: Path,
     q = "low-rank adapters catastrophic forgetting"
     ev = Evidence(a.index, q, a.retriever.retrieve(q, k=3))
     assert all(math.isnan(p.features["tok_rare"]) and math.isnan(p.features["z_tok_rare"]) for p in ev.papers)
-    assert not answer.refused and answer.confidence is not None
+    a.judge.assess(ev, k=3)
+    assert all(0.0 < p.relevance < 1.0 for p in ev.papers) and 0.0 < ev.confidence < 1.0  # imputed, finite
+    assert answer.confidence is not None and 0.0 < answer.confidence < 1.0
 
 
 @pytest.mark.network

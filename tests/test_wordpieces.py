@@ -13,7 +13,7 @@ from assistant.answering import get_assistant
 from assistant.embedders.cache import CachedEmbedder, token_bits
 from assistant.embedders.local import OnnxMiniLM
 from assistant.evidence import Evidence
-from assistant.index import TOKEN_COPIES, Index
+from assistant.index import Index
 from assistant.settings import Settings
 from assistant.wordpieces import rare_match
 
@@ -51,18 +51,20 @@ def test_rare_match_is_the_cosine_of_the_sign_vectors() -> None:
 def test_token_bits_are_cached_with_the_vectors_and_never_recomputed(tmp_path: Path) -> None:
     cache = CachedEmbedder(OnnxMiniLM(threads=1), tmp_path / "e.sqlite")
     texts = ["Catastrophic forgetting with LoRA.", "Speech recognition."]
-    cache.embed(texts)
-    assert cache.computed == 2
+    cache.embed(["A chunk window."])  # texts whose pieces nobody reads keep no bits
+    assert cache.tokens(["A chunk window."], compute=False) == [None]
+    cache.embed(texts, keep_tokens=True)
+    assert cache.computed == 3
     bits = cache.tokens(texts)
-    assert bits is not None and cache.computed == 2  # the same pass stored them
+    assert bits is not None and cache.computed == 3  # the same pass stored them
     assert [b.shape for b in bits] == [(cache.count_tokens(t) - 2, 48) for t in texts]
     # a cache written before token bits were kept: the missing ones cost one pass, once
     cache._db.execute("DELETE FROM tokens")
     again = cache.tokens(texts)
-    assert again is not None and cache.computed == 4
+    assert again is not None and cache.computed == 5
     assert all(np.array_equal(a, b) for a, b in zip(bits, again, strict=True))
     cache.tokens(texts)
-    assert cache.computed == 4
+    assert cache.computed == 5
 
 
 def _two_papers(tmp_path: Path) -> Settings:
@@ -93,22 +95,38 @@ def test_the_paper_that_writes_the_questions_rare_word_matches_it_better(tmp_pat
     assert abs(lora["sent_max"] - replay["sent_max"]) < lora["tok_rare"] - replay["tok_rare"]
 
 
-def test_an_index_without_token_bits_gets_them_from_the_cache_at_the_next_ingest(tmp_path: Path) -> None:
+def test_an_index_without_token_bits_gets_them_at_the_next_ingest_and_asks_embed_nothing(tmp_path: Path) -> None:
     from ingest.pipeline import ingest
 
     settings = _two_papers(tmp_path)
     index = Index.open(settings)
     stored = index.registry.token_bits_of(index.registry.paper_ids(), 48)
     assert len(stored) == 2 and all(len(b) > 10 for b in stored.values())
-    # as an index built before the bits were kept: rows without them, no marker
+    # as an index built before the bits were kept: rows without them, a cache without them
     index.registry._db.execute("UPDATE papers SET tok=NULL")
-    index.registry.delete_meta(TOKEN_COPIES)
-    index.registry.close()
+    index.embedder._db.execute("DELETE FROM tokens")
+    a = get_assistant(settings)
+    ev = Evidence(a.index, LORA_Q, a.retriever.retrieve(LORA_Q, k=2))
+    assert all(np.isnan(p.features["tok_rare"]) for p in ev.papers)  # unmeasured, not computed at ask time
+    assert a.index.embedder.computed == 0
     report = ingest([tmp_path / "p.jsonl"], settings)
-    assert report.embedded == 0 and report.sentences_embedded == 0  # the cache held every text's bits
+    assert report.pieces_backfilled == 4  # two titles + two sentences, once
+    assert ingest([tmp_path / "p.jsonl"], settings).pieces_backfilled == 0
     index = Index.open(settings)
     again = index.registry.token_bits_of(index.registry.paper_ids(), 48)
     assert {k: v.tobytes() for k, v in again.items()} == {k: v.tobytes() for k, v in stored.items()}
+
+
+def test_bits_of_changed_content_are_dropped_not_kept(tmp_path: Path) -> None:
+    settings = _two_papers(tmp_path)
+    reg = Index.open(settings).registry
+    pid = reg.paper_ids()[0]
+    paper = reg.get(pid)
+    assert paper is not None and pid in reg.token_bits_of([pid], 48)
+    reg.write(paper, "t", None)  # same content, no bits given: kept
+    assert pid in reg.token_bits_of([pid], 48)
+    reg.write(paper.model_copy(update={"content_hash": "changed"}), "t", None)
+    assert pid not in reg.token_bits_of([pid], 48) and reg.papers_without_tokens(5) == [pid]
 
 
 def test_an_unmeasured_feature_sits_at_its_training_mean() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import threading
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -40,8 +41,9 @@ class CachedEmbedder:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS tokens (model TEXT, key TEXT, bits BLOB, PRIMARY KEY (model, key))"
         )
-        self.has_tokens = callable(getattr(inner, "embed_tokens", None))
+        self.has_tokens = bool(getattr(inner, "has_tokens", False))  # the model gives token vectors too
         self.token_width = int(getattr(inner, "dim", 0)) // 8  # bytes of one word piece's sign bits
+        self._write = threading.Lock()  # one connection, shared by the threads of Gradio and Slack
 
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)
@@ -60,8 +62,12 @@ class CachedEmbedder:
                 found[key] = np.frombuffer(blob, dtype=np.float32)
         return found
 
-    def embed(self, texts: list[str], on_batch: Callable[[int], None] | None = None) -> np.ndarray:
-        """Vectors for ``texts``; only cache misses reach the model, in length-sorted batches."""
+    def embed(
+        self, texts: list[str], on_batch: Callable[[int], None] | None = None, keep_tokens: bool = False
+    ) -> np.ndarray:
+        """Vectors for ``texts``; only cache misses reach the model, in length-sorted batches. With
+        ``keep_tokens`` (titles and sentences, whose word pieces the judgement reads) the same pass
+        stores their token bits too."""
         keys = [text_key(t) for t in texts]
         cached = self.lookup(texts)
         uses = Counter(keys)
@@ -71,7 +77,7 @@ class CachedEmbedder:
             on_batch(sum(n for k, n in uses.items() if k not in todo))
         for start in range(0, len(missing), self.batch_size):
             batch = missing[start : start + self.batch_size]
-            vecs = self._compute(batch)
+            vecs = self._compute(batch, keep_tokens)
             for (k, _), v in zip(batch, vecs, strict=True):
                 cached[k] = v.astype(np.float32)
             self.computed += len(batch)
@@ -81,57 +87,57 @@ class CachedEmbedder:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([cached[k] for k in keys])
 
-    def _compute(self, batch: list[tuple[str, str]]) -> np.ndarray:
-        """Run the model on (key, text) pairs and store what it gives (vectors, and token bits when it
-        has them), in one transaction."""
+    def _compute(self, batch: list[tuple[str, str]], keep_tokens: bool = False) -> np.ndarray:
+        """Run the model on (key, text) pairs and store what it gives (vectors, and with
+        ``keep_tokens`` the token bits of the same pass), in one transaction."""
         texts = [t for _, t in batch]
         tokens: list[np.ndarray] = []
-        if self.has_tokens:
+        if keep_tokens and self.has_tokens:
             vecs, tokens = self.inner.embed_tokens(texts)  # type: ignore[attr-defined]
         else:
             vecs = self.inner.embed(texts)
-        self._db.execute("BEGIN")
-        self._db.executemany(
-            "INSERT OR REPLACE INTO vectors(model, key, vec) VALUES (?,?,?)",
-            [(self.model_id, k, v.astype(np.float32).tobytes()) for (k, _), v in zip(batch, vecs, strict=True)],
-        )
-        if self.has_tokens:
+        with self._write:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO vectors(model, key, vec) VALUES (?,?,?)",
+                [(self.model_id, k, v.astype(np.float32).tobytes()) for (k, _), v in zip(batch, vecs, strict=True)],
+            )
             self._db.executemany(
                 "INSERT OR REPLACE INTO tokens(model, key, bits) VALUES (?,?,?)",
-                [(self.model_id, k, token_bits(t).tobytes()) for (k, _), t in zip(batch, tokens, strict=True)],
+                [(self.model_id, k, token_bits(t).tobytes()) for (k, _), t in zip(batch, tokens, strict=False)],
             )
-        self._db.execute("COMMIT")
+            self._db.execute("COMMIT")
         return vecs
 
-    def tokens(self, texts: list[str]) -> list[np.ndarray] | None:
+    def tokens(self, texts: list[str], compute: bool = True) -> list[np.ndarray | None] | None:
         """The token sign bits of each of ``texts`` (rows of packed bits, one per word piece; see
         :func:`token_bits`), or None when the embedder gives no token vectors. Texts the cache lacks
-        bits for go through the model once (their vectors are stored again with them)."""
+        bits for go through the model once (their vectors are stored again with them); without
+        ``compute`` they are None instead."""
         if not self.has_tokens:
             return None
         keys = [text_key(t) for t in texts]
-        width = self.token_width
         found: dict[str, np.ndarray] = {}
         uniq = list(dict.fromkeys(keys))
         for start in range(0, len(uniq), 500):
-            found.update(self._stored_tokens(uniq[start : start + 500], width))
+            found.update(self._stored_tokens(uniq[start : start + 500]))
         todo = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in found}.items(), key=lambda kv: len(kv[1]))
-        for start in range(0, len(todo), self.batch_size):
+        for start in range(0, len(todo) if compute else 0, self.batch_size):
             batch = todo[start : start + self.batch_size]
-            self._compute(batch)
+            self._compute(batch, keep_tokens=True)
             self.computed += len(batch)
-            found.update(self._stored_tokens([k for k, _ in batch], width))
-        return [found[k] for k in keys]
+            found.update(self._stored_tokens([k for k, _ in batch]))
+        return [found.get(k) for k in keys]
 
-    def _stored_tokens(self, keys: list[str], width: int) -> dict[str, np.ndarray]:
+    def _stored_tokens(self, keys: list[str]) -> dict[str, np.ndarray]:
         marks = ",".join("?" * len(keys))
         rows = self._db.execute(f"SELECT key, bits FROM tokens WHERE model=? AND key IN ({marks})", (self.model_id, *keys))
-        return {str(k): np.frombuffer(b, dtype=np.uint8).reshape(-1, width) for k, b in rows}
+        return {str(k): np.frombuffer(b, dtype=np.uint8).reshape(-1, self.token_width) for k, b in rows}
 
 
 def token_bits(vectors: np.ndarray) -> np.ndarray:
     """Token vectors as sign bits, packed (n x dim/8 bytes): a word piece keeps which side of zero each
-    dimension is on. Matched against full-precision question tokens this keeps nearly all of what the
-    full vectors give the judgement (evals/README.md) at 1/32 of their size."""
+    dimension is on. Question pieces are packed the same way; matched so, the bits keep what the full
+    vectors give the judgement (evals/README.md) at 1/32 of their size."""
     return np.packbits(np.asarray(vectors) > 0, axis=1)
 

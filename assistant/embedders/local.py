@@ -62,6 +62,7 @@ class OnnxMiniLM:
         opts.log_severity_level = 3
         self._sess = ort.InferenceSession(str(_model_file()), opts, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._sess.get_inputs()}
+        self.has_tokens = len(self._sess.get_outputs()[0].shape or ()) == 3  # token outputs, pooled here
 
     def count_tokens(self, text: str) -> int:
         return len(self._tok.encode(text).ids)

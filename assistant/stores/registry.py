@@ -55,6 +55,7 @@ class Registry:
                 self._db.execute(f"ALTER TABLE {table} ADD COLUMN vec BLOB")
         if "tok" not in {r[1] for r in self._db.execute("PRAGMA table_info(papers)")}:  # before token bits
             self._db.execute("ALTER TABLE papers ADD COLUMN tok BLOB")
+        self._db.execute("CREATE INDEX IF NOT EXISTS papers_no_tok ON papers(id) WHERE tok IS NULL")
 
     def close(self) -> None:
         self._db.close()
@@ -133,7 +134,8 @@ class Registry:
         ``vectors``, one row per chunk: the vectors stored for them in the vector store).
         ``text_vectors`` are the vectors of the paper's title and abstract sentences, in order (kept
         when not given); ``token_bits`` the packed sign bits of their word pieces, all texts' rows
-        one after another (kept when not given)."""
+        one after another (kept when not given and the content is unchanged, else dropped until the
+        backfill of :meth:`assistant.index.Index.ensure_token_copies`)."""
         with self.transaction() as db:
             self._bump(db)  # the row records the generation that wrote it (incremental BM25 reads it)
             db.execute(
@@ -141,7 +143,8 @@ class Registry:
                 "(?,?,?,?,(SELECT CAST(value AS INTEGER) FROM meta WHERE key='generation'),?,?) "
                 "ON CONFLICT(id) DO UPDATE SET title_norm=excluded.title_norm, content_hash=excluded.content_hash, "
                 "data=excluded.data, gen=excluded.gen, vec=COALESCE(excluded.vec, papers.vec), "
-                "tok=COALESCE(excluded.tok, papers.tok)",
+                "tok=CASE WHEN excluded.tok IS NOT NULL OR papers.content_hash <> excluded.content_hash "
+                "THEN excluded.tok ELSE papers.tok END",  # bits of changed content are never kept
                 (paper.id, title_norm, paper.content_hash, paper.model_dump_json(),
                  None if text_vectors is None else _blob(text_vectors),
                  None if token_bits is None else np.asarray(token_bits, dtype=np.uint8).tobytes()),
