@@ -23,7 +23,7 @@ from assistant.index import Index
 from assistant.models import Hit, Paper
 from assistant.stores.bm25 import BM25Index
 from assistant.text import base_name, has_glued_sentences, mentions, name_text, split_sentences, terms
-from assistant.wordpieces import paper_token_bits, rare_match, rare_pieces
+from assistant.wordpieces import rare_match, rare_pieces
 
 _DIGIT_CHARS = frozenset("0123456789")
 PROFILE_CACHE = 4096  # papers whose profile a process keeps (~35-60 KB each: vectors, word-piece bits, term sets)
@@ -114,14 +114,12 @@ def _text_vectors(index: Index, texts: dict[str, list[str]], dim: int) -> dict[s
 
 
 def _token_bits(index: Index, papers: list[Paper]) -> dict[str, np.ndarray]:
-    """Word-piece bits of ``papers``: the registry's copy, else the embedding cache's. Nothing is
-    embedded here: a paper with neither (an index built before the bits were kept, until its next
-    ingest backfills them) is absent, and its question's piece features are left unmeasured."""
+    """Word-piece bits of ``papers``, from the registry's copy. Nothing is embedded or looked up
+    elsewhere: a paper without them (an index built before the bits were kept, until its next ingest
+    backfills them) is absent, and its question's piece features are left unmeasured."""
     if not index.embedder.has_tokens:
         return {}
-    out = index.registry.token_bits_of([p.id for p in papers], index.embedder.token_width)
-    rest = [p for p in papers if p.id not in out]
-    return out | ((paper_token_bits(index.embedder, rest, compute=False) or {}) if rest else {})
+    return index.registry.token_bits_of([p.id for p in papers], index.embedder.token_width)
 
 
 def profiles(index: Index, papers: list[Paper]) -> list[Profile]:

@@ -31,24 +31,19 @@ if TYPE_CHECKING:
 MIN_PIECES = 3  # a question's rare pieces: its rarest third, but at least this many
 
 
-def paper_token_bits(
-    embedder: CachedEmbedder, papers: Iterable[Paper], compute: bool = True
-) -> dict[str, np.ndarray] | None:
+def paper_token_bits(embedder: CachedEmbedder, papers: Iterable[Paper]) -> dict[str, np.ndarray] | None:
     """Each paper's word-piece bits (title, then every abstract sentence, rows one after another), from
-    the cache where it holds them (else, with ``compute``, one model pass; without it, such a paper is
-    left out); None when the embedder gives no token vectors."""
+    the cache where it holds them, else one model pass; None when the embedder gives no token vectors."""
     from assistant.evidence import sentence_texts  # evidence imports this module
 
     texts = {p.id: sentence_texts(p) for p in papers}
-    found = embedder.tokens([t for ts in texts.values() for t in ts], compute=compute)
+    found = embedder.tokens([t for ts in texts.values() for t in ts])
     if found is None:
         return None
     out, start = {}, 0
     for pid, ts in texts.items():
-        rows = found[start : start + len(ts)]
+        out[pid] = np.vstack(found[start : start + len(ts)])
         start += len(ts)
-        if all(r is not None for r in rows):
-            out[pid] = np.vstack([r for r in rows if r is not None])
     return out
 
 

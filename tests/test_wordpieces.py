@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from assistant.answering import get_assistant
-from assistant.embedders.cache import CachedEmbedder, token_bits
+from assistant.embedders.cache import CachedEmbedder, text_key, token_bits
 from assistant.embedders.local import OnnxMiniLM
 from assistant.evidence import Evidence
 from assistant.index import Index
@@ -52,7 +52,7 @@ def test_token_bits_are_cached_with_the_vectors_and_never_recomputed(tmp_path: P
     cache = CachedEmbedder(OnnxMiniLM(threads=1), tmp_path / "e.sqlite")
     texts = ["Catastrophic forgetting with LoRA.", "Speech recognition."]
     cache.embed(["A chunk window."])  # texts whose pieces nobody reads keep no bits
-    assert cache.tokens(["A chunk window."], compute=False) == [None]
+    assert cache._stored_tokens([text_key("A chunk window.")]) == {}
     cache.embed(texts, keep_tokens=True)
     assert cache.computed == 3
     bits = cache.tokens(texts)

@@ -109,11 +109,10 @@ class CachedEmbedder:
             self._db.execute("COMMIT")
         return vecs
 
-    def tokens(self, texts: list[str], compute: bool = True) -> list[np.ndarray | None] | None:
+    def tokens(self, texts: list[str]) -> list[np.ndarray] | None:
         """The token sign bits of each of ``texts`` (rows of packed bits, one per word piece; see
         :func:`token_bits`), or None when the embedder gives no token vectors. Texts the cache lacks
-        bits for go through the model once (their vectors are stored again with them); without
-        ``compute`` they are None instead."""
+        bits for go through the model once (their vectors are stored again with them)."""
         if not self.has_tokens:
             return None
         keys = [text_key(t) for t in texts]
@@ -122,12 +121,12 @@ class CachedEmbedder:
         for start in range(0, len(uniq), 500):
             found.update(self._stored_tokens(uniq[start : start + 500]))
         todo = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in found}.items(), key=lambda kv: len(kv[1]))
-        for start in range(0, len(todo) if compute else 0, self.batch_size):
+        for start in range(0, len(todo), self.batch_size):
             batch = todo[start : start + self.batch_size]
             self._compute(batch, keep_tokens=True)
             self.computed += len(batch)
             found.update(self._stored_tokens([k for k, _ in batch]))
-        return [found.get(k) for k in keys]
+        return [found[k] for k in keys]
 
     def _stored_tokens(self, keys: list[str]) -> dict[str, np.ndarray]:
         marks = ",".join("?" * len(keys))
