@@ -23,7 +23,7 @@ from assistant.index import Index
 from assistant.models import Hit, Paper
 from assistant.stores.bm25 import BM25Index
 from assistant.text import base_name, has_glued_sentences, mentions, name_text, split_sentences, terms
-from assistant.wordpieces import rare_match, rare_pieces
+from assistant.wordpieces import rare_pieces, text_matches
 
 _DIGIT_CHARS = frozenset("0123456789")
 PROFILE_CACHE = 4096  # papers whose profile a process keeps (~35-60 KB each: vectors, word-piece bits, term sets)
@@ -62,6 +62,8 @@ class Sentence:
     position: int  # 0-based index in the abstract
     lexical: float  # idf-weighted share of the question's terms in this sentence
     dense: float  # cosine similarity of question and sentence
+    rare: float = math.nan  # the question's rare word pieces matched in this sentence alone (NaN: unmeasured)
+    named: float = 0.0  # share of the question's named tokens this sentence writes
     terms: frozenset[str] = frozenset()
     features: dict[str, float] = field(default_factory=dict)
     score: float = 0.0  # P(this sentence carries the answer), set by the judgement
@@ -98,7 +100,9 @@ class Profile:
     title_terms: frozenset[str]
     names: str = ""  # title + abstract as :func:`assistant.text.name_text` pieces (names are matched here)
     title_names: str = ""
+    sentence_names: list[str] = field(default_factory=list)  # each sentence as name_text pieces
     token_bits: np.ndarray | None = None  # word pieces (None: not kept for this paper)
+    text_bits: list[np.ndarray] | None = None  # ``token_bits`` split per text (title, then sentences)
 
 
 def _text_vectors(index: Index, texts: dict[str, list[str]], dim: int) -> dict[str, np.ndarray]:
@@ -120,6 +124,18 @@ def _token_bits(index: Index, papers: list[Paper]) -> dict[str, np.ndarray]:
     if not index.embedder.has_tokens:
         return {}
     return index.registry.token_bits_of([p.id for p in papers], index.embedder.token_width)
+
+
+def _split_bits(index: Index, texts: list[str], bits: np.ndarray | None) -> list[np.ndarray] | None:
+    """A paper's word-piece bits split per text (as :meth:`embed_tokens` gives each text its pieces:
+    every token but [CLS] and [SEP], up to the model's width); None when they do not add up."""
+    if bits is None:
+        return None
+    width = index.embedder.max_tokens
+    counts = [max(min(index.embedder.count_tokens(t), width) - 2, 0) for t in texts]
+    if sum(counts) != len(bits):
+        return None
+    return np.split(bits, np.cumsum(counts)[:-1])
 
 
 def profiles(index: Index, papers: list[Paper]) -> list[Profile]:
@@ -161,7 +177,9 @@ def profiles(index: Index, papers: list[Paper]) -> list[Profile]:
                 title_terms=title_terms,
                 names=name_text(f"{paper.title} {paper.abstract}"),
                 title_names=name_text(paper.title),
+                sentence_names=[name_text(t) for t in texts[1:]],
                 token_bits=bits.get(paper.id),
+                text_bits=_split_bits(index, texts, bits.get(paper.id)),
             )
     with _PROFILE_LOCK:
         cache.update(made)
@@ -229,10 +247,10 @@ class Evidence:
         names = self.names
         self._written: list[list[bool]] = []  # per paper: which of ``names`` its title + abstract writes
         profs = profiles(index, [h.paper for h in hits])
-        bits = [p.token_bits for p in profs if p.token_bits is not None]
-        rare = (  # unmeasured (NaN) unless every candidate has its word pieces
-            rare_match(rare_pieces(index, bm25, question), bits, len(qvec)) if len(bits) == len(profs)
-            else [math.nan] * len(profs)
+        split = [p.text_bits for p in profs if p.text_bits is not None]
+        rare, rare_texts = (  # unmeasured (NaN) unless every candidate has its word pieces
+            text_matches(rare_pieces(index, bm25, question), split, len(qvec)) if len(split) == len(profs)
+            else text_matches(None, [[np.zeros(0)] * (len(p.sentences) + 1) for p in profs], len(qvec))
         )  # fmt: skip
         for pos, (hit, prof) in enumerate(zip(hits, profs, strict=True), start=1):
             chunk_sims = prof.chunk_vectors @ qvec if len(prof.chunk_vectors) else np.zeros(0)
@@ -241,6 +259,8 @@ class Evidence:
                 Sentence(
                     hit=pos, text=text, position=i, terms=st, dense=float(sent_sims[i]),
                     lexical=sum(w for t, w in self.weights.items() if t in st) / total,
+                    rare=rare_texts[pos - 1][i + 1],
+                    named=sum(mentions(prof.sentence_names[i], n) for n in names) / len(names) if names else 0.0,
                 )
                 for i, (text, st) in enumerate(prof.sentences)
             ]

@@ -37,6 +37,7 @@ PAPER_FEATURES = (
 )  # fmt: skip
 SENTENCE_FEATURES = (
     "dense", "gap_dense", "lexical", "gap_lexical", "has_number", "first", "last", "rel_position", "log_words",
+    "rare", "gap_rare", "named",
 )  # fmt: skip
 QUESTION_FEATURES = (
     "q_sent_max", "q_sent_3rd", "q_chunk_max", "q_title_max", "q_lex_max", "q_lex_sent_max",
@@ -126,12 +127,13 @@ def sentence_rows(paper: PaperEvidence) -> np.ndarray:
         return np.zeros((0, len(SENTENCE_FEATURES)))
     top_dense = max(s.dense for s in sents)
     top_lex = max(s.lexical for s in sents)
+    top_rare = max(s.rare for s in sents)  # NaN when unmeasured
     n = len(sents)
-    rows = [_sentence_features(s, top_dense, top_lex, n) for s in sents]
+    rows = [_sentence_features(s, top_dense, top_lex, top_rare, n) for s in sents]
     return np.array([[r[f] for f in SENTENCE_FEATURES] for r in rows], dtype=float)
 
 
-def _sentence_features(s: Sentence, top_dense: float, top_lex: float, n: int) -> dict[str, float]:
+def _sentence_features(s: Sentence, top_dense: float, top_lex: float, top_rare: float, n: int) -> dict[str, float]:
     return {
         "dense": s.dense,
         "gap_dense": s.dense - top_dense,
@@ -142,6 +144,9 @@ def _sentence_features(s: Sentence, top_dense: float, top_lex: float, n: int) ->
         "last": float(s.position == n - 1),
         "rel_position": s.position / max(n - 1, 1),
         "log_words": math.log(max(len(s.text.split()), 1)),
+        "rare": s.rare,
+        "gap_rare": s.rare - top_rare,
+        "named": s.named,
     }
 
 

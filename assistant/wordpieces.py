@@ -8,7 +8,8 @@ outputs, from the same model pass that embeds the sentence at ingest; kept as si
 BM25 idf of the word each piece belongs to: the rarest third, at least three) are each matched to the
 closest piece anywhere in a paper's title and abstract (cosine of the sign vectors; a misspelt word
 weighs as the word BM25 corrects it to), and the matches
-are averaged (``tok_rare``, a paper feature of :mod:`assistant.evidence`). Late interaction in the manner of ColBERT (Khattab and
+are averaged (``tok_rare``, a paper feature of :mod:`assistant.evidence`); the same average over one
+sentence's pieces alone is the sentence feature ``rare`` (:func:`text_matches` gives both in one pass). Late interaction in the manner of ColBERT (Khattab and
 Zaharia, 2020), restricted to the question words that carry the most information.
 """
 
@@ -63,26 +64,52 @@ def rare_pieces(index: Index, bm25: BM25Index, question: str) -> np.ndarray | No
     return token_bits(vectors[top])
 
 
-def rare_match(pieces: np.ndarray | None, bits: list[np.ndarray], dim: int) -> list[float]:
-    """For each paper's word-piece bits, the mean over the question's ``pieces`` (bits too) of the best
-    match among the paper's pieces (0 for a paper or question without pieces; NaN for every paper when
-    ``pieces`` is None, i.e. the embedder gives no token vectors). A match is the cosine of
-    the two sign vectors, 1 - 2 x (differing bits) / ``dim``: XOR and bit counts over every candidate's
-    pieces at once, no floating-point matrix product (whose BLAS threads would compete with the
-    encoder's for the cores)."""
-    if pieces is None:  # the embedder gives no token vectors: not measured (see judgement.Linear.prob)
-        return [math.nan] * len(bits)
-    if not len(pieces):
-        return [0.0] * len(bits)
-    sizes = [len(b) for b in bits]
-    have = [b for b in bits if len(b)]
-    if not have:
-        return [0.0] * len(bits)
+def piece_matches(pieces: np.ndarray, bits: list[np.ndarray], dim: int) -> np.ndarray:
+    """For each array of word-piece bits in ``bits`` (a text, or a whole paper), the best match of each
+    of the question's ``pieces`` among its pieces (rows: ``bits``; columns: ``pieces``; -1, the lowest
+    cosine, for an array without pieces). A match is the cosine of the two sign vectors,
+    1 - 2 x (differing bits) / ``dim``: XOR and bit counts over every array's pieces at once, no
+    floating-point matrix product (whose BLAS threads would compete with the encoder's for the cores)."""
+    out = np.full((len(bits), len(pieces)), -1.0)
+    have = [i for i, b in enumerate(bits) if len(b)]
+    if not have or not len(pieces):
+        return out
     word = np.dtype(np.uint64 if pieces.shape[1] % 8 == 0 else np.uint8)
-    every: np.ndarray = np.ascontiguousarray(np.vstack(have)).view(word)  # all pieces x words of bits
+    every: np.ndarray = np.ascontiguousarray(np.vstack([bits[i] for i in have])).view(word)  # pieces x words
     asked: np.ndarray = np.ascontiguousarray(pieces).view(word)
     differ = np.bitwise_count(np.bitwise_xor(every[None, :, :], asked[:, None, :]))
     sims = 1.0 - 2.0 * differ.sum(axis=2, dtype=np.int32).T / dim  # all pieces x question pieces
-    starts = np.cumsum([0] + [n for n in sizes if n])[:-1]
-    best = iter(np.maximum.reduceat(sims, starts, axis=0).mean(axis=1).tolist())  # per paper with pieces
-    return [next(best) if n else 0.0 for n in sizes]
+    starts = np.cumsum([0] + [len(bits[i]) for i in have])[:-1]
+    out[have] = np.maximum.reduceat(sims, starts, axis=0)
+    return out
+
+
+def rare_match(pieces: np.ndarray | None, bits: list[np.ndarray], dim: int) -> list[float]:
+    """For each paper's word-piece bits, the mean over the question's ``pieces`` (bits too) of the best
+    match among the paper's pieces (:func:`piece_matches`; 0 for a paper or question without pieces;
+    NaN for every paper when ``pieces`` is None, i.e. the embedder gives no token vectors)."""
+    return text_matches(pieces, [[b] for b in bits], dim)[0]
+
+
+def text_matches(
+    pieces: np.ndarray | None, papers: list[list[np.ndarray]], dim: int
+) -> tuple[list[float], list[list[float]]]:
+    """Each paper's ``tok_rare`` (as :func:`rare_match` gives it for the paper's pieces as a whole) and
+    the same measure for each of its texts alone (title, then each sentence): one pass of
+    :func:`piece_matches` over every text of every paper. ``papers`` holds each paper's texts' bits;
+    NaN throughout when ``pieces`` is None."""
+    if pieces is None:
+        return [math.nan] * len(papers), [[math.nan] * len(texts) for texts in papers]
+    if not len(pieces):
+        return [0.0] * len(papers), [[0.0] * len(texts) for texts in papers]
+    rows = piece_matches(pieces, [b for texts in papers for b in texts], dim)
+    paper_out: list[float] = []
+    text_out: list[list[float]] = []
+    start = 0
+    for texts in papers:
+        own = rows[start : start + len(texts)]
+        start += len(texts)
+        has = [len(b) > 0 for b in texts]
+        paper_out.append(float(own.max(axis=0).mean()) if any(has) else 0.0)
+        text_out.append([float(r.mean()) if h else 0.0 for r, h in zip(own, has, strict=True)])
+    return paper_out, text_out

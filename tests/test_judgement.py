@@ -176,7 +176,7 @@ def test_shipped_sentence_model_prefers_the_longer_of_two_otherwise_equal_senten
     from assistant.judgement import _sentence_features
 
     def length_feature(text: str) -> float:
-        return _sentence_features(Sentence(hit=1, text=text, position=0, lexical=0.2, dense=0.5), 0.5, 0.2, 3)["log_words"]
+        return _sentence_features(Sentence(hit=1, text=text, position=0, lexical=0.2, dense=0.5), 0.5, 0.2, 0.0, 3)["log_words"]
 
     short = length_feature("We propose a new method.")
     long_ = length_feature("We propose a new method that reaches high accuracy on the benchmark with half the parameters.")
@@ -190,7 +190,10 @@ def test_shipped_sentence_model_prefers_the_longer_of_two_otherwise_equal_senten
 
 
 def test_answer_shape_follows_the_number_of_answering_papers() -> None:
-    assert [sentences_per_paper(n) for n in (1, 2, 3, 4, 6, 10)] == [4, 3, 2, 1, 1, 1]
+    assert [sentences_per_paper(n) for n in (1, 2, 3, 4, 6, 10)] == [4, 3, 2, 2, 2, 2]
+    # a long list: the three most relevant papers keep two sentences, the others get one line
+    assert [sentences_per_paper(6, rank) for rank in range(6)] == [2, 2, 2, 1, 1, 1]
+    assert [sentences_per_paper(3, rank) for rank in range(3)] == [2, 2, 2]
 
 
 # --- on the seed index ----------------------------------------------------------------------------

@@ -139,3 +139,44 @@ def test_an_unmeasured_feature_sits_at_its_training_mean() -> None:
     got = model.prob(rows)
     assert got[0] == pytest.approx(got[1]) and got[2] < got[1] / 10
     assert all(np.isnan(rare_match(None, [np.zeros((3, 48), np.uint8)] * 2, 384)))
+
+
+def test_each_sentence_is_matched_alone_and_the_paper_over_all_its_pieces(tmp_path: Path) -> None:
+    # one abstract, the question's rare word (LoRA) and name in its second sentence only
+    from ingest.pipeline import ingest
+
+    row = {"title": "Forgetting in continual fine-tuning",
+           "abstract": "We study how language models lose old skills. "
+                       "We reduce catastrophic forgetting with LoRA adapters. "
+                       "Results hold on three benchmarks."}  # fmt: skip
+    src = tmp_path / "p.jsonl"
+    src.write_text(json.dumps(row), encoding="utf-8")
+    settings = Settings(data_dir=tmp_path / "data")
+    ingest([src], settings)
+    a = get_assistant(settings)
+    ev = Evidence(a.index, LORA_Q, a.retriever.retrieve(LORA_Q, k=1))
+    (paper,) = ev.papers
+    sents = paper.sentences
+    assert len(sents) == 3
+    assert sents[1].rare > max(sents[0].rare, sents[2].rare) + 0.05
+    assert [s.named for s in sents] == [0.0, 1.0, 0.0]  # 'LoRA' is the question's one named token
+    # the paper's measure takes each rare piece's best match anywhere: at least any one sentence's
+    assert paper.features["tok_rare"] >= max(s.rare for s in sents) - 1e-9
+    bits = a.index.registry.token_bits_of([paper.hit.paper.id], 48)[paper.hit.paper.id]
+    counts = [a.index.embedder.count_tokens(t) - 2 for t in [row["title"], *(s.text for s in sents)]]
+    assert sum(counts) == len(bits)  # the split per text adds up to the stored pieces
+
+
+def test_text_matches_agree_with_rare_match_per_paper() -> None:
+    from assistant.wordpieces import piece_matches, text_matches
+
+    rng = np.random.default_rng(1)
+    dim = 384
+    pieces = token_bits(rng.normal(size=(3, dim)).astype(np.float32))
+    papers = [[token_bits(rng.normal(size=(n, dim)).astype(np.float32)) for n in sizes] for sizes in ((4, 0, 6), (0,), (2, 5))]
+    per_paper, per_text = text_matches(pieces, papers, dim)
+    assert np.allclose(per_paper, rare_match(pieces, [np.vstack(t) for t in papers], dim))
+    assert per_text[0][1] == 0.0 and per_text[1] == [0.0]  # texts without pieces
+    assert np.allclose(per_text[2], piece_matches(pieces, papers[2], dim).mean(axis=1))
+    nan_paper, nan_text = text_matches(None, papers, dim)
+    assert np.isnan(nan_paper).all() and all(np.isnan(t).all() for t in nan_text)

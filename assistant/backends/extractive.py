@@ -2,8 +2,9 @@
 
 What to say is decided by :mod:`assistant.judgement` (which papers answer, which of their sentences
 carry the answer); this module only lays it out. The shape follows the evidence, not a guess at the
-question's wording: one paper that answers gets its best four sentences, two or three get up to three each,
-more become a list with one sentence per paper. Every sentence is quoted verbatim and cited.
+question's wording: one paper that answers gets its best four sentences, two get up to three each, three
+up to two each; more become a list in which the three most relevant papers keep two sentences each and the
+rest get one. Every sentence is quoted verbatim and cited.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ SENTENCE_BUDGET = 6  # sentences in an answer about few papers (a layout choice,
 # Sentences when one paper answers (a layout choice: length against facts; see evals/README.md).
 # Out-of-fold, a gold paper's 3 / 4 / 5 best-scored sentences hold 71% / 82% / 89% of its answer sentences.
 SINGLE_PAPER_SENTENCES = 4
+LEAD_PAPERS = 3  # in a longer list, this many of the most relevant papers keep two sentences (a layout choice)
 MIN_SENTENCE_SHARE = 0.35  # extra sentences need this share of the paper's best sentence score
 
 
@@ -41,10 +43,15 @@ def cite(sentence: str, n: int) -> str:
     return f"{body} [{n}]{end or '.'}"
 
 
-def sentences_per_paper(n_papers: int) -> int:
-    """How many sentences each cited paper gets when ``n_papers`` papers answer."""
+def sentences_per_paper(n_papers: int, rank: int = 0) -> int:
+    """How many sentences the cited paper at ``rank`` (0 = the most relevant) gets when ``n_papers``
+    papers answer. In an answer about four or more papers the :data:`LEAD_PAPERS` most relevant keep
+    two (a comparison that the retriever widened still quotes what each compared paper does), the
+    rest one."""
     if n_papers <= 1:
         return SINGLE_PAPER_SENTENCES
+    if rank < LEAD_PAPERS:
+        return max(2, min(3, SENTENCE_BUDGET // min(n_papers, LEAD_PAPERS)))
     return max(1, min(3, SENTENCE_BUDGET // n_papers))
 
 
@@ -76,15 +83,15 @@ class ExtractiveBackend:
         if not chosen:
             yield REFUSAL
             return
-        per = sentences_per_paper(len(chosen))
         if len(chosen) == 1:
             pos, paper = chosen[0]
-            picked = pick(paper, per)
+            picked = pick(paper, SINGLE_PAPER_SENTENCES)
             req.quoted[pos] = picked[0].text if picked else paper.hit.paper.abstract[:200]
             yield " ".join(cite(s.text, pos) for s in picked) if picked else REFUSAL
             return
         yield f"{len(chosen)} of the indexed papers address this:\n"
-        for pos, paper in chosen:
+        for rank, (pos, paper) in enumerate(chosen):
+            per = sentences_per_paper(len(chosen), rank)
             picked = pick(paper, per)
             if not picked:
                 continue
