@@ -247,11 +247,7 @@ class Evidence:
         names = self.names
         self._written: list[list[bool]] = []  # per paper: which of ``names`` its title + abstract writes
         profs = profiles(index, [h.paper for h in hits])
-        split = [p.text_bits for p in profs if p.text_bits is not None]
-        rare, rare_texts = (  # unmeasured (NaN) unless every candidate has its word pieces
-            text_matches(rare_pieces(index, bm25, question), split, len(qvec)) if len(split) == len(profs)
-            else text_matches(None, [[np.zeros(0)] * (len(p.sentences) + 1) for p in profs], len(qvec))
-        )  # fmt: skip
+        rare, rare_texts = self._piece_matches(index, bm25, profs, len(qvec))
         for pos, (hit, prof) in enumerate(zip(hits, profs, strict=True), start=1):
             chunk_sims = prof.chunk_vectors @ qvec if len(prof.chunk_vectors) else np.zeros(0)
             sent_sims = prof.sentence_vectors @ qvec if len(prof.sentence_vectors) else np.zeros(0)
@@ -293,6 +289,21 @@ class Evidence:
         self.question_features = self._question_features(index, bm25)
         self.confidence = 0.0  # P(the corpus answers this), set by the judgement
         self.included: list[int] = []  # 1-based positions of the papers judged to answer it
+
+    def _piece_matches(
+        self, index: Index, bm25: BM25Index, profs: list[Profile], dim: int
+    ) -> tuple[list[float], list[list[float]]]:
+        """Each candidate's ``tok_rare`` and each of its texts' (title, then sentences): unmeasured (NaN)
+        for all unless every candidate has its word pieces; a paper whose pieces do not split per text
+        (kept under another sentence split) is still matched as a whole, its sentences left NaN."""
+        texts = [[np.zeros(0)] * (len(p.sentences) + 1) for p in profs]
+        whole = [p.token_bits for p in profs if p.token_bits is not None]
+        if len(whole) < len(profs):
+            return text_matches(None, texts, dim)
+        groups = [p.text_bits if p.text_bits is not None else [w] for p, w in zip(profs, whole, strict=True)]
+        rare, per_text = text_matches(rare_pieces(index, bm25, self.question), groups, dim)
+        unsplit = [[math.nan] * len(t) for t in texts]
+        return rare, [t if p.text_bits is not None else u for p, t, u in zip(profs, per_text, unsplit, strict=True)]
 
     def _feedback_features(self, lead: int = 3) -> None:
         """Pseudo-relevance feedback: each paper's similarity to the centroid of the leading papers

@@ -180,3 +180,23 @@ def test_text_matches_agree_with_rare_match_per_paper() -> None:
     assert np.allclose(per_text[2], piece_matches(pieces, papers[2], dim).mean(axis=1))
     nan_paper, nan_text = text_matches(None, papers, dim)
     assert np.isnan(nan_paper).all() and all(np.isnan(t).all() for t in nan_text)
+
+
+def test_pieces_that_do_not_split_per_text_still_measure_the_paper(tmp_path: Path) -> None:
+    # bits kept under another sentence split (their count no longer adds up per text): the paper is
+    # still matched as a whole, and only its sentences' piece features are left unmeasured
+    settings = _two_papers(tmp_path)
+    a = get_assistant(settings)
+    before = Evidence(a.index, LORA_Q, a.retriever.retrieve(LORA_Q, k=2))
+    want = {p.hit.paper.id: p.features["tok_rare"] for p in before.papers}
+    reg = a.index.registry
+    pid = before.papers[0].hit.paper.id
+    bits = reg.token_bits_of([pid], 48)[pid]
+    reg.set_token_bits({pid: np.vstack([bits, bits[:1]])})  # one piece too many, the best match unchanged
+    a.index.__dict__.pop("_profiles", None)
+    ev = Evidence(a.index, LORA_Q, a.retriever.retrieve(LORA_Q, k=2))
+    got = {p.hit.paper.id: p for p in ev.papers}
+    assert got[pid].features["tok_rare"] == pytest.approx(want[pid])
+    assert all(np.isnan(s.rare) for s in got[pid].sentences)
+    other = next(p for q, p in got.items() if q != pid)
+    assert all(not np.isnan(s.rare) for s in other.sentences)
