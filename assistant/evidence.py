@@ -126,16 +126,24 @@ def _token_bits(index: Index, papers: list[Paper]) -> dict[str, np.ndarray]:
     return index.registry.token_bits_of([p.id for p in papers], index.embedder.token_width)
 
 
-def _split_bits(index: Index, texts: list[str], bits: np.ndarray | None) -> list[np.ndarray] | None:
-    """A paper's word-piece bits split per text (as :meth:`embed_tokens` gives each text its pieces:
-    every token but [CLS] and [SEP], up to the model's width); None when they do not add up."""
-    if bits is None:
-        return None
-    width = index.embedder.max_tokens
-    counts = [max(min(index.embedder.count_tokens(t), width) - 2, 0) for t in texts]
-    if sum(counts) != len(bits):
-        return None
-    return np.split(bits, np.cumsum(counts)[:-1])
+def _split_bits(
+    index: Index, texts_of: dict[str, list[str]], bits: dict[str, np.ndarray]
+) -> dict[str, list[np.ndarray]]:
+    """Each paper's word-piece bits split per text (title, then sentences), as the model gives each
+    text its pieces (``piece_counts``: one tokenizer pass over every text of ``texts_of`` that has
+    bits). A paper whose bits do not add up to its texts' pieces (tokenized otherwise when they were
+    kept) is left out."""
+    have = [pid for pid in texts_of if pid in bits]
+    counts = index.embedder.piece_counts([t for pid in have for t in texts_of[pid]]) if have else None
+    if counts is None:
+        return {}
+    out, start = {}, 0
+    for pid in have:
+        own = counts[start : start + len(texts_of[pid])]
+        start += len(own)
+        if sum(own) == len(bits[pid]):
+            out[pid] = np.split(bits[pid], np.cumsum(own)[:-1])
+    return out
 
 
 def profiles(index: Index, papers: list[Paper]) -> list[Profile]:
@@ -159,6 +167,7 @@ def profiles(index: Index, papers: list[Paper]) -> list[Profile]:
         texts_of = {p.id: sentence_texts(p) for p in todo}
         text_vecs = _text_vectors(index, texts_of, next((v.size for v in stored.values()), 0))
         bits = _token_bits(index, todo)
+        split = _split_bits(index, texts_of, bits)
         for paper in todo:
             texts = texts_of[paper.id]
             own = text_vecs[paper.id]  # title, then sentences
@@ -179,7 +188,7 @@ def profiles(index: Index, papers: list[Paper]) -> list[Profile]:
                 title_names=name_text(paper.title),
                 sentence_names=[name_text(t) for t in texts[1:]],
                 token_bits=bits.get(paper.id),
-                text_bits=_split_bits(index, texts, bits.get(paper.id)),
+                text_bits=split.get(paper.id),
             )
     with _PROFILE_LOCK:
         cache.update(made)
@@ -295,7 +304,7 @@ class Evidence:
     ) -> tuple[list[float], list[list[float]]]:
         """Each candidate's ``tok_rare`` and each of its texts' (title, then sentences): unmeasured (NaN)
         for all unless every candidate has its word pieces; a paper whose pieces do not split per text
-        (kept under another sentence split) is still matched as a whole, its sentences left NaN."""
+        (see :func:`_split_bits`) is still matched as a whole, its sentences left NaN."""
         texts = [[np.zeros(0)] * (len(p.sentences) + 1) for p in profs]
         whole = [p.token_bits for p in profs if p.token_bits is not None]
         if len(whole) < len(profs):

@@ -127,7 +127,8 @@ def sentence_rows(paper: PaperEvidence) -> np.ndarray:
         return np.zeros((0, len(SENTENCE_FEATURES)))
     top_dense = max(s.dense for s in sents)
     top_lex = max(s.lexical for s in sents)
-    top_rare = max(s.rare for s in sents)  # NaN when unmeasured
+    rares = [s.rare for s in sents]
+    top_rare = math.nan if all(math.isnan(r) for r in rares) else float(np.nanmax(rares))  # NaN: unmeasured
     n = len(sents)
     rows = [_sentence_features(s, top_dense, top_lex, top_rare, n) for s in sents]
     return np.array([[r[f] for f in SENTENCE_FEATURES] for r in rows], dtype=float)

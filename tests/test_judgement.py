@@ -189,6 +189,32 @@ def test_shipped_sentence_model_prefers_the_longer_of_two_otherwise_equal_senten
     assert probs[1] > probs[0]
 
 
+def test_a_long_list_quotes_two_sentences_of_its_three_most_relevant_papers(tmp_path: Path) -> None:
+    # five answering papers, judged in order of relevance: two sentences for the first three, one for the rest
+    from assistant.backends import Request
+    from assistant.backends.extractive import ExtractiveBackend
+    from ingest.pipeline import ingest
+
+    rows = [{"title": f"Forgetting study {i}",
+             "abstract": f"Study {i} reduces catastrophic forgetting. It uses adapters of rank {i}. "
+                         f"It reports results on benchmark {i}."} for i in range(5)]  # fmt: skip
+    src = tmp_path / "p.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    settings = Settings(data_dir=tmp_path / "data")
+    ingest([src], settings)
+    a = get_assistant(settings)
+    q = "Which papers reduce catastrophic forgetting?"
+    hits = a.retriever.retrieve(q, k=5)
+    ev = Evidence(a.index, q, hits)
+    for paper in ev.papers:
+        for s, score in zip(paper.sentences, (0.9, 0.8, 0.7), strict=True):
+            s.score = score
+    ev.included = [1, 2, 3, 4, 5]
+    text = "".join(ExtractiveBackend(settings).generate(Request(question=q, hits=hits, evidence=ev)))
+    lines = [line for line in text.splitlines() if line.startswith("- ")]
+    assert [line.count(f"[{n}]") for n, line in enumerate(lines, start=1)] == [2, 2, 2, 1, 1]
+
+
 def test_answer_shape_follows_the_number_of_answering_papers() -> None:
     assert [sentences_per_paper(n) for n in (1, 2, 3, 4, 6, 10)] == [4, 3, 2, 2, 2, 2]
     # a long list: the three most relevant papers keep two sentences, the others get one line

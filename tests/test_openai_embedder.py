@@ -60,6 +60,8 @@ def test_ingest_and_ask_with_openai_embeddings(stub: OpenAIStub, tmp_path: Path,
     assert all(math.isnan(p.features["tok_rare"]) and math.isnan(p.features["z_tok_rare"]) for p in ev.papers)
     a.judge.assess(ev, k=3)
     assert all(0.0 < p.relevance < 1.0 for p in ev.papers) and 0.0 < ev.confidence < 1.0  # imputed, finite
+    sents = [s for p in ev.papers for s in p.sentences]
+    assert sents and all(math.isnan(s.rare) and 0.0 < s.score < 1.0 for s in sents)  # sentences too
     assert answer.confidence is not None and 0.0 < answer.confidence < 1.0
 
 

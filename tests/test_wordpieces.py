@@ -15,7 +15,7 @@ from assistant.embedders.local import OnnxMiniLM
 from assistant.evidence import Evidence
 from assistant.index import Index
 from assistant.settings import Settings
-from assistant.wordpieces import rare_match
+from assistant.wordpieces import rare_match, rare_pieces
 
 LORA_Q = "Which papers reduce catastrophic forgetting with LoRA?"
 
@@ -160,25 +160,54 @@ def test_each_sentence_is_matched_alone_and_the_paper_over_all_its_pieces(tmp_pa
     assert len(sents) == 3
     assert sents[1].rare > max(sents[0].rare, sents[2].rare) + 0.05
     assert [s.named for s in sents] == [0.0, 1.0, 0.0]  # 'LoRA' is the question's one named token
-    # the paper's measure takes each rare piece's best match anywhere: at least any one sentence's
-    assert paper.features["tok_rare"] >= max(s.rare for s in sents) - 1e-9
-    bits = a.index.registry.token_bits_of([paper.hit.paper.id], 48)[paper.hit.paper.id]
-    counts = [a.index.embedder.count_tokens(t) - 2 for t in [row["title"], *(s.text for s in sents)]]
-    assert sum(counts) == len(bits)  # the split per text adds up to the stored pieces
+    # each sentence's figure is the match against that sentence's own pieces, as the cache holds them
+    pieces = rare_pieces(a.index, a.index.ensure_keyword_index(), LORA_Q)
+    own = a.index.embedder.tokens([s.text for s in sents])
+    assert own is not None
+    assert [s.rare for s in sents] == pytest.approx([rare_match(pieces, [b], 384)[0] for b in own])
 
 
-def test_text_matches_agree_with_rare_match_per_paper() -> None:
-    from assistant.wordpieces import piece_matches, text_matches
+def test_pieces_split_per_text_as_the_model_cut_them_long_texts_included(tmp_path: Path) -> None:
+    # a sentence longer than the model reads (256 tokens) keeps only its first 254 pieces, and a
+    # one-word title its two: the split must give every text exactly its own pieces
+    from assistant.evidence import profiles
+    from ingest.pipeline import ingest
+
+    long_sentence = "We " + " ".join(f"adapt layer{i} weights" for i in range(120)) + " with LoRA."
+    row = {"title": "LoRA", "abstract": f"We reduce forgetting. {long_sentence} Results hold."}
+    src = tmp_path / "p.jsonl"
+    src.write_text(json.dumps(row), encoding="utf-8")
+    settings = Settings(data_dir=tmp_path / "data")
+    ingest([src], settings)
+    index = Index.open(settings)
+    (paper,) = index.papers.many(index.registry.paper_ids()).values()
+    (prof,) = profiles(index, [paper])
+    texts = [paper.title, *(t for t, _ in prof.sentences)]
+    assert index.embedder.count_tokens(texts[2]) > index.embedder.max_tokens  # really truncated
+    want = index.embedder.tokens(texts)
+    assert want is not None and prof.text_bits is not None and len(prof.text_bits) == len(texts)
+    assert len(want[2]) == index.embedder.max_tokens - 2 and len(want[0]) == 2  # 'LoRA' is two pieces
+    assert all(np.array_equal(got, w) for got, w in zip(prof.text_bits, want, strict=True))
+
+
+def test_text_matches_are_the_cosines_of_the_sign_vectors_per_text_and_per_paper() -> None:
+    from assistant.wordpieces import text_matches
 
     rng = np.random.default_rng(1)
     dim = 384
-    pieces = token_bits(rng.normal(size=(3, dim)).astype(np.float32))
-    papers = [[token_bits(rng.normal(size=(n, dim)).astype(np.float32)) for n in sizes] for sizes in ((4, 0, 6), (0,), (2, 5))]
-    per_paper, per_text = text_matches(pieces, papers, dim)
-    assert np.allclose(per_paper, rare_match(pieces, [np.vstack(t) for t in papers], dim))
-    assert per_text[0][1] == 0.0 and per_text[1] == [0.0]  # texts without pieces
-    assert np.allclose(per_text[2], piece_matches(pieces, papers[2], dim).mean(axis=1))
-    nan_paper, nan_text = text_matches(None, papers, dim)
+    asked = rng.normal(size=(3, dim)).astype(np.float32)
+    raw = [[rng.normal(size=(n, dim)).astype(np.float32) for n in sizes] for sizes in ((4, 0, 6), (0,), (2, 5))]
+
+    def signs(v: np.ndarray) -> np.ndarray:
+        return np.where(v > 0, 1.0, -1.0) / np.sqrt(dim)
+
+    def best(texts: list[np.ndarray]) -> np.ndarray:  # each question piece's best match over ``texts``
+        return (signs(asked) @ signs(np.vstack(texts)).T).max(axis=1)
+
+    per_paper, per_text = text_matches(token_bits(asked), [[token_bits(t) for t in p] for p in raw], dim)
+    assert per_paper == pytest.approx([float(best(p).mean()) if sum(map(len, p)) else 0.0 for p in raw])
+    assert per_text == [pytest.approx([float(best([t]).mean()) if len(t) else 0.0 for t in p]) for p in raw]
+    nan_paper, nan_text = text_matches(None, [[token_bits(t) for t in p] for p in raw], dim)
     assert np.isnan(nan_paper).all() and all(np.isnan(t).all() for t in nan_text)
 
 

@@ -25,7 +25,8 @@ _FOLLOW_UP = re.compile(
     r"|\b(them|these|those|they|it|its|their|the above|that one|this one)\b",
     re.IGNORECASE,
 )
-SENTENCE_BUDGET = 6  # sentences in an answer about few papers (a layout choice, not fitted)
+SENTENCE_BUDGET = 6  # sentences shared by two or three papers (a layout choice, not fitted); longer lists
+# quote LEAD_PAPERS x 2 + one per further paper
 # Sentences when one paper answers (a layout choice: length against facts; see evals/README.md).
 # Out-of-fold, a gold paper's 3 / 4 / 5 best-scored sentences hold 71% / 82% / 89% of its answer sentences.
 SINGLE_PAPER_SENTENCES = 4

@@ -48,6 +48,11 @@ class CachedEmbedder:
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)
 
+    def piece_counts(self, texts: list[str]) -> list[int] | None:
+        """How many word pieces the model gives each of ``texts`` (as :meth:`tokens` holds them), or None
+        when it gives no token vectors."""
+        return self.inner.piece_counts(texts) if self.has_tokens else None  # type: ignore[attr-defined]
+
     def lookup(self, texts: list[str]) -> dict[str, np.ndarray]:
         """Cached vectors for the texts that have one, by text key."""
         found: dict[str, np.ndarray] = {}

@@ -42,6 +42,11 @@ def _tokenizer_file() -> Path:
     return Path(folder) / "tokenizer.json"
 
 
+def _pieces(tokens: int) -> int:
+    """Word pieces of a text the model reads as ``tokens`` tokens: all but [CLS] and [SEP]."""
+    return max(tokens - 2, 0)
+
+
 class OnnxMiniLM:
     """Mean-pooled, L2-normalised MiniLM sentence embeddings (384 dims)."""
 
@@ -108,9 +113,13 @@ class OnnxMiniLM:
             raise ConfigError("the ONNX model returns pooled vectors only: token vectors need its token outputs")
         tokens = []
         for row, n in enumerate(mask.sum(axis=1)):
-            vecs = out[row, 1 : max(int(n) - 1, 1)].astype(np.float32)
+            vecs = out[row, 1 : _pieces(int(n)) + 1].astype(np.float32)
             tokens.append(vecs / np.clip(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12, None))
         return self._pool(out, mask), tokens
+
+    def piece_counts(self, texts: list[str]) -> list[int]:
+        """How many word pieces :meth:`embed_tokens` gives each of ``texts`` (one tokenizer pass, no model)."""
+        return [_pieces(min(len(e.ids), self.max_tokens)) for e in self._tok.encode_batch(texts)]
 
     def word_spans(self, text: str) -> list[tuple[int, int]]:
         """For each word piece of ``text`` (as :meth:`embed_tokens` returns them), the character span of
