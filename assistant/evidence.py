@@ -387,7 +387,6 @@ class Evidence:
             "q_chunk_max": max((p.features["chunk_max"] for p in top), default=0.0),
             "q_title_max": max((p.features["title_sim"] for p in top), default=0.0),
             "q_lex_max": max((p.coverage for p in top), default=0.0),
-            "q_lex_sent_max": max((p.features["lex_sent_max"] for p in top), default=0.0),
             "q_absent_idf": max(absent, default=0.0) / idf_max,
             "q_absent_share": sum(absent) / total,
             "q_missing_top3": sum(missing_top3) / total,

@@ -189,8 +189,8 @@ def test_shipped_sentence_model_prefers_the_longer_of_two_otherwise_equal_senten
     assert probs[1] > probs[0]
 
 
-def test_a_long_list_quotes_two_sentences_of_its_three_most_relevant_papers(tmp_path: Path) -> None:
-    # five answering papers, judged in order of relevance: two sentences for the first three, one for the rest
+def test_a_long_list_quotes_three_sentences_of_its_three_most_relevant_papers(tmp_path: Path) -> None:
+    # five answering papers, judged in order of relevance: three sentences for the first three, one for the rest
     from assistant.backends import Request
     from assistant.backends.extractive import ExtractiveBackend
     from ingest.pipeline import ingest
@@ -212,14 +212,15 @@ def test_a_long_list_quotes_two_sentences_of_its_three_most_relevant_papers(tmp_
     ev.included = [1, 2, 3, 4, 5]
     text = "".join(ExtractiveBackend(settings).generate(Request(question=q, hits=hits, evidence=ev)))
     lines = [line for line in text.splitlines() if line.startswith("- ")]
-    assert [line.count(f"[{n}]") for n, line in enumerate(lines, start=1)] == [2, 2, 2, 1, 1]
+    assert [line.count(f"[{n}]") for n, line in enumerate(lines, start=1)] == [3, 3, 3, 1, 1]
 
 
 def test_answer_shape_follows_the_number_of_answering_papers() -> None:
-    assert [sentences_per_paper(n) for n in (1, 2, 3, 4, 6, 10)] == [4, 3, 2, 2, 2, 2]
-    # a long list: the three most relevant papers keep two sentences, the others get one line
-    assert [sentences_per_paper(6, rank) for rank in range(6)] == [2, 2, 2, 1, 1, 1]
-    assert [sentences_per_paper(3, rank) for rank in range(3)] == [2, 2, 2]
+    assert [sentences_per_paper(n) for n in (1, 2, 3, 4, 6, 10)] == [4, 3, 3, 3, 3, 3]
+    # a long list: the three most relevant papers keep three sentences, the others 9 // n each (at least one)
+    assert [sentences_per_paper(4, rank) for rank in range(4)] == [3, 3, 3, 2]
+    assert [sentences_per_paper(6, rank) for rank in range(6)] == [3, 3, 3, 1, 1, 1]
+    assert [sentences_per_paper(3, rank) for rank in range(3)] == [3, 3, 3]
 
 
 # --- on the seed index ----------------------------------------------------------------------------
@@ -345,3 +346,15 @@ def test_a_versioned_name_the_corpus_never_writes_counts_as_absent(tmp_path: Pat
     assert named("What speedup does FlashAttention-2 give on H100 GPUs?") == (0.0, 1.0)
     # the corpus check reads papers beyond the candidates too
     assert a.index.ensure_keyword_index().papers_with(terms("FlashAttention-3")).tolist() == [0]
+
+
+def test_shipped_question_model_gains_confidence_when_the_best_paper_holds_every_question_term() -> None:
+    # a typical question (every feature at its training mean) whose best paper covers all of its terms,
+    # against one whose best paper covers half: the whole-paper and best-sentence cover used to be fitted
+    # with opposite signs, and together they counted a complete match against answering
+    question = load_params().question
+    lexical = [i for i, f in enumerate(question.features) if f.startswith("q_lex")]
+    rows = np.tile(np.asarray(question.mean), (2, 1))
+    rows[0, lexical], rows[1, lexical] = 1.0, 0.5
+    full, half = question.prob(rows)
+    assert full > half

@@ -25,12 +25,12 @@ _FOLLOW_UP = re.compile(
     r"|\b(them|these|those|they|it|its|their|the above|that one|this one)\b",
     re.IGNORECASE,
 )
-SENTENCE_BUDGET = 6  # sentences shared by two or three papers (a layout choice, not fitted); longer lists
-# quote LEAD_PAPERS x 2 + one per further paper
+SENTENCE_BUDGET = 9  # sentences shared by two or three papers, at most 3 each (a layout choice, not fitted:
+# length against facts, see evals/README.md); longer lists quote LEAD_PAPERS x 3 + budget // n for each further paper
 # Sentences when one paper answers (a layout choice: length against facts; see evals/README.md).
 # Out-of-fold, a gold paper's 3 / 4 / 5 best-scored sentences hold 71% / 82% / 89% of its answer sentences.
 SINGLE_PAPER_SENTENCES = 4
-LEAD_PAPERS = 3  # in a longer list, this many of the most relevant papers keep two sentences (a layout choice)
+LEAD_PAPERS = 3  # in a longer list, this many of the most relevant papers keep three sentences (a layout choice)
 MIN_SENTENCE_SHARE = 0.35  # extra sentences need this share of the paper's best sentence score
 
 
@@ -46,9 +46,10 @@ def cite(sentence: str, n: int) -> str:
 
 def sentences_per_paper(n_papers: int, rank: int = 0) -> int:
     """How many sentences the cited paper at ``rank`` (0 = the most relevant) gets when ``n_papers``
-    papers answer. In an answer about four or more papers the :data:`LEAD_PAPERS` most relevant keep
-    two (a comparison that the retriever widened still quotes what each compared paper does), the
-    rest one."""
+    papers answer: two or three papers share :data:`SENTENCE_BUDGET` (three each); in an answer about four
+    or more the :data:`LEAD_PAPERS` most relevant keep three (a comparison that the paper model widened
+    still quotes what each compared paper does and how), the others ``SENTENCE_BUDGET // n_papers`` each,
+    at least one."""
     if n_papers <= 1:
         return SINGLE_PAPER_SENTENCES
     if rank < LEAD_PAPERS:
