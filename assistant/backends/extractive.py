@@ -2,9 +2,9 @@
 
 What to say is decided by :mod:`assistant.judgement` (which papers answer, which of their sentences
 carry the answer); this module only lays it out. The shape follows the evidence, not a guess at the
-question's wording: one paper that answers gets its best four sentences, two get up to three each, three
-up to two each; more become a list in which the three most relevant papers keep two sentences each and the
-rest get one. Every sentence is quoted verbatim and cited.
+question's wording: one paper that answers gets its best four sentences, two or three get up to three
+each; more become a list in which the three most relevant papers keep three sentences each and each of the
+rest gets ``SENTENCE_BUDGET // n`` (at least one). Every sentence is quoted verbatim and cited.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ _FOLLOW_UP = re.compile(
     r"|\b(them|these|those|they|it|its|their|the above|that one|this one)\b",
     re.IGNORECASE,
 )
-SENTENCE_BUDGET = 9  # sentences shared by two or three papers, at most 3 each (a layout choice, not fitted:
-# length against facts, see evals/README.md); longer lists quote LEAD_PAPERS x 3 + budget // n for each further paper
+SENTENCE_BUDGET = 9  # a lead paper gets min(3, budget // 3), each further paper of a long list budget // n
+# (at least one): a layout choice, not fitted (length against facts, see evals/README.md)
 # Sentences when one paper answers (a layout choice: length against facts; see evals/README.md).
 # Out-of-fold, a gold paper's 3 / 4 / 5 best-scored sentences hold 71% / 82% / 89% of its answer sentences.
 SINGLE_PAPER_SENTENCES = 4
@@ -46,14 +46,13 @@ def cite(sentence: str, n: int) -> str:
 
 def sentences_per_paper(n_papers: int, rank: int = 0) -> int:
     """How many sentences the cited paper at ``rank`` (0 = the most relevant) gets when ``n_papers``
-    papers answer: two or three papers share :data:`SENTENCE_BUDGET` (three each); in an answer about four
-    or more the :data:`LEAD_PAPERS` most relevant keep three (a comparison that the paper model widened
-    still quotes what each compared paper does and how), the others ``SENTENCE_BUDGET // n_papers`` each,
-    at least one."""
+    papers answer: the :data:`LEAD_PAPERS` most relevant get three each (``SENTENCE_BUDGET // 3``; a
+    comparison, even one the paper model widened, quotes what each compared paper does and how), the others
+    of a longer list ``SENTENCE_BUDGET // n_papers`` each, at least one."""
     if n_papers <= 1:
         return SINGLE_PAPER_SENTENCES
     if rank < LEAD_PAPERS:
-        return max(2, min(3, SENTENCE_BUDGET // min(n_papers, LEAD_PAPERS)))
+        return min(3, SENTENCE_BUDGET // LEAD_PAPERS)
     return max(1, min(3, SENTENCE_BUDGET // n_papers))
 
 
