@@ -25,12 +25,13 @@ _FOLLOW_UP = re.compile(
     r"|\b(them|these|those|they|it|its|their|the above|that one|this one)\b",
     re.IGNORECASE,
 )
-SENTENCE_BUDGET = 9  # a lead paper gets min(3, budget // 3), each further paper of a long list budget // n
-# (at least one): a layout choice, not fitted (length against facts, see evals/README.md)
+LEAD_SENTENCES = 3  # each of the LEAD_PAPERS most relevant of two or more answering papers (a layout choice,
+# not fitted: length against facts, see evals/README.md)
+SENTENCE_BUDGET = 9  # each further paper of a longer list gets budget // n of them, at least one
 # Sentences when one paper answers (a layout choice: length against facts; see evals/README.md).
 # Out-of-fold, a gold paper's 3 / 4 / 5 best-scored sentences hold 71% / 82% / 89% of its answer sentences.
 SINGLE_PAPER_SENTENCES = 4
-LEAD_PAPERS = 3  # in a longer list, this many of the most relevant papers keep three sentences (a layout choice)
+LEAD_PAPERS = 3  # this many of the most relevant papers keep LEAD_SENTENCES (a layout choice)
 MIN_SENTENCE_SHARE = 0.35  # extra sentences need this share of the paper's best sentence score
 
 
@@ -46,14 +47,14 @@ def cite(sentence: str, n: int) -> str:
 
 def sentences_per_paper(n_papers: int, rank: int = 0) -> int:
     """How many sentences the cited paper at ``rank`` (0 = the most relevant) gets when ``n_papers``
-    papers answer: the :data:`LEAD_PAPERS` most relevant get three each (``SENTENCE_BUDGET // 3``; a
-    comparison, even one the paper model widened, quotes what each compared paper does and how), the others
-    of a longer list ``SENTENCE_BUDGET // n_papers`` each, at least one."""
+    papers answer: the :data:`LEAD_PAPERS` most relevant get :data:`LEAD_SENTENCES` each (a comparison,
+    even one the paper model widened, quotes what each compared paper does and how), the others of a
+    longer list ``SENTENCE_BUDGET // n_papers`` each, at least one and at most :data:`LEAD_SENTENCES`."""
     if n_papers <= 1:
         return SINGLE_PAPER_SENTENCES
     if rank < LEAD_PAPERS:
-        return min(3, SENTENCE_BUDGET // LEAD_PAPERS)
-    return max(1, min(3, SENTENCE_BUDGET // n_papers))
+        return LEAD_SENTENCES
+    return max(1, min(LEAD_SENTENCES, SENTENCE_BUDGET // n_papers))
 
 
 def pick(paper: PaperEvidence, n: int) -> list[Sentence]:
