@@ -1,6 +1,7 @@
 """Hybrid retrieval: Chroma dense search over chunks + BM25 over papers, fused per paper.
 
-Dense chunk similarities are aggregated to papers (best chunk counts once), BM25 ranks papers, and
+The dense query weights the question's words by idf (``retrieval.dense_query``). Dense chunk
+similarities are aggregated to papers (best chunk counts once), BM25 ranks papers, and
 the two paper lists are fused: weighted reciprocal rank fusion (rrf_k=30, dense weight 0.8) plus a
 small share of score fusion (the mean of each paper's z-scores within the two lists, weight 0.15), which
 orders papers the ranks alone nearly tie. Tuned on SciFact train and the seed dev sets together; see
@@ -18,6 +19,7 @@ import numpy as np
 from assistant.errors import FilterError
 from assistant.index import Index
 from assistant.models import Filters, Hit
+from assistant.wordpieces import idf_pooled
 
 MODES = ("hybrid", "dense", "bm25")
 # A filter passing at least this share of the papers is "broad": Chroma's ``where`` pre-filter costs in
@@ -83,13 +85,20 @@ class Retriever:
         allowed papers kept, the same chunks ``where`` would find whenever ``n`` of them survive;
         otherwise (or when too few survive) the store filters with ``where``.
         """
-        vector = self.index.embed_query(question)
+        vector = self.query_vector(question)
         found = self._broad_filtered(vector, n, allowed) if where is not None and allowed is not None else None
         if found is None:
             found = self.index.store.query(vector, n, where)
         # vectors of an unfinished ingest have no registry row yet: skip them
         known = self.index.registry.known_chunks([cid for cid, _, _ in found])
         return {cid: (pid, s) for cid, pid, s in found if cid in known}
+
+    def query_vector(self, question: str) -> np.ndarray:
+        """The vector dense search looks up for ``question`` (``retrieval.dense_query``; see
+        :func:`assistant.wordpieces.idf_pooled`)."""
+        if self.cfg.dense_query == "idf":
+            return idf_pooled(self.index, self.index.ensure_keyword_index(), question)
+        return self.index.embed_query(question)
 
     def _broad_filtered(self, vector: np.ndarray, n: int, allowed: np.ndarray) -> list[tuple[str, str, float]] | None:
         """The ``n`` nearest chunks of allowed papers from an unfiltered over-fetch, or None when the

@@ -139,6 +139,13 @@ class RetrievalSettings(BaseModel):
         "and BM25 lists, against 1 for a paper first in both rankings (0 = rank fusion alone; tuned on "
         "SciFact train + the seed dev sets, evals/README.md).",
     )
+    dense_query: Literal["idf", "mean"] = Field(
+        default="idf",
+        description="The question's vector for dense search: 'idf' adds the mean of its word-piece vectors "
+        "weighted by each word's BM25 idf to the model's mean-pooled vector, so 'which papers…' framing weighs "
+        "little ('mean' = the model's mean pooling alone; an embedder without token vectors always uses it; "
+        "evals/README.md, 'Dense query').",
+    )
     rerank_candidates: int = Field(
         default=30, ge=0, le=200,
         description="Papers the judgement scores before keeping the top k (re-ranking; 0 = only the top k).",

@@ -11,6 +11,9 @@ weighs as the word BM25 corrects it to), and the matches
 are averaged (``tok_rare``, a paper feature of :mod:`assistant.evidence`); the same average over one
 sentence's pieces alone is the sentence feature ``rare`` (:func:`text_matches` gives both in one pass). Late interaction in the manner of ColBERT (Khattab and
 Zaharia, 2020), restricted to the question words that carry the most information.
+
+The same idf weights pool the question's piece vectors into the vector dense search looks up
+(:func:`idf_pooled`, ``retrieval.dense_query``).
 """
 
 from __future__ import annotations
@@ -57,11 +60,38 @@ def rare_pieces(index: Index, bm25: BM25Index, question: str) -> np.ndarray | No
     vectors, spans = found
     if not len(vectors):
         return token_bits(vectors)
-    fixed = dict(zip(terms(question), bm25.query_terms(question), strict=True))  # typos corrected, as BM25 has them
-    idf = {w: max((bm25.idf(fixed.get(t, t)) for t in terms(w)), default=0.0) for w in {question[a:b] for a, b in spans}}
-    weights = np.array([idf[question[a:b]] for a, b in spans])
+    weights = piece_idf(bm25, question, spans)
     top = np.argsort(-weights, kind="stable")[: max(MIN_PIECES, len(weights) // 3)]
     return token_bits(vectors[top])
+
+
+def piece_idf(bm25: BM25Index, question: str, spans: list[tuple[int, int]]) -> np.ndarray:
+    """For each word piece (``spans``: its word's characters in ``question``), the BM25 idf of its word
+    (the highest of the word's terms; a misspelt word weighs as the word BM25 corrects it to; 0 for a
+    stop word or punctuation)."""
+    fixed = dict(zip(terms(question), bm25.query_terms(question), strict=True))  # typos corrected, as BM25 has them
+    idf = {w: max((bm25.idf(fixed.get(t, t)) for t in terms(w)), default=0.0) for w in {question[a:b] for a, b in spans}}
+    return np.array([idf[question[a:b]] for a, b in spans], dtype=np.float64)
+
+
+def idf_pooled(index: Index, bm25: BM25Index, question: str) -> np.ndarray:
+    """The question's dense query vector for retrieval: the model's mean-pooled vector plus the mean of
+    its word-piece vectors weighted by each word's idf (:func:`piece_idf`), both unit length, the sum
+    normalised. Framing that every question shares ('which papers …', 'any work on …', 'I'm looking
+    for …') weighs little and the words that name the topic much, as in weighted-average sentence
+    embeddings (Arora et al., 2017, with idf for word frequency); the pooled half keeps the model's own
+    reading. The pooled vector alone when the embedder gives no token vectors or no word carries weight."""
+    pooled = index.embed_query(question)
+    found = index.query_tokens(question)
+    if found is None or not len(found[0]):
+        return pooled
+    vectors, spans = found
+    summed = piece_idf(bm25, question, spans) @ vectors
+    norm = float(np.linalg.norm(summed))
+    if norm < 1e-9:
+        return pooled
+    both = summed / norm + pooled
+    return (both / np.linalg.norm(both)).astype(np.float32)
 
 
 def piece_matches(pieces: np.ndarray, bits: list[np.ndarray], dim: int) -> np.ndarray:

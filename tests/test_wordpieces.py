@@ -15,7 +15,7 @@ from assistant.embedders.local import OnnxMiniLM
 from assistant.evidence import Evidence
 from assistant.index import Index
 from assistant.settings import Settings
-from assistant.wordpieces import rare_match, rare_pieces
+from assistant.wordpieces import idf_pooled, piece_idf, rare_match, rare_pieces
 
 LORA_Q = "Which papers reduce catastrophic forgetting with LoRA?"
 
@@ -93,6 +93,39 @@ def test_the_paper_that_writes_the_questions_rare_word_matches_it_better(tmp_pat
     assert lora["tok_rare"] > replay["tok_rare"] + 0.05
     assert lora["gap_tok_rare"] == 0.0 and replay["gap_tok_rare"] < 0
     assert abs(lora["sent_max"] - replay["sent_max"]) < lora["tok_rare"] - replay["tok_rare"]
+
+
+def test_the_dense_query_weighs_the_rare_word_that_tells_two_papers_apart(tmp_path: Path) -> None:
+    # 'LoRA' is in one abstract, 'forgetting' in both: weighted by idf, the question leans on 'LoRA', so
+    # dense search separates the two papers by more than the mean-pooled question does
+    a = get_assistant(_two_papers(tmp_path))
+    margins = {}
+    for mode in ("mean", "idf"):
+        a.retriever.cfg.dense_query = mode  # type: ignore[assignment]
+        sims = {pid: s for pid, s in a.retriever.dense_chunks(LORA_Q, 10, None).values()}
+        titles = {pid: p.title for pid, p in a.index.papers.many(list(sims)).items()}
+        by_title = {titles[pid]: s for pid, s in sims.items()}
+        margins[mode] = by_title["Forgetting in continual fine-tuning"] - by_title["Forgetting in continual fine-tuning II"]
+    assert margins["mean"] > 0
+    assert margins["idf"] > margins["mean"] + 0.03
+    a.retriever.cfg.dense_query = "mean"
+    assert np.array_equal(a.retriever.query_vector(LORA_Q), a.index.embed_query(LORA_Q))
+
+
+def test_the_dense_query_is_the_pooled_vector_when_no_word_weighs_or_no_token_vectors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = get_assistant(_two_papers(tmp_path))
+    bm25 = a.index.ensure_keyword_index()
+    framing = "Which papers are there?"  # stop and question words only: idf 0 throughout
+    found = a.index.query_tokens(framing)
+    assert found is not None and not piece_idf(bm25, framing, found[1]).any()
+    assert np.array_equal(idf_pooled(a.index, bm25, framing), a.index.embed_query(framing))
+    weighted = idf_pooled(a.index, bm25, LORA_Q)
+    assert abs(float(np.linalg.norm(weighted)) - 1.0) < 1e-5
+    assert not np.allclose(weighted, a.index.embed_query(LORA_Q), atol=1e-3)
+    monkeypatch.setattr(a.index, "query_tokens", lambda text: None)  # an embedder without token vectors
+    assert np.array_equal(idf_pooled(a.index, bm25, LORA_Q), a.index.embed_query(LORA_Q))
 
 
 def test_an_index_without_token_bits_gets_them_at_the_next_ingest_and_asks_embed_nothing(tmp_path: Path) -> None:
