@@ -95,20 +95,22 @@ def test_the_paper_that_writes_the_questions_rare_word_matches_it_better(tmp_pat
     assert abs(lora["sent_max"] - replay["sent_max"]) < lora["tok_rare"] - replay["tok_rare"]
 
 
-def test_the_dense_query_weighs_the_rare_word_that_tells_two_papers_apart(tmp_path: Path) -> None:
+def test_the_dense_query_weighs_the_rare_word_that_tells_two_papers_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # 'LoRA' is in one abstract, 'forgetting' in both: weighted by idf, the question leans on 'LoRA', so
     # dense search separates the two papers by more than the mean-pooled question does
     a = get_assistant(_two_papers(tmp_path))
     margins = {}
     for mode in ("mean", "idf"):
-        a.retriever.cfg.dense_query = mode  # type: ignore[assignment]
+        monkeypatch.setattr(a.retriever.cfg, "dense_query", mode)
         sims = {pid: s for pid, s in a.retriever.dense_chunks(LORA_Q, 10, None).values()}
         titles = {pid: p.title for pid, p in a.index.papers.many(list(sims)).items()}
         by_title = {titles[pid]: s for pid, s in sims.items()}
         margins[mode] = by_title["Forgetting in continual fine-tuning"] - by_title["Forgetting in continual fine-tuning II"]
     assert margins["mean"] > 0
     assert margins["idf"] > margins["mean"] + 0.03
-    a.retriever.cfg.dense_query = "mean"
+    monkeypatch.setattr(a.retriever.cfg, "dense_query", "mean")
     assert np.array_equal(a.retriever.query_vector(LORA_Q), a.index.embed_query(LORA_Q))
 
 
