@@ -4,8 +4,8 @@ The dense query is the question's pooled vector plus its idf-weighted word piece
 (``retrieval.dense_query``). Dense chunk similarities are aggregated to papers (best chunk counts
 once), BM25 ranks papers, and the two paper lists are fused: weighted reciprocal rank fusion (rrf_k=30,
 dense weight 0.8) plus a small share of score fusion (the mean of each paper's z-scores within the two
-lists, weight 0.15), which orders papers the ranks alone nearly tie. Tuned on SciFact train and the seed dev sets together; see
-evals/README.md for the tables.
+lists, weight 0.15), which orders papers the ranks alone nearly tie. Tuned on SciFact train and the seed
+dev sets together; see evals/README.md for the tables.
 """
 
 from __future__ import annotations
