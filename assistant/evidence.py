@@ -64,6 +64,7 @@ class Sentence:
     dense: float  # cosine similarity of question and sentence
     rare: float = math.nan  # the question's rare word pieces matched in this sentence alone (NaN: unmeasured)
     named: float = 0.0  # share of the question's named tokens this sentence writes
+    specific: float = 0.0  # how rare, in the corpus, the terms it adds to the question's are (mean idf / max)
     terms: frozenset[str] = frozenset()
     features: dict[str, float] = field(default_factory=dict)
     score: float = 0.0  # P(this sentence carries the answer), set by the judgement
@@ -247,6 +248,8 @@ class Evidence:
         bm25 = index.ensure_keyword_index()
         qterms = list(dict.fromkeys(bm25.query_terms(question)))
         self.weights = {t: bm25.idf(t) for t in qterms}
+        self._idf: dict[str, float] = {}
+        self._idf_max = math.log(1.0 + (bm25.n_docs + 0.5) / 0.5) or 1.0
         total = sum(self.weights.values()) or 1.0
         self.question = question
         qvec = index.embed_query(question)
@@ -266,6 +269,7 @@ class Evidence:
                     lexical=sum(w for t, w in self.weights.items() if t in st) / total,
                     rare=rare_texts[pos - 1][i + 1],
                     named=sum(mentions(prof.sentence_names[i], n) for n in names) / len(names) if names else 0.0,
+                    specific=self._specificity(bm25, st),
                 )
                 for i, (text, st) in enumerate(prof.sentences)
             ]
@@ -298,6 +302,19 @@ class Evidence:
         self.question_features = self._question_features(index, bm25)
         self.confidence = 0.0  # P(the corpus answers this), set by the judgement
         self.included: list[int] = []  # 1-based positions of the papers judged to answer it
+
+    def _specificity(self, bm25: BM25Index, sentence_terms: frozenset[str]) -> float:
+        """Mean BM25 idf (as a share of the highest possible) of the sentence's terms that are not the
+        question's: what it says beyond restating the question, and how specific that is (a method,
+        data set or number against a motivating generality)."""
+        new = [t for t in sentence_terms if t not in self.weights]
+        if not new:
+            return 0.0
+        idf = self._idf
+        for t in new:
+            if t not in idf:
+                idf[t] = bm25.idf(t)
+        return sum(idf[t] for t in new) / len(new) / self._idf_max
 
     def _piece_matches(
         self, index: Index, bm25: BM25Index, profs: list[Profile], dim: int
@@ -371,7 +388,7 @@ class Evidence:
     def _question_features(self, index: Index, bm25: BM25Index) -> dict[str, float]:
         """Whole-question features: the strength of the best evidence and what the corpus lacks."""
         top = self.papers[:5]
-        idf_max = math.log(1.0 + (bm25.n_docs + 0.5) / 0.5)
+        idf_max = self._idf_max
         df = bm25.df
         absent = [w for t, w in self.weights.items() if df.get(t, 0) == 0]
         covered_top3 = {t for p in self.papers[:3] for t in p.terms}

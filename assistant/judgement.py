@@ -37,7 +37,7 @@ PAPER_FEATURES = (
 )  # fmt: skip
 SENTENCE_FEATURES = (
     "dense", "gap_dense", "lexical", "gap_lexical", "has_number", "first", "last", "rel_position", "log_words",
-    "rare", "gap_rare", "named",
+    "rare", "gap_rare", "named", "gap_specific",
 )  # fmt: skip
 QUESTION_FEATURES = (
     "q_sent_max", "q_sent_3rd", "q_chunk_max", "q_title_max", "q_lex_max",
@@ -127,14 +127,17 @@ def sentence_rows(paper: PaperEvidence) -> np.ndarray:
         return np.zeros((0, len(SENTENCE_FEATURES)))
     top_dense = max(s.dense for s in sents)
     top_lex = max(s.lexical for s in sents)
+    top_specific = max(s.specific for s in sents)
     rares = [s.rare for s in sents]
     top_rare = math.nan if all(math.isnan(r) for r in rares) else float(np.nanmax(rares))  # NaN: unmeasured
     n = len(sents)
-    rows = [_sentence_features(s, top_dense, top_lex, top_rare, n) for s in sents]
+    rows = [_sentence_features(s, top_dense, top_lex, top_rare, top_specific, n) for s in sents]
     return np.array([[r[f] for f in SENTENCE_FEATURES] for r in rows], dtype=float)
 
 
-def _sentence_features(s: Sentence, top_dense: float, top_lex: float, top_rare: float, n: int) -> dict[str, float]:
+def _sentence_features(
+    s: Sentence, top_dense: float, top_lex: float, top_rare: float, top_specific: float, n: int
+) -> dict[str, float]:
     return {
         "dense": s.dense,
         "gap_dense": s.dense - top_dense,
@@ -148,6 +151,7 @@ def _sentence_features(s: Sentence, top_dense: float, top_lex: float, top_rare: 
         "rare": s.rare,
         "gap_rare": s.rare - top_rare,
         "named": s.named,
+        "gap_specific": s.specific - top_specific,
     }
 
 

@@ -176,7 +176,7 @@ def test_shipped_sentence_model_prefers_the_longer_of_two_otherwise_equal_senten
     from assistant.judgement import _sentence_features
 
     def length_feature(text: str) -> float:
-        return _sentence_features(Sentence(hit=1, text=text, position=0, lexical=0.2, dense=0.5), 0.5, 0.2, 0.0, 3)["log_words"]
+        return _sentence_features(Sentence(hit=1, text=text, position=0, lexical=0.2, dense=0.5), 0.5, 0.2, 0.0, 0.0, 3)["log_words"]
 
     short = length_feature("We propose a new method.")
     long_ = length_feature("We propose a new method that reaches high accuracy on the benchmark with half the parameters.")
@@ -185,6 +185,42 @@ def test_shipped_sentence_model_prefers_the_longer_of_two_otherwise_equal_senten
     rows = np.tile(np.asarray(sentence.mean), (2, 1))  # a typical sentence, twice: only the length differs
     col = SENTENCE_FEATURES.index("log_words")
     rows[0, col], rows[1, col] = short, long_
+    probs = sentence.prob(rows)
+    assert probs[1] > probs[0]
+
+
+def test_a_sentence_is_as_specific_as_the_rare_terms_it_adds_to_the_question(tmp_path: Path) -> None:
+    # answer facts name methods, data sets and numbers the question does not: a sentence's `specific` is
+    # the mean idf of the terms it adds (restating the question adds none), `gap_specific` its distance
+    # to the paper's most specific sentence
+    from assistant.judgement import sentence_rows
+    from ingest.pipeline import ingest
+
+    common = "Language models are trained on large data and evaluated on many tasks."
+    rows = [{"title": "Forgetting in continual learning",
+             "abstract": "Continual learning reduces forgetting. " + common
+                         + " It searches replay buffers with Monte Carlo Tree Search."}]
+    rows += [{"title": f"Language model study {i}", "abstract": common} for i in range(4)]  # fmt: skip
+    src = tmp_path / "p.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    settings = Settings(data_dir=tmp_path / "data")
+    ingest([src], settings)
+    a = get_assistant(settings)
+    q = "Which continual learning papers reduce forgetting?"
+    ev = Evidence(a.index, q, a.retriever.retrieve(q, k=5))
+    paper = next(p for p in ev.papers if p.hit.paper.title.startswith("Forgetting"))
+    restating, generic, specific = (s.specific for s in paper.sentences)
+    assert restating == 0.0
+    assert 0.0 < generic < specific <= 1.0
+    gaps = sentence_rows(paper)[:, SENTENCE_FEATURES.index("gap_specific")]
+    assert gaps.tolist() == pytest.approx([-specific, generic - specific, 0.0])
+
+
+def test_shipped_sentence_model_prefers_the_more_specific_of_two_otherwise_equal_sentences() -> None:
+    sentence = load_params().sentence
+    rows = np.tile(np.asarray(sentence.mean), (2, 1))
+    col = SENTENCE_FEATURES.index("gap_specific")
+    rows[0, col], rows[1, col] = -0.3, 0.0  # the second is its paper's most specific sentence
     probs = sentence.prob(rows)
     assert probs[1] > probs[0]
 
