@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -29,6 +30,17 @@ from evals.questions import Question
 from evals.training import Example, choose_answer_threshold, fit, stratified_folds
 
 LORA_Q = "Which papers reduce catastrophic forgetting with LoRA?"
+
+
+def _assistant_over(tmp_path: Path, rows: list[dict[str, str]]) -> Any:
+    """An assistant over a small corpus of ``rows`` (title, abstract), ingested into ``tmp_path``."""
+    from ingest.pipeline import ingest
+
+    src = tmp_path / "p.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    settings = Settings(data_dir=tmp_path / "data")
+    ingest([src], settings)
+    return get_assistant(settings)
 
 
 def test_linear_model_is_a_standardised_logistic() -> None:
@@ -194,18 +206,13 @@ def test_a_sentence_is_as_specific_as_the_rare_terms_it_adds_to_the_question(tmp
     # the mean idf of the terms it adds (restating the question adds none), `gap_specific` its distance
     # to the paper's most specific sentence
     from assistant.judgement import sentence_rows
-    from ingest.pipeline import ingest
 
     common = "Language models are trained on large data and evaluated on many tasks."
     rows = [{"title": "Forgetting in continual learning",
              "abstract": "Continual learning reduces forgetting. " + common
                          + " It searches replay buffers with Monte Carlo Tree Search."}]
     rows += [{"title": f"Language model study {i}", "abstract": common} for i in range(4)]  # fmt: skip
-    src = tmp_path / "p.jsonl"
-    src.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
-    settings = Settings(data_dir=tmp_path / "data")
-    ingest([src], settings)
-    a = get_assistant(settings)
+    a = _assistant_over(tmp_path, rows)
     q = "Which continual learning papers reduce forgetting?"
     ev = Evidence(a.index, q, a.retriever.retrieve(q, k=5))
     paper = next(p for p in ev.papers if p.hit.paper.title.startswith("Forgetting"))
@@ -229,16 +236,12 @@ def test_a_long_list_quotes_three_sentences_of_its_three_most_relevant_papers(tm
     # five answering papers, judged in order of relevance: three sentences for the first three, one for the rest
     from assistant.backends import Request
     from assistant.backends.extractive import ExtractiveBackend
-    from ingest.pipeline import ingest
 
     rows = [{"title": f"Forgetting study {i}",
              "abstract": f"Study {i} reduces catastrophic forgetting. It uses adapters of rank {i}. "
                          f"It reports results on benchmark {i}."} for i in range(5)]  # fmt: skip
-    src = tmp_path / "p.jsonl"
-    src.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
-    settings = Settings(data_dir=tmp_path / "data")
-    ingest([src], settings)
-    a = get_assistant(settings)
+    a = _assistant_over(tmp_path, rows)
+    settings = a.settings
     q = "Which papers reduce catastrophic forgetting?"
     hits = a.retriever.retrieve(q, k=5)
     ev = Evidence(a.index, q, hits)
@@ -362,17 +365,12 @@ def test_a_versioned_name_the_corpus_never_writes_counts_as_absent(tmp_path: Pat
     # before: a named token was a set of terms, so 'FlashAttention-3' ({flashattent, 3}) counted as
     # present in any corpus with FlashAttention-2 and a '3' somewhere; "a named method that occurs in
     # no abstract" is the strongest sign that the corpus does not answer the question
-    from ingest.pipeline import ingest
 
     rows = [
         {"title": "FlashAttention-2: Faster Attention", "abstract": "FlashAttention-2 is 2 times faster on H100 GPUs. It reaches 3 TFLOPs more."},
         {"title": "Attention kernels on GPUs", "abstract": "We profile 3 attention kernels on A100 and H100 GPUs."},
     ]
-    src = tmp_path / "fa.jsonl"
-    src.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
-    settings = Settings(data_dir=tmp_path / "data")
-    ingest([src], settings)
-    a = get_assistant(settings)
+    a = _assistant_over(tmp_path, rows)
 
     def named(q: str) -> tuple[float, float]:
         ev = Evidence(a.index, q, a.retriever.retrieve(q, k=2))
