@@ -176,7 +176,7 @@ class Index:
         (~0.1 ms per id) and a cache row per sentence. A no-op once done."""
         if self.registry.get_meta(VECTOR_COPIES) is not None:
             return
-        from assistant.evidence import embed_sentences  # evidence imports this module
+        from assistant.profiles import embed_sentences
 
         with self._lock:
             while ids := self.registry.chunks_without_vectors(1000):

@@ -18,10 +18,10 @@ from typing import TypeVar
 import numpy as np
 
 from assistant.embedders.cache import CachedEmbedder
-from assistant.evidence import embed_sentences, sentence_texts
 from assistant.index import INGEST_OPEN, Index
 from assistant.locking import WriteLock
 from assistant.models import Paper
+from assistant.profiles import embed_sentences, sentence_texts
 from assistant.settings import Settings
 from assistant.stores import chunk_metadata
 from assistant.wordpieces import paper_token_bits

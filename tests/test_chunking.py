@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.evidence import sentence_texts
 from assistant.index import Index
 from assistant.models import Paper
+from assistant.profiles import sentence_texts
 from assistant.settings import Settings
 from assistant.text import split_sentences
 from ingest.chunking import TITLE_WEIGHT, SentenceChunker, derive_vectors

@@ -307,7 +307,7 @@ def test_evidence_reads_all_candidate_papers_in_one_pass(tmp_path: Path, monkeyp
 
 
 def test_registry_rows_hold_the_vectors_scoring_reads_and_old_indexes_get_them(tmp_path: Path) -> None:
-    from assistant import evidence
+    from assistant import evidence, profiles
     from assistant.embedders.cache import text_key
     from assistant.index import VECTOR_COPIES
 
@@ -317,7 +317,7 @@ def test_registry_rows_hold_the_vectors_scoring_reads_and_old_indexes_get_them(t
     ids = [cid for pid in rows for cid, _ in rows[pid]]
     stored = index.store.vectors(ids)
     assert ids and all(np.allclose(vec, stored[cid], atol=1e-6) for pid in rows for cid, vec in rows[pid])
-    texts = {pid: evidence.sentence_texts(index.papers[pid]) for pid in ("a", "b", "c")}
+    texts = {pid: profiles.sentence_texts(index.papers[pid]) for pid in ("a", "b", "c")}
     cached = index.embedder.lookup([t for ts in texts.values() for t in ts])
     own = index.registry.text_vectors_of(["a", "b", "c"])
     assert set(own) == {"a", "b", "c"}
@@ -341,14 +341,14 @@ def test_registry_rows_hold_the_vectors_scoring_reads_and_old_indexes_get_them(t
 
 
 def test_a_vector_copy_that_does_not_match_the_sentence_split_is_not_used(tmp_path: Path) -> None:
-    from assistant import evidence
+    from assistant import profiles
 
     index = Index.open(_setup(tmp_path))
     paper = index.papers["a"]
-    expected = evidence.embed_sentences(index.embedder, [paper])["a"]
+    expected = profiles.embed_sentences(index.embedder, [paper])["a"]
     # a copy made under another sentence split: twice as many rows (same total size as n rows of 2 x dim)
     index.registry.set_text_vectors({"a": np.concatenate([expected, expected])})
-    (prof,) = evidence.profiles(Index.open(index.settings), [paper])
+    (prof,) = profiles.profiles(Index.open(index.settings), [paper])
     assert prof.sentence_vectors.shape == expected[1:].shape
     assert np.array_equal(prof.sentence_vectors, expected[1:]) and np.array_equal(prof.title_vector, expected[0])
 
@@ -366,14 +366,14 @@ def test_a_paper_whose_listing_only_changed_keeps_its_vector_copy(tmp_path: Path
 
 
 def test_profile_cache_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from assistant import evidence
+    from assistant import profiles
 
-    monkeypatch.setattr(evidence, "PROFILE_CACHE", 2)
+    monkeypatch.setattr(profiles, "PROFILE_CACHE", 2)
     index = Index.open(_setup(tmp_path))
     hits = Retriever(index).retrieve(Q, k=10)
-    first = evidence.profiles(index, [h.paper for h in hits])
+    first = profiles.profiles(index, [h.paper for h in hits])
     assert len(first) == 3 and len(index.__dict__["_profiles"]) == 2  # the most recent two
-    again = evidence.profiles(index, [h.paper for h in hits[1:]])
+    again = profiles.profiles(index, [h.paper for h in hits[1:]])
     assert again[0] is first[1] and again[1] is first[2]
 
 
@@ -416,9 +416,9 @@ def test_assistant_loads_vectors_and_keyword_index_in_the_background(
     "Our assistant.Based on prior work, adapters help.",  # glued sentences: the whole text tokenizes otherwise
 ])  # fmt: skip
 def test_profile_document_terms_are_the_terms_of_title_and_abstract(tmp_path: Path, abstract: str) -> None:
-    from assistant import evidence
+    from assistant import profiles
 
     s = _setup(tmp_path, [{"id": "g", "title": "Adapters, again", "abstract": abstract}])
     index = Index.open(s)
-    (prof,) = evidence.profiles(index, [index.papers["g"]])
+    (prof,) = profiles.profiles(index, [index.papers["g"]])
     assert prof.doc_terms == frozenset(terms(f"Adapters, again {abstract}"))

@@ -205,7 +205,7 @@ def test_each_sentence_is_matched_alone_and_the_paper_over_all_its_pieces(tmp_pa
 def test_pieces_split_per_text_as_the_model_cut_them_long_texts_included(tmp_path: Path) -> None:
     # a sentence longer than the model reads (256 tokens) keeps only its first 254 pieces, and a
     # one-word title its two: the split must give every text exactly its own pieces
-    from assistant.evidence import profiles
+    from assistant.profiles import profiles
     from ingest.pipeline import ingest
 
     long_sentence = "We " + " ".join(f"adapt layer{i} weights" for i in range(120)) + " with LoRA."
