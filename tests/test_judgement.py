@@ -254,6 +254,19 @@ def test_a_long_list_quotes_three_sentences_of_its_three_most_relevant_papers(tm
     assert [line.count(f"[{n}]") for n, line in enumerate(lines, start=1)] == [3, 3, 3, 1, 1]
 
 
+def test_extra_sentences_need_a_quarter_of_the_best_sentence_score() -> None:
+    from assistant.backends.extractive import pick
+    from assistant.evidence import PaperEvidence, Sentence
+    from assistant.models import Hit, Paper
+
+    sents = [Sentence(hit=1, text=f"Sentence {i}.", position=i, lexical=0.0, dense=0.0) for i in range(3)]
+    for s, score in zip(sents, (0.1, 0.8, 0.24), strict=True):
+        s.score = score
+    hit = Hit(paper=Paper(id="p", title="T", abstract="A."), score=1.0, rank=1)
+    paper = PaperEvidence(hit=hit, coverage=0.0, title_coverage=0.0, dense=0.0, sentences=sents)
+    assert [s.position for s in pick(paper, 3)] == [1, 2]  # in abstract order; 0.1 < 0.25 x 0.8 is dropped
+
+
 def test_answer_shape_follows_the_number_of_answering_papers() -> None:
     assert [sentences_per_paper(n) for n in (1, 2, 3, 4, 6, 10)] == [4, 3, 3, 3, 3, 3]
     # a long list: the three most relevant papers keep three sentences, the others 9 // n each (at least one)
