@@ -40,6 +40,10 @@ def register(app: typer.Typer) -> None:
             list[Path] | None,
             typer.Option("--train-only", help="With --cv: question files added to every fold's training, never scored."),
         ] = None,
+        splits: Annotated[
+            int,
+            typer.Option("--splits", min=0, help="With --cv: also average out-of-fold figures over N more fold splits."),
+        ] = 0,
         beir: Annotated[Path | None, typer.Option("--beir", help="BEIR folder: score retrieval per mode.")] = None,
         split: Annotated[str, typer.Option("--split", help="BEIR split: test, train or dev.")] = "test",
         ids: Annotated[Path | None, typer.Option("--ids", help="Only the question ids listed in this file (one a line, # comments).")] = None,
@@ -54,7 +58,7 @@ def register(app: typer.Typer) -> None:
             from evals.cv_report import run_cv_command
 
             run_cv_command(questions, folds=cv, train_only=train_only or [], backend=backend, k=k,
-                           json_out=json_out, md_out=md_out)
+                           json_out=json_out, md_out=md_out, splits=splits)
             return
         run_eval_command(
             questions, backend=backend, k=k, mode=mode, json_out=json_out, md_out=md_out, plot=plot,

@@ -29,13 +29,29 @@ def groups(rows: Sequence[QuestionScore], files: dict[str, str]) -> list[tuple[s
     return out
 
 
+def mean_metrics(parts: Sequence[Sequence[QuestionScore]]) -> dict[str, float | None]:
+    """Each of :data:`CV_COLUMNS` averaged over ``parts`` (the same questions scored in several runs);
+    None where no run measures it."""
+    runs = [summarise(p) for p in parts]
+    out: dict[str, float | None] = {}
+    for k in CV_COLUMNS:
+        vals = [float(v) for r in runs if (v := r[k]) is not None]
+        out[k] = sum(vals) / len(vals) if vals else None
+    return out
+
+
 def cv_table(result: CVResult, files: dict[str, str]) -> list[dict[str, Any]]:
-    """One row per (group, in-sample | out-of-fold) with the main metrics."""
+    """One row per (group, in-sample | out-of-fold [| out-of-fold mean over the repeated splits]) with
+    the main metrics."""
     table = []
     oof = dict(groups(result.out_of_fold.rows, files))
+    repeated = [dict(groups(run.rows, files)) for run in result.repeated]
     for name, rows in groups(result.in_sample.rows, files):
         for label, part in (("in-sample", rows), ("out-of-fold", oof[name])):
             table.append({"group": name, "fit": label, "n": len(part), **{k: summarise(part)[k] for k in CV_COLUMNS}})
+        if repeated:
+            table.append({"group": name, "fit": f"out-of-fold, mean of {len(repeated)} splits", "n": len(rows),
+                          **mean_metrics([r[name] for r in repeated])})
     return table
 
 
@@ -58,7 +74,7 @@ def _runner(backend: str | None = None, k: int | None = None) -> Any:
 
 def run_cv_command(
     question_files: Sequence[Path], *, folds: int, train_only: Sequence[Path], backend: str | None, k: int | None,
-    json_out: Path | None, md_out: Path | None,
+    json_out: Path | None, md_out: Path | None, splits: int = 0,
 ) -> None:
     """Cross-validate the judgement on the question files and print in-sample next to out-of-fold."""
     from rich.console import Console
@@ -74,12 +90,13 @@ def run_cv_command(
             files[q.id] = f.name
             questions.append(q)
     extra = [q for f in train_only for q in load_questions(f)]
-    result = cross_validate(_runner(backend, k), questions, folds=folds, train_only=extra)
+    result = cross_validate(_runner(backend, k), questions, folds=folds, train_only=extra, splits=splits)
     table = cv_table(result, files)
     out = Console()
     if not out.is_terminal:
         out.width = max(out.width, 200)
-    view = Table(title=f"judgement cross-validation ({folds} folds, stratified by kind)")
+    more = f"; mean of {splits} more fold splits" if splits else ""
+    view = Table(title=f"judgement cross-validation ({folds} folds, stratified by kind{more})")
     for col in ("group", "fit", "n", *(LABELS[c][0] for c in CV_COLUMNS)):
         view.add_column(col, justify="left" if col in ("group", "fit") else "right")
     for row in table:
@@ -87,7 +104,7 @@ def run_cv_command(
     out.print(view)
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        data = {"folds": folds, "table": table,
+        data = {"folds": folds, "splits": splits, "table": table,
                 "out_of_fold": [r.to_dict() for r in result.out_of_fold.rows],
                 "in_sample": [r.to_dict() for r in result.in_sample.rows]}
         json_out.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")

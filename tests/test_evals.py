@@ -180,6 +180,28 @@ def test_summarise_pools_and_rates() -> None:
     assert summary["recall_at_10"] is None and summary["refusal_rate"] is None
 
 
+def test_cv_table_averages_the_repeated_fold_splits() -> None:
+    from evals.crossval import CVResult
+    from evals.cv_report import cv_table, markdown
+
+    q = _q("lookup", ["28.8%"], "Q1")
+    hit = _score(q, _answer(["a"], text="It reaches 28.8% [1]."), ["a"])
+    miss = _score(q, _answer(["a"], text="It reaches a new high [1]."), ["a"])
+    result = CVResult(out_of_fold=EvalRun("oof", [hit]), in_sample=EvalRun("in", [hit]), folds=5,
+                      repeated=[EvalRun("seed 0", [hit]), EvalRun("seed 1", [miss]), EvalRun("seed 2", [miss])])
+    table = cv_table(result, {"Q1": "dev.jsonl"})
+    rows = [(r["group"], r["fit"]) for r in table]
+    assert rows[:3] == [("all", "in-sample"), ("all", "out-of-fold"), ("all", "out-of-fold, mean of 3 splits")]
+    mean = table[2]
+    assert mean["fact_coverage"] == pytest.approx(1 / 3) and mean["cited_precision"] == 1.0
+    assert mean["refusal_rate"] is None  # no unanswerable question in any split
+    assert table[1]["fact_coverage"] == 1.0  # the main split is reported as it is
+    assert "| all | out-of-fold, mean of 3 splits | 1 |" in markdown(table, 5)
+    # without repeated splits the table is as before
+    assert [r["fit"] for r in cv_table(CVResult(EvalRun("o", [hit]), EvalRun("i", [hit]), 5), {})][:2] == [
+        "in-sample", "out-of-fold"]
+
+
 def test_report_document_and_markdown() -> None:
     rows = [_score(_q("list", qid="Q1"), _answer(["a"], ranked=["x", "a"], unsupported_numbers=["42%"]), ["a", "b"]),
             _score(_q("unanswerable", qid="Q2"), _answer(["a"], refused=True), [])]
