@@ -179,7 +179,7 @@ class Evidence:
     ) -> tuple[list[float], list[list[float]]]:
         """Each candidate's ``tok_rare`` and each of its texts' (title, then sentences): unmeasured (NaN)
         for all unless every candidate has its word pieces; a paper whose pieces do not split per text
-        (see :func:`_split_bits`) is still matched as a whole, its sentences left NaN."""
+        (see :func:`assistant.profiles._split_bits`) is still matched as a whole, its sentences left NaN."""
         texts = [[np.zeros(0)] * (len(p.sentences) + 1) for p in profs]
         whole = [p.token_bits for p in profs if p.token_bits is not None]
         if len(whole) < len(profs):

@@ -17,12 +17,14 @@ from assistant.embedders import get_embedder
 from assistant.embedders.cache import CachedEmbedder
 from assistant.errors import IndexMissingError
 from assistant.offline import ensure_offline
+from assistant.profiles import embed_sentences
 from assistant.settings import Settings
 from assistant.stores import chunk_metadata, paper_of
 from assistant.stores.bm25 import BM25Index
 from assistant.stores.chroma import ChromaStore
 from assistant.stores.registry import Registry
 from assistant.stores.views import ChunksByPaperView, ChunkView, PaperView
+from assistant.wordpieces import paper_token_bits
 
 
 @contextmanager
@@ -176,8 +178,6 @@ class Index:
         (~0.1 ms per id) and a cache row per sentence. A no-op once done."""
         if self.registry.get_meta(VECTOR_COPIES) is not None:
             return
-        from assistant.profiles import embed_sentences
-
         with self._lock:
             while ids := self.registry.chunks_without_vectors(1000):
                 found = self.store.vectors(ids)
@@ -196,8 +196,6 @@ class Index:
         run, questions whose candidates lack them are scored without the word-piece features."""
         if not self.embedder.has_tokens or not self.registry.papers_without_tokens(1):
             return 0
-        from assistant.wordpieces import paper_token_bits  # evidence imports this module
-
         before = self.embedder.computed
         with self._lock:
             while pids := self.registry.papers_without_tokens(500):

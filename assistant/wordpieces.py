@@ -26,6 +26,7 @@ import numpy as np
 
 from assistant.embedders.cache import CachedEmbedder, token_bits
 from assistant.models import Paper
+from assistant.profiles import sentence_texts
 from assistant.stores.bm25 import BM25Index
 from assistant.text import terms
 
@@ -38,8 +39,6 @@ MIN_PIECES = 3  # a question's rare pieces: its rarest third, but at least this 
 def paper_token_bits(embedder: CachedEmbedder, papers: Iterable[Paper]) -> dict[str, np.ndarray] | None:
     """Each paper's word-piece bits (title, then every abstract sentence, rows one after another), from
     the cache where it holds them, else one model pass; None when the embedder gives no token vectors."""
-    from assistant.profiles import sentence_texts  # profiles -> embedders -> this module
-
     texts = {p.id: sentence_texts(p) for p in papers}
     found = embedder.tokens([t for ts in texts.values() for t in ts])
     if found is None:

@@ -54,6 +54,10 @@ def register(app: typer.Typer) -> None:
 
             run_beir_command(beir, split=split, compare=compare, json_out=json_out, md_out=md_out)
             return
+        if cv is None and (splits or train_only):
+            from assistant.errors import ConfigError
+
+            raise ConfigError(f"{'--splits' if splits else '--train-only'} needs --cv K (it applies to cross-validation)")
         if cv is not None:
             from evals.cv_report import run_cv_command
 

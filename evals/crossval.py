@@ -4,8 +4,8 @@ For each fold the judgement is fitted on the other folds' questions (plus any tr
 and the fold's questions are answered through :func:`assistant.answering.ask` with those
 parameters, so every reported out-of-fold figure comes from a model that never saw the question.
 The in-sample run fits on every question and answers them all. One fold split is a noisy estimate
-(one question moves a rate by 0.01-0.08), so ``splits`` more are run (fold seeds 0..splits-1) and their
-out-of-fold figures averaged (``litassist eval --cv K --splits N``).
+(one question moves a rate by 0.015-0.08), so ``splits`` more are run (the first fold seeds from 0 that
+are not the main split's) and their out-of-fold figures averaged (``litassist eval --cv K --splits N``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from evals.questions import Question
 from evals.runner import EvalRun, Runner
 from evals.scores import QuestionScore
-from evals.training import Example, collect, fit, stratified_folds
+from evals.training import FOLD_SEED, Example, collect, fit, stratified_folds
 
 FOLDS = 5
 
@@ -29,6 +29,11 @@ class CVResult:
     in_sample: EvalRun
     folds: int
     repeated: list[EvalRun] = field(default_factory=list)  # out-of-fold runs over further fold splits
+
+
+def split_seeds(n: int) -> list[int]:
+    """The fold seeds of ``n`` further splits: the first ``n`` from 0, skipping the main split's."""
+    return [seed for seed in range(n + 1) if seed != FOLD_SEED][:n]
 
 
 def gold_ids(runner: Runner, questions: Sequence[Question]) -> list[set[str]]:
@@ -53,8 +58,8 @@ def cross_validate(
     """Out-of-fold and in-sample evaluation of the judgement on ``questions`` (folds stratified by kind).
 
     ``train_only`` questions are added to every fold's training data and never evaluated. With
-    ``splits``, the out-of-fold run is repeated over that many other fold splits (seeds 0..splits-1;
-    the main split keeps the default seed, the one the CI gate reads).
+    ``splits``, the out-of-fold run is repeated over that many other fold splits (:func:`split_seeds`;
+    the main split keeps :data:`~evals.training.FOLD_SEED`, the one the CI gate reads).
     """
     from assistant.judgement import Judge
 
@@ -63,21 +68,21 @@ def cross_validate(
     examples = examples_for(runner, questions)
     extra = examples_for(runner, train_only) if train_only else []
 
-    def out_of_fold(seed: int | None) -> EvalRun:
+    def out_of_fold(seed: int) -> EvalRun:
         rows: dict[str, QuestionScore] = {}
-        parts = stratified_folds(questions, folds) if seed is None else stratified_folds(questions, folds, seed=seed)
+        parts = stratified_folds(questions, folds, seed=seed)
         for test in parts:
             held = {questions[i].id for i in test}
             assistant.judge = Judge(fit([e for e in examples if e.question.id not in held] + extra))
             run = runner.run([questions[i] for i in test], progress=progress)
             rows.update({r.id: r for r in run.rows})
-        label = "" if seed is None else f", fold seed {seed}"
+        label = "" if seed == FOLD_SEED else f", fold seed {seed}"
         return EvalRun(name=f"{run.name} (out-of-fold, {folds} folds{label})", rows=[rows[q.id] for q in questions],
                        config={**run.config, "cv_folds": folds, "cv_seed": seed})
 
     try:
-        oof = out_of_fold(None)
-        repeated = [out_of_fold(seed) for seed in range(splits)]
+        oof = out_of_fold(FOLD_SEED)
+        repeated = [out_of_fold(seed) for seed in split_seeds(splits)]
         assistant.judge = Judge(fit(examples + extra))
         in_sample = runner.run(questions, progress=progress)
     finally:

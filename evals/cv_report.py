@@ -15,6 +15,14 @@ CV_COLUMNS = (
     "recall_at_10", "cited_precision", "cited_recall", "fact_coverage", "refusal_rate", "false_refusal_rate",
     "invalid_citations", "unsupported_numbers", "uncited_sentences",
 )  # fmt: skip
+COUNTS = ("invalid_citations", "unsupported_numbers", "uncited_sentences")  # summed per run, not rates
+
+
+def cell(value: Any, key: str) -> str:
+    """A table cell: a count averaged over splits keeps one decimal (0.0), not a rate's three."""
+    if key in COUNTS and isinstance(value, float):
+        return f"{value:.1f}"
+    return fmt(value, key)
 
 
 def groups(rows: Sequence[QuestionScore], files: dict[str, str]) -> list[tuple[str, list[QuestionScore]]]:
@@ -55,12 +63,13 @@ def cv_table(result: CVResult, files: dict[str, str]) -> list[dict[str, Any]]:
     return table
 
 
-def markdown(table: Sequence[dict[str, Any]], folds: int) -> str:
+def markdown(table: Sequence[dict[str, Any]], folds: int, splits: int = 0) -> str:
     """The table as Markdown."""
     head = ["group", "fit", "n", *(LABELS[c][0] for c in CV_COLUMNS)]
-    lines = [f"# litassist eval --cv {folds}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    title = f"# litassist eval --cv {folds}" + (f" --splits {splits}" if splits else "")
+    lines = [title, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in table:
-        cells = [row["group"], row["fit"], str(row["n"]), *(fmt(row[c], c) for c in CV_COLUMNS)]
+        cells = [row["group"], row["fit"], str(row["n"]), *(cell(row[c], c) for c in CV_COLUMNS)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -100,17 +109,19 @@ def run_cv_command(
     for col in ("group", "fit", "n", *(LABELS[c][0] for c in CV_COLUMNS)):
         view.add_column(col, justify="left" if col in ("group", "fit") else "right")
     for row in table:
-        view.add_row(row["group"], row["fit"], str(row["n"]), *(fmt(row[c], c) for c in CV_COLUMNS))
+        view.add_row(row["group"], row["fit"], str(row["n"]), *(cell(row[c], c) for c in CV_COLUMNS))
     out.print(view)
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         data = {"folds": folds, "splits": splits, "table": table,
                 "out_of_fold": [r.to_dict() for r in result.out_of_fold.rows],
-                "in_sample": [r.to_dict() for r in result.in_sample.rows]}
+                "in_sample": [r.to_dict() for r in result.in_sample.rows],
+                "repeated": [{"cv_seed": run.config.get("cv_seed"), "rows": [r.to_dict() for r in run.rows]}
+                             for run in result.repeated]}
         json_out.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
     if md_out:
         md_out.parent.mkdir(parents=True, exist_ok=True)
-        md_out.write_text(markdown(table, folds), encoding="utf-8")
+        md_out.write_text(markdown(table, folds, splits), encoding="utf-8")
 
 
 def run_fit_command(question_files: Sequence[Path], out: Path) -> None:

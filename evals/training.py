@@ -32,6 +32,7 @@ from evals.questions import Question
 
 C_REG = 0.5  # inverse L2 strength of every model (a regularisation choice, not tuned per fold)
 INNER_FOLDS = 5
+FOLD_SEED = 13  # the fold split `litassist eval --cv` reports and the CI gate reads
 WEAK_MARGIN = 0.15
 MAX_FALSE_REFUSAL = 0.05  # inner-CV false refusals allowed: half the 10% target, as out-of-fold ran ~1.5-2x higher
 
@@ -228,7 +229,7 @@ def fit(examples: Sequence[Example], sources: Sequence[str] = ()) -> Params:
     )
 
 
-def stratified_folds(questions: Sequence[Question], folds: int, seed: int = 13) -> list[list[int]]:
+def stratified_folds(questions: Sequence[Question], folds: int, seed: int = FOLD_SEED) -> list[list[int]]:
     """Indices of ``questions`` split into ``folds`` parts, each kind spread evenly (deterministic)."""
     if folds < 2:
         raise ConfigError(f"--cv {folds}: need at least 2 folds")

@@ -196,10 +196,49 @@ def test_cv_table_averages_the_repeated_fold_splits() -> None:
     assert mean["fact_coverage"] == pytest.approx(1 / 3) and mean["cited_precision"] == 1.0
     assert mean["refusal_rate"] is None  # no unanswerable question in any split
     assert table[1]["fact_coverage"] == 1.0  # the main split is reported as it is
-    assert "| all | out-of-fold, mean of 3 splits | 1 |" in markdown(table, 5)
+    md = markdown(table, 5, 3)
+    assert md.startswith("# litassist eval --cv 5 --splits 3") and "| all | out-of-fold, mean of 3 splits | 1 |" in md
+    assert md.splitlines()[6].endswith("| 0.000 | 0.0 | 0.0 | n/a |")  # counts averaged over splits: one decimal
     # without repeated splits the table is as before
     assert [r["fit"] for r in cv_table(CVResult(EvalRun("o", [hit]), EvalRun("i", [hit]), 5), {})][:2] == [
         "in-sample", "out-of-fold"]
+
+
+def test_cross_validation_never_scores_a_question_with_a_judge_fitted_on_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # scripted runner and fitter: records which questions each judge was fitted on and which it answered
+    from types import SimpleNamespace
+
+    import assistant.judgement
+    import evals.crossval as cv
+    from evals.training import FOLD_SEED, stratified_folds
+
+    questions = [_q(kind, qid=f"{kind}{i}") for kind in ("list", "lookup", "unanswerable") for i in range(4)]
+    extra = [_q("unanswerable", qid="T1")]
+    monkeypatch.setattr(cv, "examples_for", lambda runner, qs: [SimpleNamespace(question=q) for q in qs])
+    monkeypatch.setattr(cv, "fit", lambda ex: frozenset(e.question.id for e in ex))
+    monkeypatch.setattr(assistant.judgement, "Judge", lambda trained: trained)
+    calls: list[tuple[frozenset[str], list[str]]] = []
+
+    class Runner:
+        assistant = SimpleNamespace(judge="shipped")
+
+        def run(self, qs: list[Question], progress: Any = None) -> EvalRun:
+            calls.append((self.assistant.judge, [q.id for q in qs]))
+            return EvalRun("stub", [SimpleNamespace(id=q.id) for q in qs], config={"mode": "hybrid"})
+
+    runner = Runner()
+    result = cv.cross_validate(runner, questions, folds=4, train_only=extra, splits=14)  # type: ignore[arg-type]
+    assert runner.assistant.judge == "shipped"  # restored
+    assert len(calls) == 4 * 15 + 1 and len(result.repeated) == 14
+    for trained, scored in calls[:-1]:
+        assert "T1" in trained and not trained & set(scored)  # out-of-fold: never fitted on what it answers
+    assert calls[-1] == (frozenset(q.id for q in questions + extra), [q.id for q in questions])  # in-sample
+    main = [sorted(ids) for _, ids in calls[:4]]
+    assert main == [sorted(questions[i].id for i in part) for part in stratified_folds(questions, 4, seed=FOLD_SEED)]
+    seeds = [run.config["cv_seed"] for run in result.repeated]
+    assert result.out_of_fold.config["cv_seed"] == FOLD_SEED and FOLD_SEED not in seeds
+    assert seeds == [s for s in range(15) if s != FOLD_SEED]
+    assert all([r.id for r in run.rows] == [q.id for q in questions] for run in [result.out_of_fold, *result.repeated])
 
 
 def test_report_document_and_markdown() -> None:
@@ -453,6 +492,8 @@ def test_cli_bad_options_and_empty_index_are_one_line(tmp_path: Path) -> None:
     for args, expected in (
         (["--mode", "sparse"], "--mode 'sparse' is not one of hybrid, dense, bm25"),
         (["--compare", "dense,fuzzy"], "--compare 'dense,fuzzy': modes must be a comma list of"),
+        (["--splits", "3"], "--splits needs --cv K"),
+        (["--train-only", qfile], "--train-only needs --cv K"),
         ([], "the index is empty: run `litassist ingest"),  # the autouse data dir is empty
     ):
         proc = _cli("eval", "--questions", qfile, *args)
