@@ -198,7 +198,7 @@ def test_cv_table_averages_the_repeated_fold_splits() -> None:
     assert table[1]["fact_coverage"] == 1.0  # the main split is reported as it is
     md = markdown(table, 5, 3)
     assert md.startswith("# litassist eval --cv 5 --splits 3") and "| all | out-of-fold, mean of 3 splits | 1 |" in md
-    assert md.splitlines()[6].endswith("| 0.000 | 0.0 | 0.0 | n/a |")  # counts averaged over splits: one decimal
+    assert md.splitlines()[6].endswith("| 0.0 | 0.0 | n/a |")  # counts averaged over splits: one decimal
     # without repeated splits the table is as before
     assert [r["fit"] for r in cv_table(CVResult(EvalRun("o", [hit]), EvalRun("i", [hit]), 5), {})][:2] == [
         "in-sample", "out-of-fold"]
