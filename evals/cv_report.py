@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.crossval import CVResult
+from evals.intervals import LEVEL, RATES, bootstrap_intervals
 from evals.report import LABELS, fmt
 from evals.scores import QuestionScore, summarise
 
@@ -50,13 +51,14 @@ def mean_metrics(parts: Sequence[Sequence[QuestionScore]]) -> dict[str, float | 
 
 def cv_table(result: CVResult, files: dict[str, str]) -> list[dict[str, Any]]:
     """One row per (group, in-sample | out-of-fold [| out-of-fold mean over the repeated splits]) with
-    the main metrics."""
-    table = []
+    the main metrics; out-of-fold rows carry ``ci``, each rate's bootstrap interval over the questions."""
+    table: list[dict[str, Any]] = []
     oof = dict(groups(result.out_of_fold.rows, files))
     repeated = [dict(groups(run.rows, files)) for run in result.repeated]
     for name, rows in groups(result.in_sample.rows, files):
         for label, part in (("in-sample", rows), ("out-of-fold", oof[name])):
             table.append({"group": name, "fit": label, "n": len(part), **{k: summarise(part)[k] for k in CV_COLUMNS}})
+        table[-1]["ci"] = bootstrap_intervals(oof[name])
         if repeated:
             table.append({"group": name, "fit": f"out-of-fold, mean of {len(repeated)} splits", "n": len(rows),
                           **mean_metrics([r[name] for r in repeated])})
@@ -71,7 +73,19 @@ def markdown(table: Sequence[dict[str, Any]], folds: int, splits: int = 0) -> st
     for row in table:
         cells = [row["group"], row["fit"], str(row["n"]), *(cell(row[c], c) for c in CV_COLUMNS)]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"{LEVEL:.0%} intervals of the out-of-fold rates (percentile bootstrap over each group's questions: "
+              "the spread a new question set of that size would show):", "",
+              "| group | n | " + " | ".join(LABELS[c][0] for c in RATES) + " |", "|" + "---|" * (len(RATES) + 2)]
+    for row in table:
+        if "ci" in row:
+            lines.append(f"| {row['group']} | {row['n']} | " + " | ".join(spread(row, c) for c in RATES) + " |")
     return "\n".join(lines) + "\n"
+
+
+def spread(row: dict[str, Any], key: str) -> str:
+    """'0.712 (0.62-0.80)': a rate with its interval; 'n/a' where nothing measures it."""
+    ci = row["ci"].get(key)
+    return "n/a" if ci is None else f"{fmt(row[key], key)} ({ci[0]:.2f}-{ci[1]:.2f})"
 
 
 def _runner(backend: str | None = None, k: int | None = None) -> Any:
@@ -111,6 +125,9 @@ def run_cv_command(
     for row in table:
         view.add_row(row["group"], row["fit"], str(row["n"]), *(cell(row[c], c) for c in CV_COLUMNS))
     out.print(view)
+    main = next(row for row in table if "ci" in row)
+    out.print(f"{LEVEL:.0%} bootstrap intervals, all questions out-of-fold: "
+              + ", ".join(f"{LABELS[c][0]} {spread(main, c)}" for c in RATES))
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         data = {"folds": folds, "splits": splits, "table": table,

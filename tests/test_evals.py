@@ -196,12 +196,37 @@ def test_cv_table_averages_the_repeated_fold_splits() -> None:
     assert mean["fact_coverage"] == pytest.approx(1 / 3) and mean["cited_precision"] == 1.0
     assert mean["refusal_rate"] is None  # no unanswerable question in any split
     assert table[1]["fact_coverage"] == 1.0  # the main split is reported as it is
+    assert table[1]["ci"]["fact_coverage"] == (1.0, 1.0) and "ci" not in table[0]  # one question, always a hit
     md = markdown(table, 5, 3)
+    assert "| all | 1 | 1.000 (1.00-1.00) | 1.000 (1.00-1.00) |" in md and "| n/a | 0.000 (0.00-0.00) |" in md
     assert md.startswith("# litassist eval --cv 5 --splits 3") and "| all | out-of-fold, mean of 3 splits | 1 |" in md
     assert md.splitlines()[6].endswith("| 0.0 | 0.0 | n/a |")  # counts averaged over splits: one decimal
     # without repeated splits the table is as before
     assert [r["fit"] for r in cv_table(CVResult(EvalRun("o", [hit]), EvalRun("i", [hit]), 5), {})][:2] == [
         "in-sample", "out-of-fold"]
+
+
+def test_bootstrap_intervals_hold_the_figure_and_narrow_with_more_questions() -> None:
+    from evals.intervals import bootstrap_intervals
+
+    refused = _score(_q("unanswerable", qid="U1"), _answer([], refused=True), [])
+    answered = _score(_q("unanswerable", qid="U2"), _answer(["a"]), [])
+    full = _score(_q("list", qid="L1"), _answer(["a", "b"]), ["a", "b"])
+    half = _score(_q("list", qid="L2"), _answer(["a", "x"]), ["a", "b"])
+    rows = [refused, answered, full, half]
+    ci = bootstrap_intervals(rows)
+    assert ci == bootstrap_intervals(rows)  # deterministic
+    assert ci["fact_coverage"] is None  # no lookup or compare question
+    lo, hi = ci["refusal_rate"]  # type: ignore[misc]
+    assert 0.0 <= lo < summarise(rows)["refusal_rate"] < hi <= 1.0
+    lo, hi = ci["cited_precision"]  # type: ignore[misc]
+    assert (lo, hi) == (pytest.approx(0.5), pytest.approx(1.0))  # over the two list questions only
+    assert bootstrap_intervals([full, full])["cited_precision"] == (1.0, 1.0)
+    # each kind is resampled within itself: answerable questions beside them do not move the refusal interval
+    many = [refused] * 4 + [answered] * 6 + [full] * 30
+    assert bootstrap_intervals(many)["refusal_rate"] == bootstrap_intervals(many[:10])["refusal_rate"]
+    wide, narrow = ci["refusal_rate"], bootstrap_intervals(rows * 20)["refusal_rate"]
+    assert narrow is not None and wide is not None and narrow[1] - narrow[0] < (wide[1] - wide[0]) / 2
 
 
 def test_cross_validation_never_scores_a_question_with_a_judge_fitted_on_it(monkeypatch: pytest.MonkeyPatch) -> None:
