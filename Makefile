@@ -50,7 +50,7 @@ eval: install
 	$(BIN)/litassist eval $(DEVSETS) --json artifacts/eval.json --md artifacts/eval.md --plot artifacts/eval.png
 	$(BIN)/litassist eval $(DEVSETS) --cv 5 --train-only evals/train_unanswerable.jsonl --json artifacts/eval-cv.json --md artifacts/eval-cv.md
 
-# The cross-validated figures over 12 more fold splits (seeds 0-11) besides the gate's: one split moves a
+# The cross-validated figures over SPLITS (12) more fold splits (the first seeds from 0, skipping the gate's 13): one split moves a
 # rate by one question, so compare changes on the mean (~5 min on 2 cores).
 SPLITS ?= 12
 bench-cv: install

@@ -49,15 +49,16 @@ def register(app: typer.Typer) -> None:
         ids: Annotated[Path | None, typer.Option("--ids", help="Only the question ids listed in this file (one a line, # comments).")] = None,
     ) -> None:
         """Score question files (retrieval, citations, grounding, facts, refusals, latency) or a BEIR folder."""
+        if cv is None and (splits or train_only):
+            from assistant.errors import ConfigError
+
+            flags = " and ".join(f for f, on in (("--splits", splits), ("--train-only", train_only)) if on)
+            raise ConfigError(f"{flags} need{'s' if ' and ' not in flags else ''} --cv K (cross-validation options)")
         if beir is not None or not questions:
             from evals.beir import run_beir_command
 
             run_beir_command(beir, split=split, compare=compare, json_out=json_out, md_out=md_out)
             return
-        if cv is None and (splits or train_only):
-            from assistant.errors import ConfigError
-
-            raise ConfigError(f"{'--splits' if splits else '--train-only'} needs --cv K (it applies to cross-validation)")
         if cv is not None:
             from evals.cv_report import run_cv_command
 

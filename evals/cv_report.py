@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.crossval import CVResult
-from evals.intervals import LEVEL, RATES, bootstrap_intervals
+from evals.intervals import LEVEL, RATES, RESAMPLES, bootstrap_intervals
 from evals.report import LABELS, fmt
 from evals.scores import QuestionScore, summarise
 
@@ -20,9 +20,9 @@ COUNTS = ("invalid_citations", "unsupported_numbers")  # summed per run, not rat
 
 
 def cell(value: Any, key: str) -> str:
-    """A table cell: a count averaged over splits keeps one decimal (0.0), not a rate's three."""
+    """A table cell: a count averaged over splits keeps two decimals (0.00), not a rate's three."""
     if key in COUNTS and isinstance(value, float):
-        return f"{value:.1f}"
+        return f"{value:.2f}"
     return fmt(value, key)
 
 
@@ -73,8 +73,8 @@ def markdown(table: Sequence[dict[str, Any]], folds: int, splits: int = 0) -> st
     for row in table:
         cells = [row["group"], row["fit"], str(row["n"]), *(cell(row[c], c) for c in CV_COLUMNS)]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"{LEVEL:.0%} intervals of the out-of-fold rates (percentile bootstrap over each group's questions: "
-              "the spread a new question set of that size would show):", "",
+    lines += ["", f"{LEVEL:.0%} intervals of the main split's out-of-fold rates (percentile bootstrap over each "
+              "group's questions, each kind resampled within itself: the uncertainty from question sampling alone):", "",
               "| group | n | " + " | ".join(LABELS[c][0] for c in RATES) + " |", "|" + "---|" * (len(RATES) + 2)]
     for row in table:
         if "ci" in row:
@@ -83,9 +83,9 @@ def markdown(table: Sequence[dict[str, Any]], folds: int, splits: int = 0) -> st
 
 
 def spread(row: dict[str, Any], key: str) -> str:
-    """'0.712 (0.62-0.80)': a rate with its interval; 'n/a' where nothing measures it."""
+    """'0.712 (0.630-0.790)': a rate with its interval; 'n/a' where nothing measures it."""
     ci = row["ci"].get(key)
-    return "n/a" if ci is None else f"{fmt(row[key], key)} ({ci[0]:.2f}-{ci[1]:.2f})"
+    return "n/a" if ci is None else f"{fmt(row[key], key)} ({ci[0]:.3f}-{ci[1]:.3f})"
 
 
 def _runner(backend: str | None = None, k: int | None = None) -> Any:
@@ -126,11 +126,13 @@ def run_cv_command(
         view.add_row(row["group"], row["fit"], str(row["n"]), *(cell(row[c], c) for c in CV_COLUMNS))
     out.print(view)
     main = next(row for row in table if "ci" in row)
-    out.print(f"{LEVEL:.0%} bootstrap intervals, all questions out-of-fold: "
+    out.print(f"{LEVEL:.0%} bootstrap intervals, all questions, out-of-fold on the main split "
+              f"(fold seed {result.out_of_fold.config.get('cv_seed')}): "
               + ", ".join(f"{LABELS[c][0]} {spread(main, c)}" for c in RATES))
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        data = {"folds": folds, "splits": splits, "table": table,
+        data = {"folds": folds, "splits": splits, "cv_seed": result.out_of_fold.config.get("cv_seed"),
+                "ci_level": LEVEL, "ci_resamples": RESAMPLES, "table": table,
                 "out_of_fold": [r.to_dict() for r in result.out_of_fold.rows],
                 "in_sample": [r.to_dict() for r in result.in_sample.rows],
                 "repeated": [{"cv_seed": run.config.get("cv_seed"), "rows": [r.to_dict() for r in run.rows]}

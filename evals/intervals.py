@@ -3,12 +3,15 @@
 Twelve unanswerable questions make a refusal rate move by 0.083 a question, so a figure alone says little
 about a question set the project never sees. :func:`bootstrap_intervals` resamples the scored
 questions with replacement, each kind within itself, and recomputes each rate the way
-:func:`evals.scores.summarise` does (a mean over the questions it applies to), so the interval is the
-spread a new question set of the same size and mix of kinds would give, before the judgement is refitted (``litassist eval --cv K`` reports it for out-of-fold rows).
+:func:`evals.scores.summarise` does (a mean over the questions it applies to): the interval is the
+uncertainty of the rate from question sampling alone, for questions of this mix of kinds (refitting the
+judgement is not counted; one new question set's figure would scatter wider, about 1.4x).
+``litassist eval --cv K`` reports it for the main split's out-of-fold rows.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -37,9 +40,11 @@ def bootstrap_intervals(
     out: dict[str, tuple[float, float] | None] = {}
     if not rows:
         return dict.fromkeys(RATES)
-    rng = np.random.default_rng(seed)
-    strata = [np.array([i for i, r in enumerate(rows) if r.kind == kind]) for kind in dict.fromkeys(r.kind for r in rows)]
-    picks = np.hstack([s[rng.integers(0, len(s), size=(resamples, len(s)))] for s in strata])  # kinds keep their counts
+    strata = {kind: np.array([i for i, r in enumerate(rows) if r.kind == kind]) for kind in dict.fromkeys(r.kind for r in rows)}
+    picks = np.hstack([  # each kind keeps its count, drawn from its own stream: one kind's interval ignores the others
+        idx[np.random.default_rng([seed, zlib.crc32(kind.encode())]).integers(0, len(idx), size=(resamples, len(idx)))]
+        for kind, idx in strata.items()
+    ])
     tail = (1.0 - level) / 2 * 100
     for key, (applies, value) in RATES.items():
         vals = [value(r) if applies(r) else None for r in rows]
@@ -50,6 +55,9 @@ def bootstrap_intervals(
         x = np.array([v if v is not None else 0.0 for v in vals], dtype=float)
         den = mask[picks].sum(axis=1)
         stats = (x[picks] * mask[picks]).sum(axis=1)[den > 0] / den[den > 0]  # resamples that hold none are skipped
+        if not len(stats):
+            out[key] = None
+            continue
         lo, hi = np.percentile(stats, [tail, 100 - tail])
         out[key] = (float(lo), float(hi))
     return out

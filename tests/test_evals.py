@@ -198,9 +198,9 @@ def test_cv_table_averages_the_repeated_fold_splits() -> None:
     assert table[1]["fact_coverage"] == 1.0  # the main split is reported as it is
     assert table[1]["ci"]["fact_coverage"] == (1.0, 1.0) and "ci" not in table[0]  # one question, always a hit
     md = markdown(table, 5, 3)
-    assert "| all | 1 | 1.000 (1.00-1.00) | 1.000 (1.00-1.00) |" in md and "| n/a | 0.000 (0.00-0.00) |" in md
+    assert "| all | 1 | 1.000 (1.000-1.000) | 1.000 (1.000-1.000) |" in md and "| n/a | 0.000 (0.000-0.000) |" in md
     assert md.startswith("# litassist eval --cv 5 --splits 3") and "| all | out-of-fold, mean of 3 splits | 1 |" in md
-    assert md.splitlines()[6].endswith("| 0.0 | 0.0 | n/a |")  # counts averaged over splits: one decimal
+    assert md.splitlines()[6].endswith("| 0.00 | 0.00 | n/a |")  # counts averaged over splits: two decimals
     # without repeated splits the table is as before
     assert [r["fit"] for r in cv_table(CVResult(EvalRun("o", [hit]), EvalRun("i", [hit]), 5), {})][:2] == [
         "in-sample", "out-of-fold"]
@@ -222,9 +222,21 @@ def test_bootstrap_intervals_hold_the_figure_and_narrow_with_more_questions() ->
     lo, hi = ci["cited_precision"]  # type: ignore[misc]
     assert (lo, hi) == (pytest.approx(0.5), pytest.approx(1.0))  # over the two list questions only
     assert bootstrap_intervals([full, full])["cited_precision"] == (1.0, 1.0)
-    # each kind is resampled within itself: answerable questions beside them do not move the refusal interval
-    many = [refused] * 4 + [answered] * 6 + [full] * 30
-    assert bootstrap_intervals(many)["refusal_rate"] == bootstrap_intervals(many[:10])["refusal_rate"]
+    # each kind is resampled within itself: other questions, before or after, do not move the refusal interval
+    unanswerable = [refused] * 4 + [answered] * 6
+    alone = bootstrap_intervals(unanswerable)["refusal_rate"]
+    assert alone is not None and 0.0 < alone[0] < 0.4 < alone[1] < 1.0
+    assert bootstrap_intervals([full] * 30 + unanswerable)["refusal_rate"] == alone
+    assert bootstrap_intervals(unanswerable + [half] * 30)["refusal_rate"] == alone
+    # on a mix of every kind, a rate has an interval exactly where summarise measures it, and holds it
+    dropped = _score(_q("lookup", ["28.8%"], "K1"), _answer([], refused=True), ["a"])
+    found = _score(_q("compare", ["k-means"], "K2"), _answer(["a"], text="It uses k-means [1]."), ["a"])
+    mixed = [*rows, dropped, found]
+    point, spread = summarise(mixed), bootstrap_intervals(mixed)
+    for key, interval in spread.items():
+        assert (interval is None) == (point[key] is None), key
+        assert interval is None or interval[0] <= point[key] <= interval[1], key  # type: ignore[operator]
+    assert spread["false_refusal_rate"] is not None and spread["false_refusal_rate"][1] > 0
     wide, narrow = ci["refusal_rate"], bootstrap_intervals(rows * 20)["refusal_rate"]
     assert narrow is not None and wide is not None and narrow[1] - narrow[0] < (wide[1] - wide[0]) / 2
 
@@ -519,6 +531,7 @@ def test_cli_bad_options_and_empty_index_are_one_line(tmp_path: Path) -> None:
         (["--compare", "dense,fuzzy"], "--compare 'dense,fuzzy': modes must be a comma list of"),
         (["--splits", "3"], "--splits needs --cv K"),
         (["--train-only", qfile], "--train-only needs --cv K"),
+        (["--splits", "2", "--train-only", qfile], "--splits and --train-only need --cv K"),
         ([], "the index is empty: run `litassist ingest"),  # the autouse data dir is empty
     ):
         proc = _cli("eval", "--questions", qfile, *args)
