@@ -2,7 +2,8 @@
 
 Three decisions, each a logistic model over named features of :mod:`assistant.evidence`:
 
-- **question** — does the corpus answer this at all? (``confidence``; refusal below ``answer_threshold``)
+- **question** — does the corpus answer this at all? (``confidence``; refusal below ``answer_threshold``;
+  its features and their pairwise products, :attr:`Linear.pairs`)
 - **paper** — is this retrieved paper an answer? (``relevance``; papers at or above
   ``include_threshold`` are cited, and candidates are re-ranked by it)
 - **sentence** — which sentences of a chosen paper carry the answer? (``score``)
@@ -14,6 +15,7 @@ Inference needs only numpy.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -48,29 +50,52 @@ QUESTION_FEATURES = (
 
 @dataclass
 class Linear:
-    """A standardised logistic model: P = sigmoid(bias + coef · (x - mean) / scale)."""
+    """A standardised logistic model: P = sigmoid(bias + coef · terms(z)), z = (x - mean) / scale.
+
+    With ``pairs`` the terms are z followed by every pairwise product z_i·z_j (i < j, in
+    :func:`itertools.combinations` order): a model that can weigh one feature by another (for the
+    question decision: a strong top sentence means less when the question's named method is absent)."""
 
     features: list[str]
     mean: list[float]
     scale: list[float]
     coef: list[float]
     bias: float
+    pairs: bool = False
+
+    @property
+    def terms(self) -> list[str]:
+        """The names of the model's terms, in ``coef`` order (``"a*b"`` for a pairwise product)."""
+        if not self.pairs:
+            return list(self.features)
+        return [*self.features, *(f"{a}*{b}" for a, b in itertools.combinations(self.features, 2))]
+
+    def expand(self, rows: np.ndarray) -> np.ndarray:
+        """The term matrix of ``rows`` (columns in ``features`` order). A feature the evidence could
+        not measure (NaN: word pieces under an embedder without token vectors) sits at its training
+        mean (z = 0), so the other features decide."""
+        z = np.nan_to_num((rows - np.asarray(self.mean)) / np.asarray(self.scale), nan=0.0)
+        return pair_products(z) if self.pairs else z
 
     def prob(self, rows: np.ndarray) -> np.ndarray:
-        """P(positive) for each row of ``rows`` (columns in ``features`` order). A feature the evidence
-        could not measure (NaN: word pieces under an embedder without token vectors) sits at its
-        training mean, so the other features decide."""
+        """P(positive) for each row of ``rows`` (columns in ``features`` order)."""
         if rows.size == 0:
             return np.zeros(len(rows))
-        z = np.nan_to_num((rows - np.asarray(self.mean)) / np.asarray(self.scale), nan=0.0)
-        logit = z @ np.asarray(self.coef) + self.bias
+        logit = self.expand(rows) @ np.asarray(self.coef) + self.bias
         return 1.0 / (1.0 + np.exp(-np.clip(logit, -40, 40)))
 
     def explain(self, row: np.ndarray, n: int = 3) -> list[tuple[str, float]]:
-        """The ``n`` features that pushed this row's logit most (name, contribution)."""
-        contrib = np.nan_to_num((row - np.asarray(self.mean)) / np.asarray(self.scale) * np.asarray(self.coef), nan=0.0)
+        """The ``n`` terms that pushed this row's logit most (name, contribution)."""
+        contrib = self.expand(np.atleast_2d(row))[0] * np.asarray(self.coef)
         order = np.argsort(-np.abs(contrib))[:n]
-        return [(self.features[i], float(contrib[i])) for i in order]
+        terms = self.terms
+        return [(terms[i], float(contrib[i])) for i in order]
+
+
+def pair_products(z: np.ndarray) -> np.ndarray:
+    """``z`` (n x d) followed by its d(d-1)/2 pairwise products z_i·z_j, i < j (combinations order)."""
+    i, j = np.triu_indices(z.shape[1], k=1)
+    return np.hstack([z, z[:, i] * z[:, j]])
 
 
 @dataclass
@@ -108,8 +133,15 @@ def load_params(path: Path | None = None) -> Params:
     except (ValueError, TypeError, KeyError) as err:
         raise ConfigError(f"{path}: not a judgement parameter file ({err})") from None
     for name, names in (("question", QUESTION_FEATURES), ("paper", PAPER_FEATURES), ("sentence", SENTENCE_FEATURES)):
-        if getattr(params, name).features != list(names):
+        model = getattr(params, name)
+        if model.features != list(names):
             raise ConfigError(f"{path}: the {name} model was fitted on other features; refit with `litassist judge fit`")
+        if not len(model.mean) == len(model.scale) == len(names) or len(model.coef) != len(model.terms):
+            raise ConfigError(
+                f"{path}: the {name} model has {len(model.mean)} means, {len(model.scale)} scales and "
+                f"{len(model.coef)} coefficients for {len(names)} features ({len(model.terms)} terms); "
+                "refit with `litassist judge fit`"
+            )
     return params
 
 

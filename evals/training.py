@@ -23,6 +23,7 @@ from assistant.judgement import (
     SENTENCE_FEATURES,
     Linear,
     Params,
+    pair_products,
     paper_rows,
     question_row,
     sentence_rows,
@@ -31,6 +32,8 @@ from evals.metrics import facts_hit
 from evals.questions import Question
 
 C_REG = 0.5  # inverse L2 strength of every model (a regularisation choice, not tuned per fold)
+QUESTION_PAIRS = True  # the question model weighs features by each other (Linear.pairs): evals/README.md
+C_QUESTION = 0.1  # its inverse L2 strength: 91 terms from ~110 questions need a firmer prior than C_REG
 INNER_FOLDS = 5
 FOLD_SEED = 13  # the fold split `litassist eval --cv` reports and the CI gate reads
 WEAK_MARGIN = 0.15
@@ -105,7 +108,9 @@ def collect(
     return out
 
 
-def _logistic(x: np.ndarray, y: np.ndarray, names: Sequence[str], balanced: bool) -> Linear:
+def _logistic(
+    x: np.ndarray, y: np.ndarray, names: Sequence[str], balanced: bool, pairs: bool = False, c: float = C_REG
+) -> Linear:
     try:
         from sklearn.linear_model import LogisticRegression
     except ImportError:
@@ -116,14 +121,15 @@ def _logistic(x: np.ndarray, y: np.ndarray, names: Sequence[str], balanced: bool
         seen = ~np.isnan(x)
         filled = np.where(seen, x, 0.0).sum(axis=0) / np.maximum(seen.sum(axis=0), 1)
         x = np.where(seen, x, filled)
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
-    scale[scale < 1e-9] = 1.0
-    model = LogisticRegression(C=C_REG, class_weight="balanced" if balanced else None, max_iter=2000)
-    model.fit((x - mean) / scale, y)
+    mean = x.mean(axis=0).round(6)  # rounded before fitting: the stored model is the fitted one
+    scale = x.std(axis=0).round(6)
+    scale = np.where(scale > 0, scale, 1.0)
+    z = (x - mean) / scale
+    model = LogisticRegression(C=c, class_weight="balanced" if balanced else None, max_iter=5000)
+    model.fit(pair_products(z) if pairs else z, y)
     return Linear(
-        features=list(names), mean=mean.round(6).tolist(), scale=scale.round(6).tolist(),
-        coef=model.coef_[0].round(6).tolist(), bias=round(float(model.intercept_[0]), 6),
+        features=list(names), mean=mean.tolist(), scale=scale.tolist(),
+        coef=model.coef_[0].round(6).tolist(), bias=round(float(model.intercept_[0]), 6), pairs=pairs,
     )
 
 
@@ -142,7 +148,8 @@ def _question_x(examples: Sequence[Example], paper: Linear) -> np.ndarray:
 def _question_model(examples: Sequence[Example], paper: Linear) -> Linear:
     x = _question_x(examples, paper)
     y = np.array([1.0 if e.answerable else 0.0 for e in examples])
-    return _logistic(x, y, QUESTION_FEATURES, balanced=True)
+    c = C_QUESTION if QUESTION_PAIRS else C_REG
+    return _logistic(x, y, QUESTION_FEATURES, balanced=True, pairs=QUESTION_PAIRS, c=c)
 
 
 def _sentence_model(examples: Sequence[Example]) -> Linear:
@@ -225,6 +232,8 @@ def fit(examples: Sequence[Example], sources: Sequence[str] = ()) -> Params:
             "sources": list(sources),
             "date": dt.date.today().isoformat(),
             "regularisation_C": C_REG,
+            "question_pairs": QUESTION_PAIRS,
+            "question_regularisation_C": C_QUESTION if QUESTION_PAIRS else C_REG,
         },
     )
 

@@ -50,6 +50,36 @@ def test_linear_model_is_a_standardised_logistic() -> None:
     assert m.explain(np.array([5.0, 0.0]), 1) == [("a", pytest.approx(2.0))]
 
 
+def test_a_pairwise_model_adds_every_product_of_two_standardised_features() -> None:
+    m = Linear(features=["a", "b", "c"], mean=[1.0, 0.0, 0.0], scale=[2.0, 1.0, 1.0],
+               coef=[1.0, 0.0, 0.0, 0.5, 0.0, -2.0], bias=0.1, pairs=True)
+    assert m.terms == ["a", "b", "c", "a*b", "a*c", "b*c"]
+    row = np.array([[3.0, 2.0, -1.0]])  # z = (1, 2, -1): products a*b = 2, a*c = -1, b*c = -2
+    logit = 0.1 + 1.0 * 1 + 0.5 * 2 + (-2.0) * (-2)
+    assert m.prob(row)[0] == pytest.approx(1 / (1 + np.exp(-logit)))
+    assert m.explain(row[0], 2) == [("b*c", pytest.approx(4.0)), ("a", pytest.approx(1.0))]
+    assert m.prob(np.array([[np.nan, 2.0, -1.0]]))[0] == pytest.approx(1 / (1 + np.exp(-(0.1 + 4.0))))
+
+
+def test_fitting_with_pairs_learns_an_interaction_a_linear_model_cannot() -> None:
+    # positive when the two features agree in sign: no weighted sum separates it, their product does
+    from evals.training import _logistic
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 2))
+    y = (x[:, 0] * x[:, 1] > 0).astype(float)
+    test = rng.normal(size=(400, 2))
+    truth = test[:, 0] * test[:, 1] > 0
+
+    def accuracy(pairs: bool) -> float:
+        model = _logistic(x, y, ["a", "b"], balanced=True, pairs=pairs, c=1.0)
+        assert model.pairs is pairs and len(model.coef) == len(model.terms)
+        return float(np.mean((model.prob(test) > 0.5) == truth))
+
+    assert accuracy(pairs=True) > 0.9
+    assert accuracy(pairs=False) < 0.65
+
+
 def test_shipped_parameters_load_and_match_the_features() -> None:
     params = load_params()
     assert params.paper.features == list(PAPER_FEATURES)
@@ -72,6 +102,13 @@ def test_bad_parameter_files_are_one_line_errors(tmp_path: Path) -> None:
     stale.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(ConfigError, match="refit with `litassist judge fit`") as err:
         load_params(stale)
+    assert "\n" not in str(err.value)
+    data = json.loads(DEFAULT_PATH.read_text(encoding="utf-8"))
+    data["question"]["coef"] = data["question"]["coef"][:-1]  # one coefficient short of its terms
+    short = tmp_path / "short.json"
+    short.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"question model has .* coefficients for \d+ features") as err:
+        load_params(short)
     assert "\n" not in str(err.value)
 
 
