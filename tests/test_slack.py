@@ -26,7 +26,7 @@ from slack_stub import BOT_ID, BOT_USER, SlackStub, sign  # tests/ is on sys.pat
 from assistant.errors import ConfigError, IndexMissingError
 from assistant.models import Answer, Citation
 from assistant.settings import Settings, SlackSettings
-from ui import slack_bot
+from ui import slack_bot, slack_http
 from ui.slack_blocks import (
     MAX_BLOCKS,
     TEXT_LIMIT,
@@ -537,7 +537,7 @@ def _post(port: int, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
 def test_item10_slack_http_requests_are_verified_before_parsing(
     stub: SlackStub, executor: ThreadPoolExecutor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(slack_bot, "SOCKET_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(slack_http, "SOCKET_TIMEOUT_S", 1.0)
     ask = FakeAsk()
     app = fake_app(stub, ask, executor)
     server = slack_bot.make_http_server(app, "127.0.0.1", 0)
