@@ -216,7 +216,7 @@ class AnswerStream:
                 answer = Answer(
                     question=self.question, standalone_question=standalone, text=text, citations=citations,
                     contexts=hits, refused=False, backend=self.backend.name, checks=checks,
-                    confidence=round(evidence.confidence, 3), weak_evidence=weak,
+                    confidence=round(evidence.confidence, 3), weak_evidence=weak, not_in_corpus=evidence.unwritten,
                     usage=self._usage(req.usage, standalone, hits, text), filters=self.filters,
                 )
         timings["total_ms"] = (time.perf_counter() - t0) * 1000
@@ -246,6 +246,7 @@ class AnswerStream:
         return Answer(
             question=self.question, standalone_question=standalone, text=text, closest=closest,
             contexts=hits, refused=True, backend=self.backend.name, confidence=round(evidence.confidence, 3),
+            not_in_corpus=evidence.unwritten,
             usage=self._usage(usage, standalone, hits, text), filters=self.filters,
         )
 

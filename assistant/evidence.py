@@ -19,7 +19,7 @@ from assistant.index import Index
 from assistant.models import Hit
 from assistant.profiles import Profile, profiles
 from assistant.stores.bm25 import BM25Index
-from assistant.text import base_name, mentions, name_text, terms
+from assistant.text import base_name, content_words, mentions, name_text, terms
 from assistant.wordpieces import rare_pieces, text_matches
 
 _DIGIT_CHARS = frozenset("0123456789")
@@ -116,6 +116,7 @@ class Evidence:
         self.names: list[str] = [n for n in dict.fromkeys(base_name(t) for t in named_tokens(question)) if terms(n)]
         names = self.names
         self._written: list[list[bool]] = []  # per paper: which of ``names`` its title + abstract writes
+        self._absent_names: list[str] = []  # ``names`` no indexed paper writes (set with the question features)
         profs = profiles(index, [h.paper for h in hits])
         rare, rare_texts = self._piece_matches(index, bm25, profs, len(qvec))
         for pos, (hit, prof) in enumerate(zip(hits, profs, strict=True), start=1):
@@ -238,10 +239,9 @@ class Evidence:
             return 0.0, 0.0
         written = self._written
         missing = sum(not any(row[j] for row in written[:3]) for j in range(len(names)))
-        absent = sum(
-            not any(row[j] for row in written) and not _in_corpus(index, bm25, n) for j, n in enumerate(names)
-        )
-        return absent / len(names), missing / len(names)
+        absent = [n for j, n in enumerate(names) if not any(row[j] for row in written) and not _in_corpus(index, bm25, n)]
+        self._absent_names = absent
+        return len(absent) / len(names), missing / len(names)
 
     def _question_features(self, index: Index, bm25: BM25Index) -> dict[str, float]:
         """Whole-question features: the strength of the best evidence and what the corpus lacks."""
@@ -254,6 +254,7 @@ class Evidence:
         missing_top3 = [w for t, w in self.weights.items() if t not in covered_top3]
         sims = sorted((p.features["sent_max"] for p in self.papers), reverse=True) + [0.0, 0.0, 0.0]
         named_absent, named_missing = self._named(index, bm25)
+        self.unwritten = self._unwritten(bm25)
         return {
             "q_named_absent": named_absent,
             "q_named_missing_top3": named_missing,
@@ -267,6 +268,18 @@ class Evidence:
             "q_missing_top3": sum(missing_top3) / total,
             "q_missing_max_idf": max(missing_top3, default=0.0) / idf_max,
         }
+
+    def _unwritten(self, bm25: BM25Index) -> list[str]:
+        """The question's names no indexed paper writes, then its words whose term (typos corrected)
+        occurs in no indexed paper, as the question writes them: what a refusal can point to."""
+        names = self._absent_names
+        in_names = {w for n in names for w in content_words(n)}
+        words = content_words(self.question)
+        absent = [
+            w for t, w in zip(bm25.query_terms(self.question), words, strict=True)
+            if bm25.df.get(t, 0) == 0 and w not in in_names
+        ]
+        return list(dict.fromkeys([*names, *absent]))
 
     def screened(self) -> Evidence:
         """A copy holding only the chosen papers (renumbered 1..n, best first): what an LLM is shown."""

@@ -47,6 +47,7 @@ class Chunk(BaseModel):
 
 
 MAX_K = 100  # papers one question may retrieve
+MAX_UNWRITTEN = 5  # absent names/words a confidence label names at most
 
 
 def check_k(k: int | None) -> None:
@@ -126,6 +127,10 @@ class Answer(BaseModel):
         default=None, description="0-1: how likely the indexed papers answer the question (the judgement's model)."
     )
     weak_evidence: bool = Field(default=False, description="Answered, but the evidence is close to the refusal line.")
+    not_in_corpus: list[str] = Field(
+        default_factory=list,
+        description="The question's names and words (typos corrected) that no indexed paper writes.",
+    )
     backend: str
     checks: Checks = Field(default_factory=Checks)
     timings: dict[str, float] = Field(default_factory=dict, description="Milliseconds per stage.")
@@ -133,10 +138,14 @@ class Answer(BaseModel):
     filters: Filters = Field(default_factory=Filters)
 
     def confidence_label(self) -> str:
-        """'confidence 0.82', with '(weak evidence)' when answered close to the refusal line; '' if unknown."""
+        """'confidence 0.82', with '(weak evidence)' when answered close to the refusal line; '' if unknown.
+        A refusal or weak answer also names what no indexed paper writes ("no indexed paper writes 'X'")."""
         if self.confidence is None:
             return ""
-        return f"confidence {self.confidence:.2f}" + (" (weak evidence)" if self.weak_evidence else "")
+        label = f"confidence {self.confidence:.2f}" + (" (weak evidence)" if self.weak_evidence else "")
+        if (self.refused or self.weak_evidence) and self.not_in_corpus:
+            label += " · no indexed paper writes " + ", ".join(f"'{w}'" for w in self.not_in_corpus[:MAX_UNWRITTEN])
+        return label
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; the answer text is under ``answer``."""

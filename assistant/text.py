@@ -51,7 +51,7 @@ def words(text: str) -> list[str]:
 
 def terms(text: str) -> list[str]:
     """Stemmed content terms without stopwords: the unit of keyword search."""
-    return list(_stemmer().stemWords(_content_words(text)))
+    return list(_stemmer().stemWords(content_words(text)))
 
 
 def has_glued_sentences(text: str) -> bool:
@@ -158,7 +158,7 @@ def corrected_terms(text: str, known: dict[str, int], min_length: int = 5) -> li
     corpus' document frequencies) becomes the most frequent known term one edit away ('trainng' ->
     'train'); words shorter than ``min_length`` and words with no known neighbour stay as they are."""
     out = []
-    for term, word in zip(terms(text), _content_words(text), strict=True):
+    for term, word in zip(terms(text), content_words(text), strict=True):
         if term not in known and len(word) >= min_length and word.isalpha():
             stems = _stemmer().stemWords(sorted(edits1(word)))
             best = max((s for s in stems if s in known), key=lambda s: known[s], default=None)
@@ -167,8 +167,8 @@ def corrected_terms(text: str, known: dict[str, int], min_length: int = 5) -> li
     return out
 
 
-def _content_words(text: str) -> list[str]:
-    """The unstemmed words behind :func:`terms` (same filter, same order)."""
+def content_words(text: str) -> list[str]:
+    """The unstemmed words behind :func:`terms` (same filter, same order, lower case)."""
     return [
         w for w in words(text)
         if w not in STOPWORDS and w not in QUESTION_WORDS and (len(w) > 1 or w.isdigit())

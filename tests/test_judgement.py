@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import html
 import json
 from pathlib import Path
 
@@ -375,6 +376,12 @@ def test_front_ends_show_the_confidence() -> None:
     assert blocks[-1]["type"] == "context" and "confidence 0.42" in blocks[-1]["elements"][0]["text"]
     assert answer.to_dict()["confidence"] == 0.42
     assert Answer(question="q", standalone_question="q", text="", backend="x").confidence_label() == ""
+    refusal = Answer(question="q", standalone_question="q", text="No answer.", closest=[cite], refused=True,
+                     backend="extractive", confidence=0.1, not_in_corpus=["QuuxNet"])
+    note = "no indexed paper writes 'QuuxNet'"
+    assert note in render_text(refusal) and html.escape(note) in sources_html(refusal)
+    assert note in answer_blocks(refusal)[1][-1]["elements"][0]["text"]
+    assert refusal.to_dict()["not_in_corpus"] == ["QuuxNet"]
 
 
 @pytest.mark.slow
@@ -432,6 +439,31 @@ def test_a_versioned_name_the_corpus_never_writes_counts_as_absent(tmp_path: Pat
     assert named("What speedup does FlashAttention-2 give on H100 GPUs?") == (0.0, 1.0)
     # the corpus check reads papers beyond the candidates too
     assert a.index.ensure_keyword_index().papers_with(terms("FlashAttention-3")).tolist() == [0]
+
+
+def test_evidence_names_what_no_indexed_paper_writes(tmp_path: Path) -> None:
+    # names first, as written; then words whose (typo-corrected) term no paper has; a word inside an
+    # absent name is not repeated, and a misspelt word the corpus has ('forgeting') is not absent
+    rows = [
+        {"title": "FlashAttention-2: Faster Attention", "abstract": "FlashAttention-2 is 2 times faster on H100 GPUs."},
+        {"title": "Low-rank adapters and forgetting", "abstract": "LoRA adapters reduce forgetting when fine-tuning."},
+    ]
+    a = _assistant_over(tmp_path, rows)
+    q = "Does FlashAttention-3 reduce forgeting of LoRA adapters in zebrafish or QuuxNet?"
+    ev = Evidence(a.index, q, a.retriever.retrieve(q, k=2))
+    assert ev.unwritten == ["FlashAttention-3", "QuuxNet", "zebrafish"]
+    q = "Do LoRA adapters reduce forgetting?"
+    assert Evidence(a.index, q, a.retriever.retrieve(q, k=2)).unwritten == []
+
+
+def test_a_refusal_or_weak_answer_says_what_no_indexed_paper_writes() -> None:
+    def label(**kw: object) -> str:
+        return Answer(question="q", standalone_question="q", text="t", backend="extractive", confidence=0.2,
+                      not_in_corpus=["FlashAttention-3", "zebrafish"], **kw).confidence_label()
+
+    assert label(refused=True) == "confidence 0.20 · no indexed paper writes 'FlashAttention-3', 'zebrafish'"
+    assert label(weak_evidence=True).endswith("(weak evidence) · no indexed paper writes 'FlashAttention-3', 'zebrafish'")
+    assert label() == "confidence 0.20"  # a confident answer is not second-guessed by a word it lacks
 
 
 def test_shipped_question_model_gains_confidence_when_the_best_paper_holds_every_question_term() -> None:
