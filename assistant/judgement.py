@@ -74,7 +74,7 @@ class Linear:
         """The term matrix of ``rows`` (columns in ``features`` order). A feature the evidence could
         not measure (NaN: word pieces under an embedder without token vectors) sits at its training
         mean (z = 0), so the other features decide."""
-        z = np.nan_to_num((rows - np.asarray(self.mean)) / np.asarray(self.scale), nan=0.0)
+        z = np.nan_to_num((np.atleast_2d(rows) - np.asarray(self.mean)) / np.asarray(self.scale), nan=0.0)
         return pair_products(z) if self.pairs else z
 
     def prob(self, rows: np.ndarray) -> np.ndarray:
@@ -136,6 +136,8 @@ def load_params(path: Path | None = None) -> Params:
         model = getattr(params, name)
         if model.features != list(names):
             raise ConfigError(f"{path}: the {name} model was fitted on other features; refit with `litassist judge fit`")
+        if not isinstance(model.pairs, bool):
+            raise ConfigError(f"{path}: the {name} model's 'pairs' must be true or false, not {model.pairs!r}")
         if not len(model.mean) == len(model.scale) == len(names) or len(model.coef) != len(model.terms):
             raise ConfigError(
                 f"{path}: the {name} model has {len(model.mean)} means, {len(model.scale)} scales and "

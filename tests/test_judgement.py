@@ -53,13 +53,27 @@ def test_linear_model_is_a_standardised_logistic() -> None:
 
 def test_a_pairwise_model_adds_every_product_of_two_standardised_features() -> None:
     m = Linear(features=["a", "b", "c"], mean=[1.0, 0.0, 0.0], scale=[2.0, 1.0, 1.0],
-               coef=[1.0, 0.0, 0.0, 0.5, 0.0, -2.0], bias=0.1, pairs=True)
+               coef=[1.0, 0.0, 0.0, 0.25, 0.0, -2.0], bias=0.1, pairs=True)
     assert m.terms == ["a", "b", "c", "a*b", "a*c", "b*c"]
     row = np.array([[3.0, 2.0, -1.0]])  # z = (1, 2, -1): products a*b = 2, a*c = -1, b*c = -2
-    logit = 0.1 + 1.0 * 1 + 0.5 * 2 + (-2.0) * (-2)
+    logit = 0.1 + 1.0 * 1 + 0.25 * 2 + (-2.0) * (-2)
     assert m.prob(row)[0] == pytest.approx(1 / (1 + np.exp(-logit)))
-    assert m.explain(row[0], 2) == [("b*c", pytest.approx(4.0)), ("a", pytest.approx(1.0))]
+    assert m.prob(row[0])[0] == pytest.approx(m.prob(row)[0])  # one row, 1-D, as explain() takes it
+    assert m.explain(row[0], 3) == [("b*c", pytest.approx(4.0)), ("a", pytest.approx(1.0)), ("a*b", pytest.approx(0.5))]
     assert m.prob(np.array([[np.nan, 2.0, -1.0]]))[0] == pytest.approx(1 / (1 + np.exp(-(0.1 + 4.0))))
+
+
+def test_every_product_term_is_named_after_the_two_features_it_multiplies() -> None:
+    # with the question model's 13 features: a column-major order (tril) would agree with 3 features, not 13
+    names = list(QUESTION_FEATURES)
+    m = Linear(features=names, mean=[0.0] * len(names), scale=[1.0] * len(names), coef=[], bias=0.0, pairs=True)
+    z = np.random.default_rng(1).normal(size=(2, len(names)))
+    cols = m.expand(z)
+    assert cols.shape[1] == len(m.terms) == len(names) + len(names) * (len(names) - 1) // 2
+    for col, term in zip(cols.T, m.terms, strict=True):
+        a, _, b = term.partition("*")
+        expected = z[:, names.index(a)] * z[:, names.index(b)] if b else z[:, names.index(a)]
+        assert col == pytest.approx(expected), term
 
 
 def test_fitting_with_pairs_learns_an_interaction_a_linear_model_cannot() -> None:
@@ -79,6 +93,20 @@ def test_fitting_with_pairs_learns_an_interaction_a_linear_model_cannot() -> Non
 
     assert accuracy(pairs=True) > 0.9
     assert accuracy(pairs=False) < 0.65
+
+
+def test_a_near_constant_feature_is_not_divided_by_a_scale_rounded_to_zero() -> None:
+    # a column whose std (1e-8) rounds to 0 at six decimals used to be stored with scale 0.0, so any
+    # value off its mean became an infinite standardised feature and decided the probability alone
+    from evals.training import _logistic
+
+    rng = np.random.default_rng(0)
+    x = np.column_stack([rng.normal(size=200), 0.5 + 1e-8 * rng.normal(size=200)])
+    y = (x[:, 0] > 0).astype(float)
+    model = _logistic(x, y, ["a", "b"], balanced=True)
+    assert min(model.scale) > 0
+    probs = model.prob(np.array([[0.0, 0.5], [0.0, 0.5 + 1e-6]]))
+    assert probs[1] == pytest.approx(probs[0], abs=1e-3)
 
 
 def test_shipped_parameters_load_and_match_the_features() -> None:
@@ -111,6 +139,31 @@ def test_bad_parameter_files_are_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"question model has .* coefficients for \d+ features") as err:
         load_params(short)
     assert "\n" not in str(err.value)
+    data = json.loads(DEFAULT_PATH.read_text(encoding="utf-8"))
+    data["sentence"]["scale"] = data["sentence"]["scale"][:-1]
+    short.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ConfigError, match="sentence model has .* scales"):
+        load_params(short)
+    data = json.loads(DEFAULT_PATH.read_text(encoding="utf-8"))
+    data["question"]["pairs"] = "no"
+    short.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ConfigError, match="'pairs' must be true or false"):
+        load_params(short)
+
+
+def test_a_parameter_file_without_pairs_loads_as_linear_models(tmp_path: Path) -> None:
+    # files written before the pairwise question model have no "pairs" key: each model is linear
+    data = json.loads(DEFAULT_PATH.read_text(encoding="utf-8"))
+    n = len(QUESTION_FEATURES)
+    data["question"].pop("pairs")
+    data["question"]["coef"] = data["question"]["coef"][:n]
+    for name in ("paper", "sentence"):
+        data[name].pop("pairs", None)
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(data), encoding="utf-8")
+    params = load_params(old)
+    assert not params.question.pairs and params.question.terms == list(QUESTION_FEATURES)
+    assert params.question.prob(np.asarray([params.question.mean])).shape == (1,)
 
 
 def test_parameters_are_read_on_first_use_so_a_stale_file_can_be_refitted(
