@@ -435,6 +435,8 @@ def test_front_ends_show_the_confidence() -> None:
     assert note in render_text(refusal) and html.escape(note) in sources_html(refusal)
     assert note in answer_blocks(refusal)[1][-1]["elements"][0]["text"]
     assert refusal.to_dict()["not_in_corpus"] == ["QuuxNet"]
+    pinged = refusal.model_copy(update={"not_in_corpus": ["<!channel>"]})  # quoted words never become Slack markup
+    assert "<!channel>" not in answer_blocks(pinged)[1][-1]["elements"][0]["text"]
 
 
 @pytest.mark.slow
