@@ -116,7 +116,7 @@ class Evidence:
         self.names: list[str] = [n for n in dict.fromkeys(base_name(t) for t in named_tokens(question)) if terms(n)]
         names = self.names
         self._written: list[list[bool]] = []  # per paper: which of ``names`` its title + abstract writes
-        self._absent_names: list[str] = []  # ``names`` no indexed paper writes (set with the question features)
+        self.unwritten: list[str] = []  # what no indexed paper writes (set with the question features)
         profs = profiles(index, [h.paper for h in hits])
         rare, rare_texts = self._piece_matches(index, bm25, profs, len(qvec))
         for pos, (hit, prof) in enumerate(zip(hits, profs, strict=True), start=1):
@@ -230,18 +230,17 @@ class Evidence:
                 f[f"gap_{k}"] = f[k] - v
                 f[f"z_{k}"] = (f[k] - stats[k][0]) / stats[k][1]
 
-    def _named(self, index: Index, bm25: BM25Index) -> tuple[float, float]:
-        """Shares of the question's named tokens (acronyms, CamelCase, names with digits) that no
-        indexed paper writes, and that none of the three leading papers writes ('FlashAttention-3'
-        is absent from a corpus that has FlashAttention-2 and other papers with a 3 in them)."""
+    def _named(self, index: Index, bm25: BM25Index) -> tuple[list[str], float]:
+        """The question's named tokens (acronyms, CamelCase, names with digits) that no indexed paper
+        writes, and the share that none of the three leading papers writes ('FlashAttention-3' is
+        absent from a corpus that has FlashAttention-2 and other papers with a 3 in them)."""
         names = self.names
         if not names:
-            return 0.0, 0.0
+            return [], 0.0
         written = self._written
         missing = sum(not any(row[j] for row in written[:3]) for j in range(len(names)))
         absent = [n for j, n in enumerate(names) if not any(row[j] for row in written) and not _in_corpus(index, bm25, n)]
-        self._absent_names = absent
-        return len(absent) / len(names), missing / len(names)
+        return absent, missing / len(names)
 
     def _question_features(self, index: Index, bm25: BM25Index) -> dict[str, float]:
         """Whole-question features: the strength of the best evidence and what the corpus lacks."""
@@ -253,10 +252,10 @@ class Evidence:
         total = sum(self.weights.values()) or 1.0
         missing_top3 = [w for t, w in self.weights.items() if t not in covered_top3]
         sims = sorted((p.features["sent_max"] for p in self.papers), reverse=True) + [0.0, 0.0, 0.0]
-        named_absent, named_missing = self._named(index, bm25)
-        self.unwritten = self._unwritten(bm25)
+        absent_names, named_missing = self._named(index, bm25)
+        self.unwritten = self._unwritten(bm25, absent_names)
         return {
-            "q_named_absent": named_absent,
+            "q_named_absent": len(absent_names) / len(self.names) if self.names else 0.0,
             "q_named_missing_top3": named_missing,
             "q_sent_max": sims[0],
             "q_sent_3rd": sims[2],
@@ -269,10 +268,9 @@ class Evidence:
             "q_missing_max_idf": max(missing_top3, default=0.0) / idf_max,
         }
 
-    def _unwritten(self, bm25: BM25Index) -> list[str]:
-        """The question's names no indexed paper writes, then its words whose term (typos corrected)
-        occurs in no indexed paper, as the question writes them: what a refusal can point to."""
-        names = self._absent_names
+    def _unwritten(self, bm25: BM25Index, names: list[str]) -> list[str]:
+        """``names`` (the question's names no indexed paper writes), then its words whose term (typos
+        corrected) occurs in no indexed paper, as the question writes them: what a refusal can point to."""
         in_names = {w for n in names for w in content_words(n)}
         words = content_words(self.question)
         absent = [

@@ -86,7 +86,7 @@ class Linear:
 
     def explain(self, row: np.ndarray, n: int = 3) -> list[tuple[str, float]]:
         """The ``n`` terms that pushed this row's logit most (name, contribution)."""
-        contrib = self.expand(np.atleast_2d(row))[0] * np.asarray(self.coef)
+        contrib = self.expand(row)[0] * np.asarray(self.coef)
         order = np.argsort(-np.abs(contrib))[:n]
         terms = self.terms
         return [(terms[i], float(contrib[i])) for i in order]

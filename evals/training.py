@@ -33,7 +33,8 @@ from evals.questions import Question
 
 C_REG = 0.5  # inverse L2 strength of every model (a regularisation choice, not tuned per fold)
 QUESTION_PAIRS = True  # the question model weighs features by each other (Linear.pairs): evals/README.md
-C_QUESTION = 0.1  # its inverse L2 strength: 91 terms from 252 rows (184 questions + 68 gold-masked copies) need a firmer prior
+C_QUESTION = 0.1  # the question model's inverse L2 strength: 91 pairwise terms from 252 rows (184 questions + 68
+# gold-masked copies) need a firmer prior than C_REG (the linear question model was fitted with C_REG)
 INNER_FOLDS = 5
 FOLD_SEED = 13  # the fold split `litassist eval --cv` reports and the CI gate reads
 WEAK_MARGIN = 0.15
@@ -148,8 +149,7 @@ def _question_x(examples: Sequence[Example], paper: Linear) -> np.ndarray:
 def _question_model(examples: Sequence[Example], paper: Linear) -> Linear:
     x = _question_x(examples, paper)
     y = np.array([1.0 if e.answerable else 0.0 for e in examples])
-    c = C_QUESTION if QUESTION_PAIRS else C_REG
-    return _logistic(x, y, QUESTION_FEATURES, balanced=True, pairs=QUESTION_PAIRS, c=c)
+    return _logistic(x, y, QUESTION_FEATURES, balanced=True, pairs=QUESTION_PAIRS, c=C_QUESTION)
 
 
 def _sentence_model(examples: Sequence[Example]) -> Linear:
@@ -233,7 +233,7 @@ def fit(examples: Sequence[Example], sources: Sequence[str] = ()) -> Params:
             "date": dt.date.today().isoformat(),
             "regularisation_C": C_REG,
             "question_pairs": QUESTION_PAIRS,
-            "question_regularisation_C": C_QUESTION if QUESTION_PAIRS else C_REG,
+            "question_regularisation_C": C_QUESTION,
         },
     )
 
