@@ -531,3 +531,34 @@ def test_shipped_question_model_gains_confidence_when_the_best_paper_holds_every
     rows[0, lexical], rows[1, lexical] = 1.0, 0.5
     full, half = question.prob(rows)
     assert full > half
+
+
+def test_a_leading_candidate_off_the_topic_the_others_share_lowers_q_lead_prf(tmp_path: Path) -> None:
+    # a near miss's corpus has each of the question's topics in different papers, so the leading
+    # candidate is far from the centroid of the next three; where the papers answer it, they agree
+    speech = "Automatic speech recognition transcribes spoken audio into text with acoustic models."
+    vision = "Continual learning trains an image classifier on a stream of tasks without forgetting old classes."
+    on_topic = "Continual learning keeps a speech recognition model updated on new audio without forgetting."
+    q = "continual learning for speech recognition without forgetting"
+
+    def lead_prf(rows: list[dict[str, str]], where: Path) -> float:
+        where.mkdir()
+        a = _assistant_over(where, rows)
+        ev = Evidence(a.index, q, a.retriever.retrieve(q, k=len(rows)))
+        assert ev.question_features["q_lead_prf"] == ev.papers[0].features["prf_sim"]
+        return ev.question_features["q_lead_prf"]
+
+    split = [{"title": "Speech recognition", "abstract": speech}] + [
+        {"title": f"Continual image classification {i}", "abstract": vision} for i in range(3)
+    ]
+    agreed = [{"title": f"Continual speech recognition {i}", "abstract": on_topic} for i in range(4)]
+    assert lead_prf(agreed, tmp_path / "agreed") > lead_prf(split, tmp_path / "split") + 0.05
+
+
+def test_shipped_question_model_trusts_a_leading_candidate_that_shares_the_others_topic() -> None:
+    question = load_params().question
+    rows = np.tile(np.asarray(question.mean), (2, 1))
+    col = QUESTION_FEATURES.index("q_lead_prf")
+    rows[0, col], rows[1, col] = 0.8, 0.5
+    typical, outlier = question.prob(rows)
+    assert typical > outlier
