@@ -266,9 +266,6 @@ class Evidence:
             "q_absent_share": sum(absent) / total,
             "q_missing_top3": sum(missing_top3) / total,
             "q_missing_max_idf": max(missing_top3, default=0.0) / idf_max,
-            # the leading candidate against the centroid of the next three: a near miss's best match
-            # tends to share one of the question's topics and not the one the other leading papers share
-            "q_lead_prf": self.papers[0].features["prf_sim"] if self.papers else 0.0,
         }
 
     def _unwritten(self, bm25: BM25Index, names: list[str]) -> list[str]:

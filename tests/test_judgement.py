@@ -533,32 +533,36 @@ def test_shipped_question_model_gains_confidence_when_the_best_paper_holds_every
     assert full > half
 
 
-def test_a_leading_candidate_off_the_topic_the_others_share_lowers_q_lead_prf(tmp_path: Path) -> None:
-    # a near miss's corpus has each of the question's topics in different papers, so the leading
-    # candidate is far from the centroid of the next three; where the papers answer it, they agree
-    speech = "Automatic speech recognition transcribes spoken audio into text with acoustic models."
-    vision = "Continual learning trains an image classifier on a stream of tasks without forgetting old classes."
-    on_topic = "Continual learning keeps a speech recognition model updated on new audio without forgetting."
-    q = "continual learning for speech recognition without forgetting"
-
-    def lead_prf(rows: list[dict[str, str]], where: Path) -> float:
-        where.mkdir()
-        a = _assistant_over(where, rows)
-        ev = Evidence(a.index, q, a.retriever.retrieve(q, k=len(rows)))
-        assert ev.question_features["q_lead_prf"] == ev.papers[0].features["prf_sim"]
-        return ev.question_features["q_lead_prf"]
-
-    split = [{"title": "Speech recognition", "abstract": speech}] + [
-        {"title": f"Continual image classification {i}", "abstract": vision} for i in range(3)
-    ]
-    agreed = [{"title": f"Continual speech recognition {i}", "abstract": on_topic} for i in range(4)]
-    assert lead_prf(agreed, tmp_path / "agreed") > lead_prf(split, tmp_path / "split") + 0.05
+SMALL_CORPUS = [
+    {"title": "Zebra routing for sparse experts", "abstract": "We propose zebra routing, a load-balanced router for mixture-of-experts layers. Zebra routing improves perplexity by 3% at equal compute."},
+    {"title": "Low-rank adapters reduce catastrophic forgetting", "abstract": "LoRA fine-tuning forgets less of the pretraining distribution than full fine-tuning. We measure forgetting on 5 benchmarks."},
+    {"title": "Speculative decoding with small drafts", "abstract": "A small draft model proposes tokens that a large model verifies, giving 2.5x faster decoding."},
+    {"title": "Watermarking language model outputs", "abstract": "We embed a statistical watermark in generated text by biasing token choices toward a green list."},
+    {"title": "Diffusion models for protein design", "abstract": "A diffusion model generates protein backbones that fold into designed structures."},
+    {"title": "KV cache compression by eviction", "abstract": "We evict unimportant keys and values from the KV cache, cutting memory by 4x with little accuracy loss."},
+]  # fmt: skip
 
 
-def test_shipped_question_model_trusts_a_leading_candidate_that_shares_the_others_topic() -> None:
-    question = load_params().question
-    rows = np.tile(np.asarray(question.mean), (2, 1))
-    col = QUESTION_FEATURES.index("q_lead_prf")
-    rows[0, col], rows[1, col] = 0.8, 0.5
-    typical, outlier = question.prob(rows)
-    assert typical > outlier
+@pytest.mark.parametrize("n", [1, 4, 6])
+def test_a_small_corpus_of_unrelated_papers_answers_what_it_holds_and_refuses_what_it_lacks(
+    tmp_path: Path, n: int
+) -> None:
+    # question features are standardised by the statistics of the 414-paper seed corpus, and the
+    # pairwise question model extrapolates through their products: a feature that sits far outside
+    # that range on a small index of unrelated papers (the leading candidate's similarity to the next
+    # three, tried as `q_lead_prf`: evals/README.md) refused a one-paper index's own paper and answered
+    # "FlashAttention-3 on H100 GPUs" from four unrelated abstracts with confidence 1.00
+    settings = _assistant_over(tmp_path, SMALL_CORPUS[:n]).settings
+    held = [
+        "Which papers study zebra routing?", "Does LoRA reduce catastrophic forgetting?",
+        "How much faster is speculative decoding?", "How can generated text be watermarked?",
+        "Which papers design proteins with diffusion models?", "How much memory does KV cache eviction save?",
+    ][:n]
+    for q in held:
+        answer = ask(q, settings=settings)
+        assert isinstance(answer, Answer) and not answer.refused and not answer.weak_evidence, (q, answer.confidence)
+    lacking = ["What speedup does FlashAttention-3 give on H100 GPUs?", "How does GPT-5 score on MMLU?",
+               "What accuracy does Llama-3 reach with 4-bit quantization?", "What is the best sourdough hydration?"]
+    for q in lacking:
+        answer = ask(q, settings=settings)
+        assert isinstance(answer, Answer) and answer.refused, (q, answer.confidence)
