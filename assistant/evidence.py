@@ -246,14 +246,14 @@ class Evidence:
         """Whole-question features: the strength of the best evidence and what the corpus lacks."""
         top = self.papers[:5]
         idf_max = self._idf_max
-        df = bm25.df
-        absent = [w for t, w in self.weights.items() if df.get(t, 0) == 0]
+        absent_terms = {t for t in self.weights if bm25.df.get(t, 0) == 0}  # typos corrected (query_terms)
+        absent = [w for t, w in self.weights.items() if t in absent_terms]
         covered_top3 = {t for p in self.papers[:3] for t in p.terms}
         total = sum(self.weights.values()) or 1.0
         missing_top3 = [w for t, w in self.weights.items() if t not in covered_top3]
         sims = sorted((p.features["sent_max"] for p in self.papers), reverse=True) + [0.0, 0.0, 0.0]
         absent_names, named_missing = self._named(index, bm25)
-        self.unwritten = self._unwritten(bm25, absent_names)
+        self.unwritten = self._unwritten(bm25, absent_names, absent_terms)
         return {
             "q_named_absent": len(absent_names) / len(self.names) if self.names else 0.0,
             "q_named_missing_top3": named_missing,
@@ -268,14 +268,15 @@ class Evidence:
             "q_missing_max_idf": max(missing_top3, default=0.0) / idf_max,
         }
 
-    def _unwritten(self, bm25: BM25Index, names: list[str]) -> list[str]:
-        """``names`` (the question's names no indexed paper writes), then its words whose term (typos
-        corrected) occurs in no indexed paper, as the question writes them: what a refusal can point to."""
+    def _unwritten(self, bm25: BM25Index, names: list[str], absent_terms: set[str]) -> list[str]:
+        """``names`` (the question's names no indexed paper writes), then its words whose term is one of
+        ``absent_terms`` (typos corrected, in no indexed paper), as the question writes them: what a
+        refusal can point to."""
         in_names = {w for n in names for w in content_words(n)}
         words = content_words(self.question)
         absent = [
             w for t, w in zip(bm25.query_terms(self.question), words, strict=True)
-            if bm25.df.get(t, 0) == 0 and w not in in_names
+            if t in absent_terms and w not in in_names
         ]
         return list(dict.fromkeys([*names, *absent]))
 

@@ -552,6 +552,7 @@ def test_a_small_corpus_of_unrelated_papers_answers_what_it_holds_and_refuses_wh
     # that range on a small index of unrelated papers (the leading candidate's similarity to the next
     # three, tried as `q_lead_prf`: evals/README.md) refused a one-paper index's own paper and answered
     # "FlashAttention-3 on H100 GPUs" from four unrelated abstracts with confidence 1.00
+    # (the off-topic question is unlike any training question: evals/train_unanswerable.jsonl has a sourdough one)
     settings = _assistant_over(tmp_path, SMALL_CORPUS[:n]).settings
     held = [
         "Which papers study zebra routing?", "Does LoRA reduce catastrophic forgetting?",
@@ -562,7 +563,7 @@ def test_a_small_corpus_of_unrelated_papers_answers_what_it_holds_and_refuses_wh
         answer = ask(q, settings=settings)
         assert isinstance(answer, Answer) and not answer.refused and not answer.weak_evidence, (q, answer.confidence)
     lacking = ["What speedup does FlashAttention-3 give on H100 GPUs?", "How does GPT-5 score on MMLU?",
-               "What accuracy does Llama-3 reach with 4-bit quantization?", "What is the best sourdough hydration?"]
+               "What accuracy does Llama-3 reach with 4-bit quantization?", "How do sea otters use tools to open shellfish?"]
     for q in lacking:
         answer = ask(q, settings=settings)
         assert isinstance(answer, Answer) and answer.refused, (q, answer.confidence)
