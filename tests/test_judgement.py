@@ -549,9 +549,10 @@ def test_a_small_corpus_of_unrelated_papers_answers_what_it_holds_and_refuses_wh
 ) -> None:
     # question features are standardised by the statistics of the 414-paper seed corpus, and the
     # pairwise question model extrapolates through their products: a feature that sits far outside
-    # that range on a small index of unrelated papers (the leading candidate's similarity to the next
-    # three, tried as `q_lead_prf`: evals/README.md) refused a one-paper index's own paper and answered
-    # "FlashAttention-3 on H100 GPUs" from four unrelated abstracts with confidence 1.00
+    # that range on a small index of unrelated papers (the leading candidate's raw similarity to the
+    # next three, before `q_lead_prf` read it against the index's cohesion: evals/README.md) refused
+    # a one-paper index's own paper and answered "FlashAttention-3 on H100 GPUs" from four unrelated
+    # abstracts with confidence 1.00
     # (the off-topic question is unlike any training question: evals/train_unanswerable.jsonl has a sourdough one)
     settings = _assistant_over(tmp_path, SMALL_CORPUS[:n]).settings
     held = [
@@ -567,3 +568,12 @@ def test_a_small_corpus_of_unrelated_papers_answers_what_it_holds_and_refuses_wh
     for q in lacking:
         answer = ask(q, settings=settings)
         assert isinstance(answer, Answer) and answer.refused, (q, answer.confidence)
+
+
+def test_shipped_question_model_trusts_a_leading_candidate_that_sits_with_the_next_three() -> None:
+    question = load_params().question
+    rows = np.tile(np.asarray(question.mean), (2, 1))
+    col = QUESTION_FEATURES.index("q_lead_prf")
+    rows[0, col], rows[1, col] = 0.0, -0.3  # as close as the index's papers to their neighbours; apart
+    typical, apart = question.prob(rows)
+    assert typical > apart
