@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from assistant.cohesion import index_cohesion
 from assistant.index import Index
 from assistant.models import Hit
 from assistant.profiles import Profile, profiles
@@ -267,17 +266,7 @@ class Evidence:
             "q_absent_share": sum(absent) / total,
             "q_missing_top3": sum(missing_top3) / total,
             "q_missing_max_idf": max(missing_top3, default=0.0) / idf_max,
-            "q_lead_prf": self._lead_apart(index),
         }
-
-    def _lead_apart(self, index: Index) -> float:
-        """The leading candidate's similarity to the centroid of the next three (its ``prf_sim``), less
-        how close the index's papers typically sit to their nearest neighbours (see
-        :mod:`assistant.cohesion`): a near miss tends to lead with a paper on one of the question's
-        topics while the papers behind it share the other. NaN (unmeasured) with one candidate."""
-        if len(self.papers) < 2 or self.papers[0].vector is None:
-            return math.nan
-        return self.papers[0].features["prf_sim"] - index_cohesion(index)
 
     def _unwritten(self, bm25: BM25Index, names: list[str], absent_terms: set[str]) -> list[str]:
         """``names`` (the question's names no indexed paper writes), then its words whose term is one of

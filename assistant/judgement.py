@@ -44,7 +44,7 @@ SENTENCE_FEATURES = (
 QUESTION_FEATURES = (
     "q_sent_max", "q_sent_3rd", "q_chunk_max", "q_title_max", "q_lex_max",
     "q_absent_idf", "q_absent_share", "q_missing_top3", "q_missing_max_idf", "q_named_absent", "q_named_missing_top3",
-    "q_paper_max", "q_paper_top3", "q_lead_prf",
+    "q_paper_max", "q_paper_top3",
 )  # fmt: skip
 
 

@@ -33,7 +33,7 @@ from evals.questions import Question
 
 C_REG = 0.5  # inverse L2 strength of every model (a regularisation choice, not tuned per fold)
 QUESTION_PAIRS = True  # the question model weighs features by each other (Linear.pairs): evals/README.md
-C_QUESTION = 0.1  # the question model's inverse L2 strength: 105 terms (14 features and their products) from 252 rows (184 questions + 68
+C_QUESTION = 0.1  # the question model's inverse L2 strength: 91 pairwise terms from 252 rows (184 questions + 68
 # gold-masked copies) need a firmer prior than C_REG (the linear question model was fitted with C_REG)
 INNER_FOLDS = 5
 FOLD_SEED = 13  # the fold split `litassist eval --cv` reports and the CI gate reads

@@ -17,7 +17,6 @@ from typing import TypeVar
 
 import numpy as np
 
-from assistant.cohesion import index_cohesion
 from assistant.embedders.cache import CachedEmbedder
 from assistant.index import INGEST_OPEN, Index
 from assistant.locking import WriteLock
@@ -200,7 +199,6 @@ def ingest(
     release_free_memory()  # before the keyword index is built beside the (now largest) vector index
     report.embedded = embedder.computed - before - (report.sentences_embedded if by_sentence is None else 0)
     index.ensure_keyword_index()
-    index_cohesion(index)  # measured now, so the first question does not wait for it
     report.total_papers, report.total_chunks = index.registry.counts()
     parsed = [[sk.source, sk.locator, sk.reason] for sk in report.skipped[len(skips) :]]
     index.registry.set_meta(LAST_RUN, {

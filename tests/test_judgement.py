@@ -549,10 +549,9 @@ def test_a_small_corpus_of_unrelated_papers_answers_what_it_holds_and_refuses_wh
 ) -> None:
     # question features are standardised by the statistics of the 414-paper seed corpus, and the
     # pairwise question model extrapolates through their products: a feature that sits far outside
-    # that range on a small index of unrelated papers (the leading candidate's raw similarity to the
-    # next three, before `q_lead_prf` read it against the index's cohesion: evals/README.md) refused
-    # a one-paper index's own paper and answered "FlashAttention-3 on H100 GPUs" from four unrelated
-    # abstracts with confidence 1.00
+    # that range on a small index of unrelated papers (the leading candidate's similarity to the next
+    # three, tried as `q_lead_prf`: evals/README.md) refused a one-paper index's own paper and answered
+    # "FlashAttention-3 on H100 GPUs" from four unrelated abstracts with confidence 1.00
     # (the off-topic question is unlike any training question: evals/train_unanswerable.jsonl has a sourdough one)
     settings = _assistant_over(tmp_path, SMALL_CORPUS[:n]).settings
     held = [
@@ -570,10 +569,29 @@ def test_a_small_corpus_of_unrelated_papers_answers_what_it_holds_and_refuses_wh
         assert isinstance(answer, Answer) and answer.refused, (q, answer.confidence)
 
 
-def test_shipped_question_model_trusts_a_leading_candidate_that_sits_with_the_next_three() -> None:
-    question = load_params().question
-    rows = np.tile(np.asarray(question.mean), (2, 1))
-    col = QUESTION_FEATURES.index("q_lead_prf")
-    rows[0, col], rows[1, col] = 0.0, -0.3  # as close as the index's papers to their neighbours; apart
-    typical, apart = question.prob(rows)
-    assert typical > apart
+LONE_PAPER = {
+    "title": "Zebra routing for sparse experts",
+    "abstract": "Zebra routing balances sparse experts by routing tokens in alternating stripes. It matches strong "
+                "load-balancing baselines at equal compute and improves perplexity by 3%.",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("copies", [5, 10])
+def test_a_paper_alone_on_its_topic_among_near_copies_of_another_still_answers(tmp_path: Path, copies: int) -> None:
+    # the question's leading paper has no neighbour on its topic, so the papers behind it are far from
+    # it: the pattern of a near miss whose topics sit in different papers. A question feature built on
+    # that pattern (the lead's similarity to the next three, even read against the index's own
+    # neighbour cohesion: evals/README.md) refused the lone paper's own questions and answered
+    # FlashAttention-3 with confidence 1.00 over these indexes
+    cluster = [{"title": f"Watermarking generated text, variant {i}",
+                "abstract": f"We embed a statistical watermark in generated text by biasing token choices toward a green list, variant {i}."}
+               for i in range(copies)]  # fmt: skip
+    settings = _assistant_over(tmp_path, [LONE_PAPER, *cluster]).settings
+    for q in ["Which papers study zebra routing?", "How does zebra routing balance experts?",
+              "How is generated text watermarked?"]:  # fmt: skip
+        answer = ask(q, settings=settings)
+        assert isinstance(answer, Answer) and not answer.refused, (q, answer.confidence)
+    for q in ["What speedup does FlashAttention-3 give on H100 GPUs?", "How does GPT-5 score on MMLU?",
+              "How do sea otters use tools to open shellfish?"]:  # fmt: skip
+        answer = ask(q, settings=settings)
+        assert isinstance(answer, Answer) and answer.refused, (q, answer.confidence)
