@@ -413,6 +413,21 @@ def test_refusal_lists_closest_papers_with_their_best_sentence(seed_settings: Se
     assert a.closest and all(c.snippet and f'"{c.snippet}"' in a.text for c in a.closest)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("question", [
+    "Which studies track wolf packs with GPS collars?",
+    "What is the mortality rate of COVID-19 in the UK?",
+    "How does NASA's JWST detect exoplanet atmospheres?",
+])  # fmt: skip
+def test_an_off_topic_question_naming_what_no_paper_writes_is_refused(seed_settings: Settings, question: str) -> None:
+    # a name no abstract writes puts q_named_absent far outside its training range (z ~ 5): the pairwise
+    # question model must not turn it, times another low feature, into evidence for answering (a
+    # question feature tried on 2026-12-04 answered the wolf-pack question at 0.65: evals/README.md)
+    a = ask(question, settings=seed_settings)
+    assert isinstance(a, Answer) and a.refused, a.confidence
+    assert a.not_in_corpus, "the refusal names what no indexed paper writes"
+
+
 def test_front_ends_show_the_confidence() -> None:
     from assistant.cli_ask import render_text
     from assistant.models import Citation
