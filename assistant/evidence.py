@@ -230,17 +230,28 @@ class Evidence:
                 f[f"gap_{k}"] = f[k] - v
                 f[f"z_{k}"] = (f[k] - stats[k][0]) / stats[k][1]
 
-    def _named(self, index: Index, bm25: BM25Index) -> tuple[list[str], float]:
+    def _named(self, index: Index, bm25: BM25Index) -> tuple[list[str], float, float]:
         """The question's named tokens (acronyms, CamelCase, names with digits) that no indexed paper
-        writes, and the share that none of the three leading papers writes ('FlashAttention-3' is
-        absent from a corpus that has FlashAttention-2 and other papers with a 3 in them)."""
+        writes, their share, and the share that none of the three leading papers writes ('FlashAttention-3'
+        is absent from a corpus that has FlashAttention-2 and other papers with a 3 in them). Both shares
+        weigh each name by how rare its keyword terms are in the corpus (BM25 idf of the papers holding
+        all of them; an absent name weighs the most), so a common acronym ('LLMs', 'RL') the leading
+        papers happen not to write counts for little beside a specific method's name."""
         names = self.names
         if not names:
-            return [], 0.0
+            return [], 0.0, 0.0
+        n_docs = bm25.n_docs
         written = self._written
-        missing = sum(not any(row[j] for row in written[:3]) for j in range(len(names)))
-        absent = [n for j, n in enumerate(names) if not any(row[j] for row in written) and not _in_corpus(index, bm25, n)]
-        return absent, missing / len(names)
+        absent_flags = [not any(row[j] for row in written) and not _in_corpus(index, bm25, n) for j, n in enumerate(names)]
+        weights = []
+        for n, gone in zip(names, absent_flags, strict=True):
+            df = 0 if gone else len(bm25.papers_with(terms(n)))
+            weights.append(math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5)))
+        total = sum(weights) or 1.0
+        missing = sum(w for j, w in enumerate(weights) if not any(row[j] for row in written[:3]))
+        absent = [n for n, gone in zip(names, absent_flags, strict=True) if gone]
+        absent_share = sum(w for w, gone in zip(weights, absent_flags, strict=True) if gone)
+        return absent, absent_share / total, missing / total
 
     def _question_features(self, index: Index, bm25: BM25Index) -> dict[str, float]:
         """Whole-question features: the strength of the best evidence and what the corpus lacks."""
@@ -252,10 +263,10 @@ class Evidence:
         total = sum(self.weights.values()) or 1.0
         missing_top3 = [w for t, w in self.weights.items() if t not in covered_top3]
         sims = sorted((p.features["sent_max"] for p in self.papers), reverse=True) + [0.0, 0.0, 0.0]
-        absent_names, named_missing = self._named(index, bm25)
+        absent_names, named_absent, named_missing = self._named(index, bm25)
         self.unwritten = self._unwritten(bm25, absent_names, absent_terms)
         return {
-            "q_named_absent": len(absent_names) / len(self.names) if self.names else 0.0,
+            "q_named_absent": named_absent,
             "q_named_missing_top3": named_missing,
             "q_sent_max": sims[0],
             "q_sent_3rd": sims[2],

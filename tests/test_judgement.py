@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import html
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -505,10 +506,45 @@ def test_a_versioned_name_the_corpus_never_writes_counts_as_absent(tmp_path: Pat
         ev = Evidence(a.index, q, a.retriever.retrieve(q, k=2))
         return ev.question_features["q_named_absent"], ev.papers[0].features["named_hit"]
 
-    assert named("What speedup does FlashAttention-3 give on H100 GPUs?") == (pytest.approx(1 / 3), pytest.approx(2 / 3))
+    # FlashAttention-3 is in no paper (idf log 6); H100 and GPUs are in both (idf log 1.2 each), so its
+    # share weighs 1.79 of 2.16, not one name of three
+    absent_share = math.log(6) / (math.log(6) + 2 * math.log(1.2))
+    assert named("What speedup does FlashAttention-3 give on H100 GPUs?") == (pytest.approx(absent_share), pytest.approx(2 / 3))
     assert named("What speedup does FlashAttention-2 give on H100 GPUs?") == (0.0, 1.0)
     # the corpus check reads papers beyond the candidates too
     assert a.index.ensure_keyword_index().papers_with(terms("FlashAttention-3")).tolist() == [0]
+
+
+def test_a_name_weighs_by_how_rare_it_is_in_the_corpus(tmp_path: Path) -> None:
+    # before: every named token counted the same, so a common acronym ('GPUs', 'LLMs') diluted the one
+    # name that matters: a question naming an absent method and two acronyms every paper writes read
+    # as one third absent, the same as a question whose three names are all specific
+    rows = [
+        {"title": f"Training study {i}", "abstract": f"We train LLMs on GPUs with recipe {i} and report throughput."}
+        for i in range(5)
+    ] + [{"title": "ZetaNet on TPUs", "abstract": "ZetaNet runs on TPUs; it is not about LLMs."}]
+    a = _assistant_over(tmp_path, rows)
+
+    def q_features(q: str) -> dict[str, float]:
+        return Evidence(a.index, q, a.retriever.retrieve(q, k=3)).question_features
+
+    n = 6
+    idf = {df: math.log(1 + (n - df + 0.5) / (df + 0.5)) for df in (0, 1, 5, 6)}
+    common = q_features("Does QuuxNet train LLMs faster on GPUs?")
+    assert common["q_named_absent"] == pytest.approx(idf[0] / (idf[0] + idf[6] + idf[5]))
+    assert common["q_named_absent"] > 0.8, "the absent name outweighs two acronyms every paper writes"
+    specific = q_features("Does QuuxNet beat ZetaNet on TPUs?")  # ZetaNet, TPUs: one paper each
+    assert specific["q_named_absent"] == pytest.approx(idf[0] / (idf[0] + 2 * idf[1]))
+    assert specific["q_named_absent"] < common["q_named_absent"]
+
+
+@pytest.mark.slow
+def test_a_question_naming_one_absent_method_among_common_acronyms_is_refused(seed_settings: Settings) -> None:
+    # Mamba is indexed, Mamba-3 is not; 'LLMs' is in 190 of the 414 abstracts. With names counted
+    # alike the absent share was 1/2 and the question got a weak answer (confidence 0.24-0.30)
+    a = ask("Is Mamba-3 better than Transformers for LLMs?", settings=seed_settings)
+    assert isinstance(a, Answer) and a.refused, a.confidence
+    assert a.not_in_corpus == ["Mamba-3"]
 
 
 def test_evidence_names_what_no_indexed_paper_writes(tmp_path: Path) -> None:
