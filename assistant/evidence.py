@@ -76,11 +76,10 @@ def named_tokens(question: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _in_corpus(index: Index, bm25: BM25Index, name: str) -> bool:
-    """Whether an indexed paper writes ``name``: among the papers holding all of its keyword terms,
-    the first :data:`NAME_CHECKS` are read; when more hold them, it is taken as written (no evidence
-    of absence)."""
-    rows = bm25.papers_with(terms(name))
+def _in_corpus(index: Index, bm25: BM25Index, name: str, rows: np.ndarray) -> bool:
+    """Whether an indexed paper writes ``name``, given ``rows``, the papers holding all of its keyword
+    terms (``bm25.papers_with``): the first :data:`NAME_CHECKS` are read; when more hold them, it is
+    taken as written (no evidence of absence)."""
     if len(rows) > NAME_CHECKS:
         return True
     papers = index.papers.many([bm25.ids[i] for i in rows])
@@ -107,7 +106,7 @@ class Evidence:
         qterms = list(dict.fromkeys(bm25.query_terms(question)))
         self.weights = {t: bm25.idf(t) for t in qterms}
         self._idf: dict[str, float] = {}
-        self._idf_max = math.log(1.0 + (bm25.n_docs + 0.5) / 0.5) or 1.0
+        self._idf_max = bm25.idf_of(0) or 1.0
         total = sum(self.weights.values()) or 1.0
         self.question = question
         qvec = index.embed_query(question)
@@ -240,18 +239,20 @@ class Evidence:
         names = self.names
         if not names:
             return [], 0.0, 0.0
-        n_docs = bm25.n_docs
         written = self._written
-        absent_flags = [not any(row[j] for row in written) and not _in_corpus(index, bm25, n) for j, n in enumerate(names)]
-        weights = []
-        for n, gone in zip(names, absent_flags, strict=True):
-            df = 0 if gone else len(bm25.papers_with(terms(n)))
-            weights.append(math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5)))
+        absent, weights, absent_weight, missing_weight = [], [], 0.0, 0.0
+        for j, n in enumerate(names):
+            rows = bm25.papers_with(terms(n))
+            gone = not any(row[j] for row in written) and not _in_corpus(index, bm25, n, rows)
+            w = bm25.idf_of(0 if gone else len(rows))
+            weights.append(w)
+            if gone:
+                absent.append(n)
+                absent_weight += w
+            if not any(row[j] for row in written[:3]):
+                missing_weight += w
         total = sum(weights) or 1.0
-        missing = sum(w for j, w in enumerate(weights) if not any(row[j] for row in written[:3]))
-        absent = [n for n, gone in zip(names, absent_flags, strict=True) if gone]
-        absent_share = sum(w for w, gone in zip(weights, absent_flags, strict=True) if gone)
-        return absent, absent_share / total, missing / total
+        return absent, absent_weight / total, missing_weight / total
 
     def _question_features(self, index: Index, bm25: BM25Index) -> dict[str, float]:
         """Whole-question features: the strength of the best evidence and what the corpus lacks."""

@@ -212,8 +212,12 @@ class BM25Index:
 
     def idf(self, term: str) -> float:
         """Smoothed inverse document frequency (unknown terms get the highest)."""
-        n = self.df.get(term, 0)
-        return math.log(1.0 + (self.n_docs - n + 0.5) / (n + 0.5))
+        return self.idf_of(self.df.get(term, 0))
+
+    def idf_of(self, df: int) -> float:
+        """The smoothed idf of anything ``df`` of the indexed papers hold (a term, or a name's terms
+        together): log(1 + (N - df + 0.5) / (df + 0.5)); 0 papers gives the highest."""
+        return math.log(1.0 + (self.n_docs - df + 0.5) / (df + 0.5))
 
     def papers_with(self, terms: list[str]) -> np.ndarray:
         """Rows (positions in ``ids``) of the papers holding every one of ``terms`` (none for no terms)."""
@@ -250,6 +254,6 @@ class BM25Index:
                 continue
             lo, hi = c.indptr[col], c.indptr[col + 1]
             rows, tf = c.indices[lo:hi], c.data[lo:hi]
-            idf = np.float32(math.log(1.0 + (self.n_docs - self._df[col] + 0.5) / (self._df[col] + 0.5)))
+            idf = np.float32(self.idf_of(int(self._df[col])))
             out[rows] += idf * tf / (self._norm[rows] + tf)
         return out
