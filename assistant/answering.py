@@ -24,7 +24,7 @@ from assistant.models import Answer, Citation, Filters, Hit, Usage, check_k
 from assistant.offline import count_tokens
 from assistant.prompts import render
 from assistant.retrieval import Retriever
-from assistant.settings import Settings
+from assistant.settings import Settings, load_settings
 from assistant.text import replace_surrogates
 
 History = Sequence[Turn] | Sequence[tuple[str, str]] | None
@@ -35,7 +35,11 @@ WEAK_NOTE = "Weak evidence: these papers only partly match the question, so chec
 def normalise_history(history: History) -> list[Turn]:
     """Accept ``[{"role", "content"}]`` or ``[(user, assistant), …]`` turns."""
     turns: list[Turn] = []
+    if history is not None and (isinstance(history, (str, bytes)) or not isinstance(history, Sequence)):
+        raise ConfigError(f"history: expected a list of turns, got {type(history).__name__}")
     for item in history or []:
+        if not isinstance(item, dict) and (isinstance(item, (str, bytes)) or not isinstance(item, Sequence) or len(item) != 2):
+            raise ConfigError("history: each turn is a {'role', 'content'} dict or a (user, assistant) pair")
         if isinstance(item, dict):
             if item.get("content"):
                 turns.append({"role": str(item.get("role", "user")), "content": replace_surrogates(str(item["content"]))})
@@ -132,6 +136,8 @@ class AnswerStream:
         self, owner: Assistant, question: str, k: int | None, filters: Filters, backend: str | None,
         history: list[Turn], mode: str | None,
     ) -> None:
+        if not isinstance(question, str):
+            raise ConfigError(f"question: expected text, got {type(question).__name__}")
         if not question or not question.strip():
             raise ConfigError("question: empty question")
         self._owner = owner
@@ -232,6 +238,8 @@ class AnswerStream:
     def _refusal(self, standalone: str, hits: list[Hit], evidence: Evidence, usage: Usage) -> Answer:
         note = "" if self.filters.is_empty() else " within the active filters"
         text = render("refusal", filter_note=note)
+        if not hits and not self.filters.is_empty():  # nothing passed the filters: say so, not "no abstract addresses it"
+            text = f"No indexed paper matches the filters ({self.filters.describe()}): widen or drop them."
         closest = [
             Citation(
                 n=i, paper_id=h.paper.id, title=h.paper.title, date=h.paper.date, year=h.paper.year,
@@ -262,7 +270,7 @@ def get_assistant(settings: Settings | None = None) -> Assistant:
     global _default_settings
     if settings is None:
         if _default_settings is None:
-            _default_settings = Settings()
+            _default_settings = load_settings()
         settings = _default_settings
     with _build_lock:
         key = settings.fingerprint()

@@ -23,17 +23,9 @@ app = typer.Typer(
 
 
 def _settings() -> Settings:
-    from pydantic import ValidationError
+    from assistant.settings import load_settings
 
-    from assistant.errors import ConfigError
-    from assistant.settings import Settings
-
-    try:
-        return Settings()
-    except ValidationError as err:
-        first = err.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"setting {field}: {first['msg']} (LITASSIST_{field.upper().replace('.', '__')})") from None
+    return load_settings()
 
 
 def _err(msg: str) -> None:

@@ -1,4 +1,5 @@
-"""One writer per data dir: an advisory file lock that concurrent ``litassist ingest`` runs take.
+"""One writer per data dir: an advisory file lock that concurrent ``litassist ingest`` runs take; and
+a readers-writer lock around a local Chroma store's reads and writes (:class:`StoreLock`).
 
 A second ingest on the same data dir fails at once with a one-line error instead of racing the first
 inside Chroma (``table collections already exists``, ``database is locked``). The lock is released
@@ -9,6 +10,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -25,6 +29,7 @@ class WriteLock:
     def __init__(self, data_dir: Path) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.path = data_dir / ".ingest.lock"
+        self._also: list[AbstractContextManager[None]] = []
         self._fh: IO[str] | None = self.path.open("a+")
         try:
             fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -41,7 +46,13 @@ class WriteLock:
         self._fh.write(f"pid {os.getpid()}")
         self._fh.flush()
 
+    def also(self, held: AbstractContextManager[None]) -> None:
+        """Release ``held`` (an entered lock) together with this one."""
+        self._also.append(held)
+
     def release(self) -> None:
+        while self._also:
+            self._also.pop().__exit__(None, None, None)
         if self._fh is not None:
             fcntl.flock(self._fh, fcntl.LOCK_UN)
             self._fh.close()
@@ -49,3 +60,55 @@ class WriteLock:
 
     def __del__(self) -> None:
         self.release()
+
+
+_EXCLUSIVE: set[str] = set()  # the store locks this process holds exclusively (writes inside need no other)
+
+
+class StoreLock:
+    """Readers and writers of one local Chroma store, across processes: any number read at once, a
+    write waits for them and they wait for it. Chroma's local (``PersistentClient``) files are not safe
+    for a process to read while another rewrites them: ``ask`` during ``ingest --rebuild`` crashed in
+    Chroma's native code and left a store every later query crashed on. Each hold opens its own file
+    handle, so threads of one process hold it independently. A Chroma server orders its clients itself
+    and needs none."""
+
+    WAIT_S = 120.0  # a write batch holds it for well under a second; past this, something is stuck
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / ".store.lock"
+
+    @contextmanager
+    def _held(self, mode: int, what: str) -> Iterator[None]:
+        key = str(self.path.resolve())
+        if key in _EXCLUSIVE:  # this process holds it whole (``litassist ingest --rebuild``): nothing to wait for
+            yield
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as fh:
+            deadline = time.monotonic() + self.WAIT_S
+            while True:
+                try:
+                    fcntl.flock(fh, mode | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise BusyError(
+                            f"the index at {self.path.parent} stayed busy for {self.WAIT_S:.0f} s ({what}); try again"
+                        ) from None
+                    time.sleep(0.005)
+            if mode == fcntl.LOCK_EX:
+                _EXCLUSIVE.add(key)
+            try:
+                yield
+            finally:
+                _EXCLUSIVE.discard(key)
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def reading(self) -> AbstractContextManager[None]:
+        """Held while reading the store (shared)."""
+        return self._held(fcntl.LOCK_SH, "reading")
+
+    def writing(self) -> AbstractContextManager[None]:
+        """Held while writing the store (exclusive)."""
+        return self._held(fcntl.LOCK_EX, "writing")

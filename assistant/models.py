@@ -52,10 +52,10 @@ MAX_UNWRITTEN = 5  # absent names/words a confidence label names at most
 
 def check_k(k: int | None) -> None:
     """Raise :class:`FilterError` unless ``k`` is None or 1..MAX_K."""
-    if k is not None and not 1 <= k <= MAX_K:
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K):
         from assistant.errors import FilterError
 
-        raise FilterError(f"k must be between 1 and {MAX_K} (got {k})")
+        raise FilterError(f"k must be between 1 and {MAX_K} (got {k!r})")
 
 
 class Filters(BaseModel):
@@ -69,6 +69,12 @@ class Filters(BaseModel):
 
     def is_empty(self) -> bool:
         return self.since is None and self.until is None and not self.source
+
+    def describe(self) -> str:
+        """The active filters in words ('since 2030, source "003_"'); empty when there are none."""
+        parts = [f"since {self.since}" if self.since is not None else "", f"until {self.until}" if self.until is not None else "",
+                 f'source "{self.source}"' if self.source else ""]
+        return ", ".join(p for p in parts if p)
 
 
 class Hit(BaseModel):

@@ -41,7 +41,7 @@ def matching_sources(index: Index, filters: Filters) -> list[str] | None:
     """Listing file names matching the source filter (a case-insensitive substring); None = no filter."""
     if not filters.source:
         return None
-    needle = filters.source.lower()
+    needle = filters.source.replace("\\", "/").rsplit("/", 1)[-1].lower()  # a path names its file: sources are file names
     return [s for s in index.sources() if needle in s.lower()]
 
 

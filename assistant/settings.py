@@ -248,13 +248,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_path = Path(os.environ.get("LITASSIST_CONFIG", "litassist.toml"))
-        return (
-            init_settings,
-            env_settings,
-            dotenv_settings,
-            TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
-        )
+        toml_path = config_path()
+        sources = (init_settings, env_settings, dotenv_settings)
+        return (*sources, TomlConfigSettingsSource(settings_cls, toml_file=toml_path)) if toml_path else sources
 
     @model_validator(mode="after")
     def _slack_env(self) -> Settings:
@@ -311,3 +307,77 @@ class Settings(BaseSettings):
     def masked(self) -> dict[str, Any]:
         """Effective settings as a dict with secrets masked."""
         return self.model_dump(mode="json")  # SecretStr dumps as '**********'
+
+
+def config_path() -> Path | None:
+    """The TOML file settings are read from: ``LITASSIST_CONFIG``, else ``./litassist.toml``; None when
+    ``LITASSIST_CONFIG`` is set empty (no file)."""
+    value = os.environ.get("LITASSIST_CONFIG", "litassist.toml")
+    return Path(value) if value else None
+
+
+def _unknown_keys(data: dict[str, Any], model: type[BaseModel], prefix: str = "") -> list[str]:
+    out = []
+    for key, value in data.items():
+        field = model.model_fields.get(key)
+        if field is None:
+            out.append(prefix + key)
+            continue
+        sub = field.annotation
+        if isinstance(value, dict) and isinstance(sub, type) and issubclass(sub, BaseModel):
+            out.extend(_unknown_keys(value, sub, f"{prefix}{key}."))
+    return out
+
+
+def _read_config() -> dict[str, Any]:
+    """The TOML file's settings, every problem with it (or with ``.env``) as one :class:`ConfigError`."""
+    import tomllib
+
+    from assistant.errors import ConfigError
+
+    path = config_path()
+    if path is not None and "LITASSIST_CONFIG" in os.environ and not path.is_file():
+        raise ConfigError(f"LITASSIST_CONFIG={path}: no such file (set it empty for no file)")
+    for f in (Path(".env"), path):
+        if f is not None and f.is_file():
+            try:
+                f.read_text(encoding="utf-8")
+            except UnicodeDecodeError as err:
+                raise ConfigError(f"{f}: not UTF-8 text (byte {err.start})") from None
+            except OSError as err:
+                raise ConfigError(f"{f}: cannot be read ({err.strerror})") from None
+    if path is None or not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    unknown = _unknown_keys(data, Settings)
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting {', '.join(unknown)} (see `litassist config` for the names)")
+    return data
+
+
+def load_settings() -> Settings:
+    """:class:`Settings` from the environment, ``.env`` and the TOML file, as the front ends build it: a
+    bad file or value is one :class:`~assistant.errors.ConfigError` line naming the file, the setting and
+    where its value came from, never a traceback."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from assistant.errors import ConfigError
+
+    data = _read_config()
+    try:
+        return Settings()
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        var = f"LITASSIST_{field.upper().replace('.', '__')}"
+        node: Any = data
+        for part in field.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        source = f"in {config_path()}" if node is not None and var not in os.environ else var
+        raise ConfigError(f"setting {field}: {first['msg']} ({source})") from None
+    except SettingsError as err:
+        raise ConfigError(f"settings: {err}") from None

@@ -153,13 +153,19 @@ def edits1(word: str) -> set[str]:
     )
 
 
+MAX_CORRECTED = 30  # longest word the typo corrector tries: its one-edit neighbours number ~54 x length,
+# each as long as the word, so a pasted 10,000-letter run would cost gigabytes; no English word is this long
+
+
 def corrected_terms(text: str, known: dict[str, int], min_length: int = 5) -> list[str]:
     """:func:`terms` of ``text``, where a word whose term is unknown (not a key of ``known``, e.g. a
     corpus' document frequencies) becomes the most frequent known term one edit away ('trainng' ->
-    'train'); words shorter than ``min_length`` and words with no known neighbour stay as they are."""
+    'train'); words shorter than ``min_length`` or longer than :data:`MAX_CORRECTED`, words not in ASCII
+    letters (the edits are ASCII: a run of CJK text is one long 'word') and words with no known
+    neighbour stay as they are."""
     out = []
     for term, word in zip(terms(text), content_words(text), strict=True):
-        if term not in known and len(word) >= min_length and word.isalpha():
+        if term not in known and min_length <= len(word) <= MAX_CORRECTED and word.isascii() and word.isalpha():
             stems = _stemmer().stemWords(sorted(edits1(word)))
             best = max((s for s in stems if s in known), key=lambda s: known[s], default=None)
             term = best or term

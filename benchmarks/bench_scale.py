@@ -169,7 +169,7 @@ def bench(size: int, root: Path, base_url: str, questions: int, query_only: bool
     env = {k: v for k, v in os.environ.items() if not k.startswith("LITASSIST_")}
     env.update({
         "LITASSIST_DATA_DIR": str(folder / "data"), "LITASSIST_CACHE_DIR": str(folder / "data" / "cache"),
-        "LITASSIST_CONFIG": str(folder / "none.toml"), "LITASSIST_INGEST__EMBEDDER": "openai",
+        "LITASSIST_CONFIG": "", "LITASSIST_INGEST__EMBEDDER": "openai",
         "LITASSIST_INGEST__EMBEDDING_MODEL": f"synthetic-{DIM}", "LITASSIST_INGEST__EMBEDDING_BASE_URL": base_url,
         "LITASSIST_INGEST__BATCH_SIZE": "256", "LITASSIST_LLM__BACKEND": "extractive",
     })  # fmt: skip

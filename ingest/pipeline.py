@@ -19,7 +19,7 @@ import numpy as np
 
 from assistant.embedders.cache import CachedEmbedder
 from assistant.index import INGEST_OPEN, Index
-from assistant.locking import WriteLock
+from assistant.locking import StoreLock, WriteLock
 from assistant.models import Paper
 from assistant.profiles import embed_sentences, sentence_texts
 from assistant.settings import Settings
@@ -103,6 +103,10 @@ def ingest(
     report.skipped.extend(skips)
     digest = _inputs_digest(files)
     index = Index.open(settings, create=True)
+    if rebuild and not settings.store.chroma_host:  # a rebuild rewrites every vector: no reader may look in meanwhile
+        held = StoreLock(settings.data_dir).writing()
+        held.__enter__()
+        lock.also(held)
     if rebuild:
         index.reset()
     index.ensure_chunk_metadata()
@@ -229,6 +233,9 @@ def _inputs_digest(files: list[Path]) -> str:
     h = hashlib.sha256()
     for f in files:
         h.update(str(f.resolve()).encode() + b"\0")
+        if not f.is_file():  # a pipe ('ingest <(cat page.txt)') can be read once, by the parser: never the same run
+            h.update(f"stream {time.time_ns()}".encode())
+            continue
         try:
             with f.open("rb") as fh:
                 h.update(hashlib.file_digest(fh, "sha256").digest())

@@ -37,7 +37,8 @@ def merge_entries(entries: list[Entry]) -> list[tuple[Paper, str]]:
     """Deduplicate entries into papers: ids first, then titles.
 
     An entry with its own id (:attr:`Entry.ref`) is the paper of that id and never merges by title, so
-    the same title under two ids stays two papers; other entries merge by arXiv id or normalised title.
+    the same title under two ids stays two papers; other entries merge by arXiv id or normalised title,
+    except that two entries of one title with different arXiv ids are two papers.
     Returns ``(paper, normalised title)`` in first-seen order. When a paper appears several times, the
     longest abstract wins and every listing it came from is kept in ``sources``.
     """
@@ -46,7 +47,10 @@ def merge_entries(entries: list[Entry]) -> list[tuple[Paper, str]]:
     order: list[str] = []
     for e in entries:
         tnorm = normalise_title(e.title)
-        key = e.ref or title_to_key.get(tnorm) or paper_id(e)
+        same_title = title_to_key.get(tnorm)
+        if same_title and e.arxiv_id and by_key[same_title].arxiv_id not in (None, e.arxiv_id):
+            same_title = None  # two arXiv ids under one title: two papers (as across runs, pipeline._same_paper)
+        key = e.ref or same_title or paper_id(e)
         title_to_key.setdefault(tnorm, key)
         old = by_key.get(key)
         if old is None:

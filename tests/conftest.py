@@ -40,7 +40,7 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
             monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("LITASSIST_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("LITASSIST_CACHE_DIR", str(EMBED_CACHE))
-    monkeypatch.setenv("LITASSIST_CONFIG", str(tmp_path / "no-config.toml"))
+    monkeypatch.setenv("LITASSIST_CONFIG", "")  # no TOML file (a path that does not exist is an error)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
     yield

@@ -15,7 +15,7 @@ import pytest
 
 from assistant import aask, ask
 from assistant.answering import AnswerStream
-from assistant.errors import FilterError, IndexMissingError
+from assistant.errors import FilterError, IndexMissingError, LitassistError
 from assistant.models import Answer
 from assistant.settings import Settings
 from ingest.parsers.text import normalise_title
@@ -86,6 +86,42 @@ def test_year_filter_applies_only_to_dated_papers(seed_settings: Settings) -> No
 def test_source_filter(seed_settings: Settings) -> None:
     a = _answer(LORA_Q, seed_settings, filters={"source": "004_"})
     assert a.contexts and all(any("004_" in s for s in h.paper.sources) for h in a.contexts)
+
+
+def test_a_source_filter_given_as_a_path_matches_its_file(seed_settings: Settings) -> None:
+    a = _answer(LORA_Q, seed_settings, filters={"source": "/somewhere/else/004_"})
+    assert a.contexts and all(any("004_" in s for s in h.paper.sources) for h in a.contexts)
+
+
+@pytest.mark.parametrize("filters", [{"since": 2030}, {"source": "nomatch_"}])
+def test_a_filter_no_paper_passes_says_so(seed_settings: Settings, filters: dict[str, object]) -> None:
+    # it used to say "none of their abstracts addresses it", as if the papers had been read and found wanting
+    a = ask(LORA_Q, settings=seed_settings, filters=filters)
+    assert a.refused and not a.contexts
+    assert a.text.startswith("No indexed paper matches the filters (")
+    assert ("since 2030" if "since" in filters else 'source "nomatch_"') in a.text
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"question": 123}, "question: expected text, got int"),
+        ({"question": b"lora"}, "question: expected text, got bytes"),
+        ({"k": "5"}, "k must be between 1 and 100 (got '5')"),
+        ({"k": 2.5}, "k must be between 1 and 100 (got 2.5)"),
+        ({"k": True}, "k must be between 1 and 100 (got True)"),
+        ({"history": "hello"}, "history: expected a list of turns, got str"),
+        ({"history": ["hello"]}, "history: each turn is"),
+    ],
+)
+def test_wrongly_typed_arguments_are_one_line_errors(
+    seed_settings: Settings, kwargs: dict[str, object], message: str
+) -> None:
+    # these were AttributeError / TypeError / ValueError from deep inside, and k=True was taken as k=1
+    args = {"question": LORA_Q, **kwargs}
+    with pytest.raises(LitassistError) as err:
+        ask(args.pop("question"), settings=seed_settings, **args)  # type: ignore[arg-type]
+    assert str(err.value).startswith(message)
 
 
 def test_k_limits_contexts(seed_settings: Settings) -> None:

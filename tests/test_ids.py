@@ -78,6 +78,22 @@ def test_dedup_uses_ids_before_titles() -> None:
     assert first.abstract.endswith("More.")
 
 
+def test_same_title_under_two_arxiv_ids_in_one_run_stays_two_papers(tmp_path: Path) -> None:
+    # across runs the pipeline kept them apart, within one listing they merged: the second abstract was lost
+    rows = [
+        {"title": "Routing for Mixture of Experts", "abstract": ABSTRACT, "arxiv_id": "2503.11111"},
+        {"title": "Routing for mixture of experts", "abstract": "Capybara routing sends tokens to experts.",
+         "arxiv_id": "2504.22222"},
+        {"title": "Routing for Mixture of Experts", "abstract": ABSTRACT, "arxiv_id": "2503.11111"},
+        {"title": "Routing for Mixture of Experts", "abstract": ABSTRACT},  # no id: merges with the first
+    ]
+    papers = merge_entries([record_to_entry(r, "x.jsonl", f"line {i}") for i, r in enumerate(rows, 1)])
+    assert [p.id for p, _ in papers] == ["arxiv:2503.11111", "arxiv:2504.22222"]
+    assert papers[1][0].abstract.startswith("Capybara")
+    report = ingest([_jsonl(tmp_path / "a.jsonl", rows)], _settings(tmp_path))
+    assert (report.papers, report.new) == (2, 2)
+
+
 def test_same_title_under_two_ids_stays_two_papers_across_runs(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     rows = [

@@ -55,6 +55,88 @@ def test_ingest_is_idempotent_and_cached(tmp_path: Path, tiny_listing: Path) -> 
     assert _consistent(s) == (3, first.total_chunks)
 
 
+def test_a_listing_read_from_a_pipe_is_ingested(tmp_path: Path, tiny_listing: Path) -> None:
+    # `litassist ingest <(cat page.txt)`: the run's digest used to read the pipe first, so the parser
+    # found it empty and skipped it ("empty file")
+    import threading
+
+    fifo = tmp_path / "page.jsonl"
+    os.mkfifo(fifo)
+    reports = []
+    writer = threading.Thread(target=lambda: fifo.write_bytes(tiny_listing.read_bytes()), daemon=True)
+    reader = threading.Thread(target=lambda: reports.append(ingest([fifo], _settings(tmp_path))), daemon=True)
+    writer.start()
+    reader.start()
+    reader.join(timeout=60)  # before the fix the parser waited for a second writer that never came
+    assert reports, "ingest of a pipe did not finish"
+    assert (reports[0].new, reports[0].skipped) == (3, [])
+
+
+_TRY_READ = (
+    "import fcntl, sys; f = open(sys.argv[1], 'a')\n"
+    "try:\n    fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB); print('free')\n"
+    "except BlockingIOError:\n    print('held')\n"
+)
+
+
+def test_a_rebuild_keeps_readers_of_other_processes_out_of_the_store(tmp_path: Path, tiny_listing: Path) -> None:
+    # `ask` in another process during `ingest --rebuild` crashed inside Chroma's native code and left a
+    # store that every later query crashed on (segmentation fault); readers now wait for the rebuild
+    s = _settings(tmp_path)
+    ingest([tiny_listing], s)
+    seen: list[str] = []
+
+    def probe(_: int) -> None:  # called by the ingest once it has reset the index, before writing it again
+        run = subprocess.run([sys.executable, "-c", _TRY_READ, str(s.data_dir / ".store.lock")],
+                             capture_output=True, text=True, check=True)
+        seen.append(run.stdout.strip())
+
+    ingest([tiny_listing], s, rebuild=True, on_start=probe)
+    extra = _write_jsonl(tmp_path / "more.jsonl", [{"title": "Zebra routing", "abstract": LONG}])
+    ingest([extra], s, on_start=probe)  # an incremental run takes it per write only
+    assert seen == ["held", "free"]
+    assert _consistent(s)[0] == 4
+
+
+def test_a_reader_waits_for_a_writer_of_another_process(tmp_path: Path, tiny_listing: Path) -> None:
+    s = _settings(tmp_path)
+    ingest([tiny_listing], s)
+    marker = tmp_path / "released"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from pathlib import Path; from assistant.locking import StoreLock\n"
+         "with StoreLock(Path(sys.argv[1])).writing():\n"
+         "    print('holding', flush=True); time.sleep(1.5); Path(sys.argv[2]).write_text('x')\n",
+         str(s.data_dir), str(marker)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+    index = Index.open(s)
+    found = index.store.query(index.embed_query("sparse adapters"), 3)
+    assert marker.exists(), "the query ran while another process was writing"
+    assert found
+    holder.wait(timeout=30)
+
+
+def test_a_failing_vector_search_is_a_one_line_backend_error(tmp_path: Path, tiny_listing: Path) -> None:
+    # under heavy concurrent load Chroma raised InternalError('pool timed out ...') through `ask` as a traceback
+    from chromadb.errors import InternalError
+
+    from assistant.errors import BackendError
+
+    s = _settings(tmp_path)
+    ingest([tiny_listing], s)
+    index = Index.open(s)
+
+    class Failing:
+        def query(self, **_: object) -> None:
+            raise InternalError("pool timed out while waiting for\n an open connection")
+
+    index.store._col = Failing()
+    with pytest.raises(BackendError, match=r"^the vector store failed to search: pool timed out while waiting for an open"):
+        index.store.query(index.embed_query("sparse adapters"), 3)
+
+
 def test_changed_abstract_replaces_its_chunks(tmp_path: Path, tiny_listing: Path) -> None:
     s = _settings(tmp_path)
     ingest([tiny_listing], s)

@@ -26,7 +26,7 @@ from assistant.judgement import (
 )
 from assistant.models import Answer
 from assistant.settings import Settings
-from assistant.text import corrected_terms, terms
+from assistant.text import MAX_CORRECTED, corrected_terms, terms
 from evals.questions import Question
 from evals.training import Example, choose_answer_threshold, fit, stratified_folds
 
@@ -190,6 +190,18 @@ def test_typos_are_corrected_against_the_corpus_vocabulary() -> None:
     assert corrected_terms("trainng-free diffusoin tokens", known) == ["train", "free", "diffus", "token"]
     assert corrected_terms("LoRA", {"lora": 3}) == ["lora"]
     assert corrected_terms("zzzzzz", known) == ["zzzzzz"], "no known neighbour: the word stays unknown"
+
+
+def test_the_typo_corrector_leaves_overlong_and_non_ascii_words_alone() -> None:
+    # a pasted run of letters (or CJK text, one 'word' without spaces) has ~54 x length one-edit
+    # neighbours, each as long as the word: a 10,000-letter question took 10 GB before the length cap
+    long_word = "a" * MAX_CORRECTED + "b"  # one deletion away from the known term below
+    known = {terms("a" * MAX_CORRECTED)[0]: 5, "model": 9}
+    assert corrected_terms(long_word, known) == terms(long_word)
+    assert corrected_terms("a" * (MAX_CORRECTED - 1) + "b", {terms("a" * (MAX_CORRECTED - 1))[0]: 5}) == terms(
+        "a" * (MAX_CORRECTED - 1)
+    ), "a word at the cap is still corrected"
+    assert corrected_terms("模型模型模型", {"模型模型模": 3}) == terms("模型模型模型")
 
 
 def test_named_tokens_are_acronyms_camel_case_and_names_with_digits() -> None:

@@ -160,6 +160,24 @@ def test_hf_title_at_end_of_file_is_skipped(tmp_path: Path) -> None:
     assert [(s.locator, "no abstract" in s.reason) for s in result.skipped] == [("line 5", True)]
 
 
+@pytest.mark.parametrize(
+    ("last", "kept"),
+    [
+        ("Second abstract, cut off in the middle of the", False),  # the file ends inside an abstract
+        ("Second abstract, whole. It ends with a sentence.", True),  # only the author/date line is missing
+    ],
+)
+def test_hf_abstract_cut_at_end_of_file_is_skipped(tmp_path: Path, last: str, kept: bool) -> None:
+    # a page saved half-way used to store its last paper with the cut abstract, reported as nothing skipped
+    path = tmp_path / "half.txt"
+    path.write_text("First Title\n\nA whole abstract.\n\n  • 2 authors\n·\nJan 2, 2025\n\nSecond Title\n\n" + last,
+                    encoding="utf-8")
+    result = read_listing(path)
+    assert [e.title for e in result.entries] == ["First Title", "Second Title"][: 1 + kept]
+    assert [s.locator for s in result.skipped] == ([] if kept else ["line 9"])
+    assert kept or "cut short in its abstract (end of file)" in result.skipped[0].reason
+
+
 def test_split_date_upvotes() -> None:
     assert split_date_upvotes("May 13 2") == ("May 13", 2)
     assert split_date_upvotes("Dec 15, 2023 1") == ("Dec 15, 2023", 1)

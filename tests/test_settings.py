@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -134,3 +135,57 @@ def test_stats_on_an_empty_data_dir_creates_nothing(tmp_path: Path) -> None:
                          capture_output=True, text=True, env={**os.environ, "LITASSIST_DATA_DIR": str(data)}).stdout
     assert json.loads(out)["papers"] == 0
     assert not (data / "index").exists()
+
+
+@pytest.mark.parametrize(
+    ("files", "env", "message"),
+    [
+        ({"litassist.toml": b"[retrieval\nk = 5\n"}, {}, "litassist.toml: not valid TOML: "),
+        ({"litassist.toml": b"\xff\xfe[retrieval]\n"}, {}, "litassist.toml: not UTF-8 text (byte 0)"),
+        ({".env": b"\xff\xfe=bad\n"}, {}, ".env: not UTF-8 text (byte 0)"),
+        ({"litassist.toml": b"[retrieval]\nkk = 5\n"}, {}, "litassist.toml: unknown setting retrieval.kk"),
+        ({"litassist.toml": b"[retrieval]\nk = 'many'\n"}, {}, "setting retrieval.k: Input should be a valid integer"),
+        ({}, {"LITASSIST_CONFIG": "nowhere.toml"}, "LITASSIST_CONFIG=nowhere.toml: no such file"),
+        ({}, {"LITASSIST_RETRIEVAL": "{bad"}, 'settings: error parsing value for field "retrieval"'),
+    ],
+)
+def test_a_bad_config_file_or_value_is_one_line_naming_it(
+    files: dict[str, bytes], env: dict[str, str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # these were tracebacks (TOML, encoding, JSON env) or silently ignored (unknown key, missing LITASSIST_CONFIG)
+    from assistant.errors import ConfigError
+    from assistant.settings import load_settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LITASSIST_CONFIG", raising=False)
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+def test_a_bad_toml_value_names_the_file_not_an_unset_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from assistant.errors import ConfigError
+    from assistant.settings import load_settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LITASSIST_CONFIG", raising=False)
+    (tmp_path / "litassist.toml").write_text("[retrieval]\nk = 'many'\n")
+    with pytest.raises(ConfigError, match=r"\(in litassist.toml\)$"):
+        load_settings()
+    monkeypatch.setenv("LITASSIST_RETRIEVAL__K", "abc")  # the environment wins over the file: it is named
+    with pytest.raises(ConfigError, match=r"\(LITASSIST_RETRIEVAL__K\)$"):
+        load_settings()
+
+
+def test_cli_reports_a_broken_config_file_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "litassist.toml").write_text("[retrieval\nk = 5\n")
+    env = {k: v for k, v in os.environ.items() if k != "LITASSIST_CONFIG"}
+    run = subprocess.run(
+        [sys.executable, "-m", "assistant.cli", "config"], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
+    assert run.returncode != 0
+    assert run.stderr.startswith("litassist: litassist.toml: not valid TOML") and run.stderr.count("\n") == 1

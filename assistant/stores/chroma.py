@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from assistant.errors import BackendError
+from assistant.errors import BackendError, LitassistError
+from assistant.locking import StoreLock
 from assistant.stores import paper_of
 
 if TYPE_CHECKING:
@@ -57,14 +59,22 @@ def _with_search_ef(col: Any, ef: int) -> Any:
 class ChromaStore:
     """One Chroma collection of chunk vectors (cosine space, our own embeddings only)."""
 
-    def __init__(self, client: Any, name: str, search_ef: int = 200) -> None:
+    def __init__(self, client: Any, name: str, search_ef: int = 200, lock: StoreLock | None = None) -> None:
         self._client = client
         self.name = name
         self.search_ef = search_ef
+        self._lock = lock  # local files: readers and writers of other processes take turns (StoreLock)
         # embedding_function=None: Chroma must never load its default (downloading) model.
-        self._col = _with_search_ef(client.get_or_create_collection(
-            name=name, embedding_function=None, metadata={"hnsw:space": "cosine"}
-        ), search_ef)
+        with self._writing():
+            self._col = _with_search_ef(client.get_or_create_collection(
+                name=name, embedding_function=None, metadata={"hnsw:space": "cosine"}
+            ), search_ef)
+
+    def _reading(self) -> AbstractContextManager[None]:
+        return self._lock.reading() if self._lock else nullcontext()
+
+    def _writing(self) -> AbstractContextManager[None]:
+        return self._lock.writing() if self._lock else nullcontext()
 
     @classmethod
     def open(cls, settings: Settings, vectors: int = 0) -> ChromaStore:
@@ -74,7 +84,8 @@ class ChromaStore:
         ef = settings.store.search_ef
         if vectors <= EXACT_UP_TO:  # not max(ef, vectors): an index loaded now keeps its ef as it grows
             ef = max(ef, EXACT_UP_TO)
-        return cls(make_client(settings), settings.collection_name(), ef)
+        lock = None if settings.store.chroma_host else StoreLock(settings.data_dir)
+        return cls(make_client(settings), settings.collection_name(), ef, lock)
 
     @property
     def collection(self) -> Any:
@@ -85,35 +96,42 @@ class ChromaStore:
     ) -> None:
         """Store vectors with their metadata; ``documents`` only when something will read them back."""
         if ids:
-            self._col.upsert(ids=ids, embeddings=vectors, metadatas=metadatas, documents=documents)
+            with self._writing():
+                self._col.upsert(ids=ids, embeddings=vectors, metadatas=metadatas, documents=documents)
 
     def set_metadata(self, ids: list[str], metadatas: list[dict[str, Any]]) -> None:
         """Replace the metadata of stored vectors (e.g. a paper gained a source)."""
         if ids:
-            self._col.update(ids=ids, metadatas=metadatas)
+            with self._writing():
+                self._col.update(ids=ids, metadatas=metadatas)
 
     def delete(self, ids: list[str]) -> None:
         if ids:
-            self._col.delete(ids=ids)
+            with self._writing():
+                self._col.delete(ids=ids)
 
     def ids(self, paper_id: str | None = None) -> list[str]:
         where = {"paper_id": paper_id} if paper_id else None
-        return list(self._col.get(where=where, include=[])["ids"])
+        with self._reading():
+            return list(self._col.get(where=where, include=[])["ids"])
 
     def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
         """Stored vectors by chunk id (for registry rows without their copy, and the copies' backfill)."""
         if not ids:
             return {}
-        res = self._col.get(ids=ids, include=["embeddings"])
+        with self._reading():
+            res = self._col.get(ids=ids, include=["embeddings"])
         return {cid: np.asarray(vec, dtype=np.float32) for cid, vec in zip(res["ids"], res["embeddings"], strict=True)}
 
     def warm(self) -> None:
         """Load the vector index into memory now (Chroma loads it on the first read of any vector:
         seconds for a large collection)."""
-        self._col.get(limit=1, include=["embeddings"])
+        with self._reading():
+            self._col.get(limit=1, include=["embeddings"])
 
     def count(self) -> int:
-        return int(self._col.count())
+        with self._reading():
+            return int(self._col.count())
 
     def query(
         self, vector: np.ndarray, n: int, where: dict[str, Any] | None = None
@@ -126,12 +144,19 @@ class ChromaStore:
         """
         if n <= 0:
             return []
-        res = self._col.query(query_embeddings=[vector], n_results=n, where=where, include=["distances"])
+        with self._reading():
+            try:
+                res = self._col.query(query_embeddings=[vector], n_results=n, where=where, include=["distances"])
+            except Exception as err:  # chromadb's own errors ('pool timed out while waiting for an open connection')
+                if isinstance(err, LitassistError):
+                    raise
+                raise BackendError(f"the vector store failed to search: {' '.join(str(err).split())}") from err
         return [(cid, paper_of(cid), 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0], strict=True)]
 
     def drop(self) -> None:
-        with contextlib.suppress(Exception):  # absent already
-            self._client.delete_collection(self.name)
-        self._col = _with_search_ef(self._client.get_or_create_collection(
-            name=self.name, embedding_function=None, metadata={"hnsw:space": "cosine"}
-        ), self.search_ef)
+        with self._writing():
+            with contextlib.suppress(Exception):  # absent already
+                self._client.delete_collection(self.name)
+            self._col = _with_search_ef(self._client.get_or_create_collection(
+                name=self.name, embedding_function=None, metadata={"hnsw:space": "cosine"}
+            ), self.search_ef)

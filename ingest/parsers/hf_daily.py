@@ -148,6 +148,9 @@ def _parse_meta(p: _Para) -> _Meta:
     return meta
 
 
+_ENDS_SENTENCE = re.compile(r"[.!?…)\]\"'”’]\s*$")
+
+
 def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -179,6 +182,7 @@ class HFDailyParser:
 
         paras = _paragraphs(text)
         i, n = 0, len(paras)
+        with_meta = False  # whether an entry so far had its author/date block (the layout has them)
         while i < n:
             p = paras[i]
             nxt = paras[i + 1] if i + 1 < n else None
@@ -223,10 +227,15 @@ class HFDailyParser:
                 skip(p.line, f"entry {_short(title)!r} is cut short in its abstract (line {cut_at} starts the next title)")
                 i += 2
                 continue
+            if after is None and with_meta and not _ENDS_SENTENCE.search(nxt.text):
+                # the file ends inside this abstract: every other entry had its author/date line
+                skip(p.line, f"entry {_short(title)!r} is cut short in its abstract (end of file)")
+                break
             meta = _Meta()
             i += 2
             if after is not None and _is_meta(after):
                 meta = _parse_meta(after)
+                with_meta = True
                 i += 1
             if meta.problem:
                 skip(p.line, f"entry {_short(title)!r}: {meta.problem} (line {after.line if after else p.line})")
