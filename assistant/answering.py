@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,7 +23,7 @@ from assistant.judgement import Judge, load_params
 from assistant.models import Answer, Citation, Filters, Hit, Usage, check_k
 from assistant.offline import count_tokens
 from assistant.prompts import render
-from assistant.retrieval import Retriever
+from assistant.retrieval import Retriever, passes_any
 from assistant.settings import Settings, load_settings
 from assistant.text import replace_surrogates
 
@@ -35,7 +35,7 @@ WEAK_NOTE = "Weak evidence: these papers only partly match the question, so chec
 def normalise_history(history: History) -> list[Turn]:
     """Accept ``[{"role", "content"}]`` or ``[(user, assistant), …]`` turns."""
     turns: list[Turn] = []
-    if history is not None and (isinstance(history, (str, bytes)) or not isinstance(history, Sequence)):
+    if history is not None and (isinstance(history, (str, bytes, dict)) or not isinstance(history, Iterable)):
         raise ConfigError(f"history: expected a list of turns, got {type(history).__name__}")
     for item in history or []:
         if not isinstance(item, dict) and (isinstance(item, (str, bytes)) or not isinstance(item, Sequence) or len(item) != 2):
@@ -238,7 +238,7 @@ class AnswerStream:
     def _refusal(self, standalone: str, hits: list[Hit], evidence: Evidence, usage: Usage) -> Answer:
         note = "" if self.filters.is_empty() else " within the active filters"
         text = render("refusal", filter_note=note)
-        if not hits and not self.filters.is_empty():  # nothing passed the filters: say so, not "no abstract addresses it"
+        if not hits and not passes_any(self._owner.index, self.filters):  # say so, not "no abstract addresses it"
             text = f"No indexed paper matches the filters ({self.filters.describe()}): widen or drop them."
         closest = [
             Citation(

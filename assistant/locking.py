@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -62,7 +63,7 @@ class WriteLock:
         self.release()
 
 
-_EXCLUSIVE: set[str] = set()  # the store locks this process holds exclusively (writes inside need no other)
+_EXCLUSIVE: dict[str, int] = {}  # store lock -> the thread of this process holding it exclusively
 
 
 class StoreLock:
@@ -70,39 +71,56 @@ class StoreLock:
     write waits for them and they wait for it. Chroma's local (``PersistentClient``) files are not safe
     for a process to read while another rewrites them: ``ask`` during ``ingest --rebuild`` crashed in
     Chroma's native code and left a store every later query crashed on. Each hold opens its own file
-    handle, so threads of one process hold it independently. A Chroma server orders its clients itself
-    and needs none."""
+    handles, so threads of one process hold it independently; the thread holding it exclusively passes
+    through its own nested holds. A writer first takes a gate that readers pass on their way in, so a
+    stream of overlapping readers cannot keep it out. A Chroma server orders its clients itself and
+    needs none."""
 
-    WAIT_S = 120.0  # a write batch holds it for well under a second; past this, something is stuck
+    WAIT_S = 120.0  # a write batch holds it for well under a second; a rebuild until it has written everything
 
     def __init__(self, data_dir: Path) -> None:
         self.path = data_dir / ".store.lock"
+        self.gate = data_dir / ".store.gate"
+
+    def _take(self, fh: IO[str], mode: int, deadline: float, what: str) -> None:
+        while True:
+            try:
+                fcntl.flock(fh, mode | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise BusyError(
+                        f"the index at {self.path.parent} stayed busy for {self.WAIT_S:.0f} s ({what}: another "
+                        "process is writing it, e.g. an `ingest --rebuild` still embedding); try again"
+                    ) from None
+                time.sleep(0.005)
 
     @contextmanager
     def _held(self, mode: int, what: str) -> Iterator[None]:
         key = str(self.path.resolve())
-        if key in _EXCLUSIVE:  # this process holds it whole (``litassist ingest --rebuild``): nothing to wait for
+        me = threading.get_ident()
+        if _EXCLUSIVE.get(key) == me:  # this thread holds it whole (``ingest --rebuild``): nothing to wait for
             yield
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as fh:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            gate, fh = self.gate.open("a"), self.path.open("a")
+        except OSError as err:
+            raise BusyError(f"{self.path}: cannot open the index's lock file ({err.strerror})") from None
+        with gate, fh:
             deadline = time.monotonic() + self.WAIT_S
-            while True:
-                try:
-                    fcntl.flock(fh, mode | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise BusyError(
-                            f"the index at {self.path.parent} stayed busy for {self.WAIT_S:.0f} s ({what}); try again"
-                        ) from None
-                    time.sleep(0.005)
+            self._take(gate, mode, deadline, what)  # a waiting writer holds the gate: new readers queue behind it
+            try:
+                self._take(fh, mode, deadline, what)
+            finally:
+                fcntl.flock(gate, fcntl.LOCK_UN)
             if mode == fcntl.LOCK_EX:
-                _EXCLUSIVE.add(key)
+                _EXCLUSIVE[key] = me
             try:
                 yield
             finally:
-                _EXCLUSIVE.discard(key)
+                if mode == fcntl.LOCK_EX:
+                    _EXCLUSIVE.pop(key, None)
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def reading(self) -> AbstractContextManager[None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -52,7 +53,7 @@ MAX_UNWRITTEN = 5  # absent names/words a confidence label names at most
 
 def check_k(k: int | None) -> None:
     """Raise :class:`FilterError` unless ``k`` is None or 1..MAX_K."""
-    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K):
+    if k is not None and (isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= MAX_K):
         from assistant.errors import FilterError
 
         raise FilterError(f"k must be between 1 and {MAX_K} (got {k!r})")
@@ -73,7 +74,7 @@ class Filters(BaseModel):
     def describe(self) -> str:
         """The active filters in words ('since 2030, source "003_"'); empty when there are none."""
         parts = [f"since {self.since}" if self.since is not None else "", f"until {self.until}" if self.until is not None else "",
-                 f'source "{self.source}"' if self.source else ""]
+                 f"source {' '.join(self.source.split())!r}" if self.source else ""]
         return ", ".join(p for p in parts if p)
 
 

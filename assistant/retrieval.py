@@ -41,8 +41,19 @@ def matching_sources(index: Index, filters: Filters) -> list[str] | None:
     """Listing file names matching the source filter (a case-insensitive substring); None = no filter."""
     if not filters.source:
         return None
-    needle = filters.source.replace("\\", "/").rsplit("/", 1)[-1].lower()  # a path names its file: sources are file names
+    needle = filters.source.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].lower() or filters.source.lower()  # a path names its file
     return [s for s in index.sources() if needle in s.lower()]
+
+
+def passes_any(index: Index, filters: Filters) -> bool:
+    """Whether any indexed paper passes ``filters`` (an empty filter passes every paper)."""
+    if filters.is_empty():
+        return True
+    sources = matching_sources(index, filters)
+    if sources == []:
+        return False
+    allowed = index.ensure_keyword_index().mask(filters.since, filters.until, sources)
+    return allowed is None or bool(allowed.any())
 
 
 def chroma_where(filters: Filters, sources: list[str] | None) -> dict[str, Any] | None:

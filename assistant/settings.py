@@ -319,7 +319,8 @@ def config_path() -> Path | None:
 def _unknown_keys(data: dict[str, Any], model: type[BaseModel], prefix: str = "") -> list[str]:
     out = []
     for key, value in data.items():
-        field = model.model_fields.get(key)
+        # pydantic-settings matches the top-level names in any case ('[LLM]'), the nested ones as written
+        field = model.model_fields.get(key.lower() if not prefix else key)
         if field is None:
             out.append(prefix + key)
             continue
@@ -358,6 +359,26 @@ def _read_config() -> dict[str, Any]:
     return data
 
 
+def _source_of(field: str, data: dict[str, Any]) -> str:
+    """Where the value of ``field`` ('retrieval.k') came from, by the sources' precedence: an environment
+    variable (any case), then ``.env``, then the TOML file; the variable's name when none is known."""
+    from dotenv import dotenv_values
+
+    parts = field.split(".")
+    names = ["LITASSIST_" + "__".join(parts[:i]).upper() for i in range(len(parts), 0, -1)]  # __K, then the section
+    env = {k.upper() for k in os.environ}
+    dotenv = {k.upper() for k in dotenv_values(".env")} if Path(".env").is_file() else set()
+    for name in names:
+        if name in env:
+            return name
+        if name in dotenv:
+            return f"{name} in .env"
+    node: Any = {k.lower(): v for k, v in data.items()}
+    for part in parts:
+        node = node.get(part) if isinstance(node, dict) else None
+    return f"in {config_path()}" if node is not None else names[0]
+
+
 def load_settings() -> Settings:
     """:class:`Settings` from the environment, ``.env`` and the TOML file, as the front ends build it: a
     bad file or value is one :class:`~assistant.errors.ConfigError` line naming the file, the setting and
@@ -373,11 +394,6 @@ def load_settings() -> Settings:
     except ValidationError as err:
         first = err.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
-        var = f"LITASSIST_{field.upper().replace('.', '__')}"
-        node: Any = data
-        for part in field.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        source = f"in {config_path()}" if node is not None and var not in os.environ else var
-        raise ConfigError(f"setting {field}: {first['msg']} ({source})") from None
+        raise ConfigError(f"setting {field}: {first['msg']} ({_source_of(field, data)})") from None
     except SettingsError as err:
         raise ConfigError(f"settings: {err}") from None

@@ -155,6 +155,7 @@ def edits1(word: str) -> set[str]:
 
 MAX_CORRECTED = 30  # longest word the typo corrector tries: its one-edit neighbours number ~54 x length,
 # each as long as the word, so a pasted 10,000-letter run would cost gigabytes; no English word is this long
+MAX_CORRECTIONS = 50  # distinct unknown words corrected per text (~2 ms each): a pasted page costs no more
 
 
 def corrected_terms(text: str, known: dict[str, int], min_length: int = 5) -> list[str]:
@@ -164,11 +165,13 @@ def corrected_terms(text: str, known: dict[str, int], min_length: int = 5) -> li
     letters (the edits are ASCII: a run of CJK text is one long 'word') and words with no known
     neighbour stay as they are."""
     out = []
+    fixed: dict[str, str] = {}  # each distinct word is corrected once, and at most MAX_CORRECTIONS of them
     for term, word in zip(terms(text), content_words(text), strict=True):
         if term not in known and min_length <= len(word) <= MAX_CORRECTED and word.isascii() and word.isalpha():
-            stems = _stemmer().stemWords(sorted(edits1(word)))
-            best = max((s for s in stems if s in known), key=lambda s: known[s], default=None)
-            term = best or term
+            if word not in fixed and len(fixed) < MAX_CORRECTIONS:
+                stems = _stemmer().stemWords(sorted(edits1(word)))
+                fixed[word] = max((s for s in stems if s in known), key=lambda s: known[s], default=None) or term
+            term = fixed.get(word, term)
         out.append(term)
     return out
 

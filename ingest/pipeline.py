@@ -78,13 +78,16 @@ def _merge_with_existing(paper: Paper, existing: Paper) -> Paper:
     return Paper.model_validate(data)
 
 
-def _same_paper(paper: Paper, tnorm: str, known_id: str, claimed: dict[str, str]) -> bool:
-    """Whether ``paper`` is the paper registered as ``known_id`` under the same title: not when both
-    carry different arXiv ids (two papers sharing a title), and not when a paper of this run with
-    another title holds ``known_id`` itself (taking it would overwrite that paper)."""
-    if paper.arxiv_id and known_id.startswith("arxiv:") and known_id != f"arxiv:{paper.arxiv_id}":
+def _same_paper(paper: Paper, tnorm: str, known: Paper | None, claimed: dict[str, str]) -> bool:
+    """Whether ``paper`` is ``known``, the paper registered under the same title: not when both carry
+    different arXiv ids (two papers sharing a title; the registered one may be filed under its title's
+    hash and have gained its arXiv id later), and not when a paper of this run with another title holds
+    ``known``'s id itself (taking it would overwrite that paper)."""
+    if known is None:
         return False
-    return claimed.get(known_id, tnorm) == tnorm
+    if paper.arxiv_id and known.arxiv_id and paper.arxiv_id != known.arxiv_id:
+        return False
+    return claimed.get(known.id, tnorm) == tnorm
 
 
 def ingest(
@@ -96,8 +99,22 @@ def ingest(
     on_progress: Callable[[int], None] | None = None,
 ) -> IngestReport:
     """Ingest listing files/folders into the index named by ``settings``."""
-    t0 = time.perf_counter()
     lock = WriteLock(settings.data_dir)  # one ingest per data dir at a time (held until we return)
+    try:
+        return _ingest(paths, settings, lock, rebuild, on_start, on_progress)
+    finally:  # however it ends: a failed run must not keep readers waiting on its store lock
+        lock.release()
+
+
+def _ingest(
+    paths: list[Path],
+    settings: Settings,
+    lock: WriteLock,
+    rebuild: bool,
+    on_start: Callable[[int], None] | None,
+    on_progress: Callable[[int], None] | None,
+) -> IngestReport:
+    t0 = time.perf_counter()
     report = IngestReport()
     files, skips = iter_listing_files(paths)
     report.skipped.extend(skips)
@@ -106,7 +123,7 @@ def ingest(
     if rebuild and not settings.store.chroma_host:  # a rebuild rewrites every vector: no reader may look in meanwhile
         held = StoreLock(settings.data_dir).writing()
         held.__enter__()
-        lock.also(held)
+        lock.also(held)  # released with the write lock, by ingest()
     if rebuild:
         index.reset()
     index.ensure_chunk_metadata()
@@ -132,9 +149,11 @@ def ingest(
         known = index.registry.get_many([p.id for p, _ in group])
         for paper, tnorm in group:
             known_id = None if has_own_id(paper.id) else index.registry.id_for_title(tnorm)
-            if known_id and known_id != paper.id and _same_paper(paper, tnorm, known_id, claimed):
-                paper.id = known_id  # the same paper seen before under another id keeps its first id
-                known |= index.registry.get_many([known_id])
+            if known_id and known_id != paper.id:
+                same_title = index.registry.get_many([known_id])
+                if _same_paper(paper, tnorm, same_title.get(known_id), claimed):
+                    paper.id = known_id  # the same paper seen before under another id keeps its first id
+                    known |= same_title
             existing = known.get(paper.id)
             if existing is not None:
                 paper = _merge_with_existing(paper, existing)

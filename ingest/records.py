@@ -44,14 +44,17 @@ def merge_entries(entries: list[Entry]) -> list[tuple[Paper, str]]:
     """
     by_key: dict[str, Paper] = {}
     title_to_key: dict[str, str] = {}
+    arxiv_to_key: dict[str, str] = {}  # an arXiv id is one paper, whatever key it was first filed under
     order: list[str] = []
     for e in entries:
         tnorm = normalise_title(e.title)
         same_title = title_to_key.get(tnorm)
         if same_title and e.arxiv_id and by_key[same_title].arxiv_id not in (None, e.arxiv_id):
             same_title = None  # two arXiv ids under one title: two papers (as across runs, pipeline._same_paper)
-        key = e.ref or same_title or paper_id(e)
+        key = e.ref or (arxiv_to_key.get(e.arxiv_id) if e.arxiv_id else None) or same_title or paper_id(e)
         title_to_key.setdefault(tnorm, key)
+        if e.arxiv_id and not e.ref:
+            arxiv_to_key.setdefault(e.arxiv_id, key)
         old = by_key.get(key)
         if old is None:
             by_key[key] = Paper(

@@ -99,7 +99,20 @@ def test_a_filter_no_paper_passes_says_so(seed_settings: Settings, filters: dict
     a = ask(LORA_Q, settings=seed_settings, filters=filters)
     assert a.refused and not a.contexts
     assert a.text.startswith("No indexed paper matches the filters (")
-    assert ("since 2030" if "since" in filters else 'source "nomatch_"') in a.text
+    assert ("since 2030" if "since" in filters else "source 'nomatch_'") in a.text
+
+
+def test_a_filter_some_papers_pass_is_not_reported_as_matching_none(seed_settings: Settings) -> None:
+    # BM25 alone finds nothing for a question of unknown words; the filter itself passes papers
+    a = ask("zzqx wvvy", settings=seed_settings, filters={"since": 2024}, mode="bm25")
+    assert a.refused and not a.text.startswith("No indexed paper matches the filters")
+
+
+def test_numpy_integers_and_generators_are_valid_arguments(seed_settings: Settings) -> None:
+    import numpy as np
+
+    a = _answer(LORA_Q, seed_settings, k=np.int64(3), history=(t for t in [("What is LoRA?", "An adapter.")]))
+    assert len(a.contexts) == 3
 
 
 @pytest.mark.parametrize(

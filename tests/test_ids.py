@@ -94,6 +94,30 @@ def test_same_title_under_two_arxiv_ids_in_one_run_stays_two_papers(tmp_path: Pa
     assert (report.papers, report.new) == (2, 2)
 
 
+def test_same_title_under_two_arxiv_ids_across_runs_keeps_the_first_abstract(tmp_path: Path) -> None:
+    # the first run files the paper under its title's hash (its first entry had no arXiv id); a second
+    # paper of that title with another arXiv id used to overwrite it ("updated", abstract lost)
+    s = _settings(tmp_path)
+    first = [{"title": "Routing Experts", "abstract": ABSTRACT},
+             {"title": "Routing Experts", "abstract": ABSTRACT, "arxiv_id": "2503.11111"}]
+    ingest([_jsonl(tmp_path / "a.jsonl", first)], s)
+    other = [{"title": "Routing experts", "abstract": "Capybara routing sends tokens to experts.", "arxiv_id": "2504.22222"}]
+    report = ingest([_jsonl(tmp_path / "b.jsonl", other)], s)
+    assert (report.new, report.updated, report.total_papers) == (1, 0, 2)
+    kept = [p for p in Index.open(s).papers.many(Index.open(s).ensure_keyword_index().ids).values()]
+    assert sorted((p.arxiv_id, p.abstract[:8]) for p in kept) == [("2503.11111", ABSTRACT[:8]), ("2504.22222", "Capybara")]
+
+
+def test_one_arxiv_id_is_one_paper_whatever_its_titles() -> None:
+    papers = merge_entries([
+        record_to_entry({"title": "Routing Experts", "abstract": ABSTRACT}, "x.jsonl", "line 1"),
+        record_to_entry({"title": "Routing Experts", "abstract": ABSTRACT, "arxiv_id": "2503.11111"}, "x.jsonl", "line 2"),
+        record_to_entry({"title": "Routing Experts (v2)", "abstract": ABSTRACT, "arxiv_id": "2503.11111"}, "x.jsonl",
+                        "line 3"),
+    ])
+    assert len(papers) == 1 and papers[0][0].arxiv_id == "2503.11111"
+
+
 def test_same_title_under_two_ids_stays_two_papers_across_runs(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     rows = [

@@ -102,6 +102,7 @@ def test_a_reader_waits_for_a_writer_of_another_process(tmp_path: Path, tiny_lis
     s = _settings(tmp_path)
     ingest([tiny_listing], s)
     marker = tmp_path / "released"
+    index = Index.open(s)  # opened first: the query itself must wait, not only the open
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, time; from pathlib import Path; from assistant.locking import StoreLock\n"
@@ -111,11 +112,42 @@ def test_a_reader_waits_for_a_writer_of_another_process(tmp_path: Path, tiny_lis
         stdout=subprocess.PIPE, text=True,
     )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
-    index = Index.open(s)
     found = index.store.query(index.embed_query("sparse adapters"), 3)
     assert marker.exists(), "the query ran while another process was writing"
     assert found
     holder.wait(timeout=30)
+
+
+def test_only_the_thread_holding_the_store_lock_passes_its_own_holds(tmp_path: Path) -> None:
+    # the exclusive hold was marked per process: another thread of it (Gradio's workers, the prefetch
+    # thread) walked in while a write was under way, and the key's removal left it inside unlocked
+    import threading
+
+    from assistant.locking import StoreLock
+
+    lock, events = StoreLock(tmp_path), []
+    holding, go = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with lock.writing(), lock.writing():  # the second, nested in the holding thread, passes
+            holding.set()
+            go.wait(10)
+            events.append("writer done")
+
+    def reader() -> None:
+        holding.wait(10)
+        with lock.reading():
+            events.append("reader in")
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=reader)]
+    for t in threads:
+        t.start()
+    holding.wait(10)
+    time.sleep(0.3)  # time for the reader to walk in, had it been let through
+    go.set()
+    for t in threads:
+        t.join(10)
+    assert events == ["writer done", "reader in"]
 
 
 def test_a_failing_vector_search_is_a_one_line_backend_error(tmp_path: Path, tiny_listing: Path) -> None:

@@ -165,6 +165,7 @@ def test_hf_title_at_end_of_file_is_skipped(tmp_path: Path) -> None:
     [
         ("Second abstract, cut off in the middle of the", False),  # the file ends inside an abstract
         ("Second abstract, whole. It ends with a sentence.", True),  # only the author/date line is missing
+        ("Second abstract, whole. Code: https://github.com/org/repo", True),  # a link ends many abstracts
     ],
 )
 def test_hf_abstract_cut_at_end_of_file_is_skipped(tmp_path: Path, last: str, kept: bool) -> None:

@@ -189,3 +189,25 @@ def test_cli_reports_a_broken_config_file_in_one_line(tmp_path: Path) -> None:
     )
     assert run.returncode != 0
     assert run.stderr.startswith("litassist: litassist.toml: not valid TOML") and run.stderr.count("\n") == 1
+
+
+def test_top_level_toml_names_in_any_case_are_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from assistant.settings import load_settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LITASSIST_CONFIG", raising=False)
+    (tmp_path / "litassist.toml").write_text("[Retrieval]\nk = 3\n[LLM]\nbackend = 'openai'\n")
+    s = load_settings()
+    assert (s.retrieval.k, s.llm.backend) == (3, "openai")
+
+
+def test_a_bad_value_from_dotenv_names_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from assistant.errors import ConfigError
+    from assistant.settings import load_settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LITASSIST_CONFIG", raising=False)
+    (tmp_path / "litassist.toml").write_text("[retrieval]\nk = 3\n")  # valid: not the culprit
+    (tmp_path / ".env").write_text("LITASSIST_RETRIEVAL__K=abc\n")
+    with pytest.raises(ConfigError, match=r"\(LITASSIST_RETRIEVAL__K in .env\)$"):
+        load_settings()

@@ -150,7 +150,8 @@ class ChromaStore:
             except Exception as err:  # chromadb's own errors ('pool timed out while waiting for an open connection')
                 if isinstance(err, LitassistError):
                     raise
-                raise BackendError(f"the vector store failed to search: {' '.join(str(err).split())}") from err
+                said = " ".join(str(err).split()) or "no message"
+                raise BackendError(f"the vector store failed to search: {said} ({type(err).__name__})") from err
         return [(cid, paper_of(cid), 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0], strict=True)]
 
     def drop(self) -> None:

@@ -149,6 +149,7 @@ def _parse_meta(p: _Para) -> _Meta:
 
 
 _ENDS_SENTENCE = re.compile(r"[.!?…)\]\"'”’]\s*$")
+_ENDS_LINK = re.compile(r"(?:https?://|www\.|github\.com/)\S+\s*$")  # "Code: https://github.com/…" ends many abstracts
 
 
 def _short(text: str, limit: int = 60) -> str:
@@ -182,7 +183,7 @@ class HFDailyParser:
 
         paras = _paragraphs(text)
         i, n = 0, len(paras)
-        with_meta = False  # whether an entry so far had its author/date block (the layout has them)
+        with_meta = False  # whether an entry so far had its author/date block (this layout writes them)
         while i < n:
             p = paras[i]
             nxt = paras[i + 1] if i + 1 < n else None
@@ -227,8 +228,9 @@ class HFDailyParser:
                 skip(p.line, f"entry {_short(title)!r} is cut short in its abstract (line {cut_at} starts the next title)")
                 i += 2
                 continue
-            if after is None and with_meta and not _ENDS_SENTENCE.search(nxt.text):
-                # the file ends inside this abstract: every other entry had its author/date line
+            if after is None and with_meta and not _ENDS_SENTENCE.search(nxt.text) and not _ENDS_LINK.search(nxt.text):
+                # the file ends inside this abstract (no closing sentence or link), in a layout whose entries
+                # have author/date lines and this one has none
                 skip(p.line, f"entry {_short(title)!r} is cut short in its abstract (end of file)")
                 break
             meta = _Meta()
