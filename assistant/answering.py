@@ -38,11 +38,11 @@ def normalise_history(history: History) -> list[Turn]:
     if history is not None and (isinstance(history, (str, bytes, dict)) or not isinstance(history, Iterable)):
         raise ConfigError(f"history: expected a list of turns, got {type(history).__name__}")
     for item in history or []:
-        if not isinstance(item, dict) and (isinstance(item, (str, bytes)) or not isinstance(item, Sequence) or len(item) != 2):
-            raise ConfigError("history: each turn is a {'role', 'content'} dict or a (user, assistant) pair")
         if isinstance(item, dict):
             if item.get("content"):
                 turns.append({"role": str(item.get("role", "user")), "content": replace_surrogates(str(item["content"]))})
+        elif isinstance(item, (str, bytes)) or not isinstance(item, Sequence) or len(item) != 2:
+            raise ConfigError("history: each turn is a {'role', 'content'} dict or a (user, assistant) pair")
         else:
             user, bot = item
             if user:

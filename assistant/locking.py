@@ -30,7 +30,6 @@ class WriteLock:
     def __init__(self, data_dir: Path) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.path = data_dir / ".ingest.lock"
-        self._also: list[AbstractContextManager[None]] = []
         self._fh: IO[str] | None = self.path.open("a+")
         try:
             fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -47,13 +46,7 @@ class WriteLock:
         self._fh.write(f"pid {os.getpid()}")
         self._fh.flush()
 
-    def also(self, held: AbstractContextManager[None]) -> None:
-        """Release ``held`` (an entered lock) together with this one."""
-        self._also.append(held)
-
     def release(self) -> None:
-        while self._also:
-            self._also.pop().__exit__(None, None, None)
         if self._fh is not None:
             fcntl.flock(self._fh, fcntl.LOCK_UN)
             self._fh.close()

@@ -339,18 +339,19 @@ def _read_config() -> dict[str, Any]:
     path = config_path()
     if path is not None and "LITASSIST_CONFIG" in os.environ and not path.is_file():
         raise ConfigError(f"LITASSIST_CONFIG={path}: no such file (set it empty for no file)")
+    texts = {}
     for f in (Path(".env"), path):
         if f is not None and f.is_file():
             try:
-                f.read_text(encoding="utf-8")
+                texts[f] = f.read_text(encoding="utf-8")
             except UnicodeDecodeError as err:
                 raise ConfigError(f"{f}: not UTF-8 text (byte {err.start})") from None
             except OSError as err:
                 raise ConfigError(f"{f}: cannot be read ({err.strerror})") from None
-    if path is None or not path.is_file():
+    if path not in texts:
         return {}
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(texts[path])
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
     unknown = _unknown_keys(data, Settings)

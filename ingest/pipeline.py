@@ -11,6 +11,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -29,7 +30,7 @@ from ingest.chunking import Chunker, SentenceChunker, derive_vectors
 from ingest.memory import release_free_memory
 from ingest.parsers import iter_listing_files, read_listing
 from ingest.parsers.base import Skip
-from ingest.records import has_own_id, merge_entries
+from ingest.records import has_own_id, merge_entries, other_arxiv
 
 Progress = Callable[[int, int], None]  # (advance by, total)
 UPSERT_BATCH = 256  # papers chunked, embedded, stored and registered together (bounds ingest memory)
@@ -85,9 +86,7 @@ def _same_paper(paper: Paper, tnorm: str, known: Paper | None, claimed: dict[str
     ``known``'s id itself (taking it would overwrite that paper)."""
     if known is None:
         return False
-    if paper.arxiv_id and known.arxiv_id and paper.arxiv_id != known.arxiv_id:
-        return False
-    return claimed.get(known.id, tnorm) == tnorm
+    return not other_arxiv(paper.arxiv_id, known.arxiv_id) and claimed.get(known.id, tnorm) == tnorm
 
 
 def ingest(
@@ -100,9 +99,12 @@ def ingest(
 ) -> IngestReport:
     """Ingest listing files/folders into the index named by ``settings``."""
     lock = WriteLock(settings.data_dir)  # one ingest per data dir at a time (held until we return)
+    # a rebuild rewrites every vector: no reader of another process may look in meanwhile (StoreLock)
+    rebuilding = StoreLock(settings.data_dir).writing() if rebuild and not settings.store.chroma_host else nullcontext()
     try:
-        return _ingest(paths, settings, lock, rebuild, on_start, on_progress)
-    finally:  # however it ends: a failed run must not keep readers waiting on its store lock
+        with rebuilding:
+            return _ingest(paths, settings, lock, rebuild, on_start, on_progress)
+    finally:  # however it ends: a failed run must not keep other ingests or readers waiting
         lock.release()
 
 
@@ -120,10 +122,6 @@ def _ingest(
     report.skipped.extend(skips)
     digest = _inputs_digest(files)
     index = Index.open(settings, create=True)
-    if rebuild and not settings.store.chroma_host:  # a rebuild rewrites every vector: no reader may look in meanwhile
-        held = StoreLock(settings.data_dir).writing()
-        held.__enter__()
-        lock.also(held)  # released with the write lock, by ingest()
     if rebuild:
         index.reset()
     index.ensure_chunk_metadata()

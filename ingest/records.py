@@ -28,6 +28,11 @@ def _better(a: str | None, b: str | None) -> str | None:
     return a if a else b
 
 
+def other_arxiv(a: str | None, b: str | None) -> bool:
+    """Whether two records of one title carry different arXiv ids: two papers, not one."""
+    return bool(a and b and a != b)
+
+
 def has_own_id(pid: str) -> bool:
     """Whether ``pid`` is an id the record carried itself (not an arXiv id or a title hash)."""
     return not pid.startswith(("t:", "arxiv:"))
@@ -49,7 +54,7 @@ def merge_entries(entries: list[Entry]) -> list[tuple[Paper, str]]:
     for e in entries:
         tnorm = normalise_title(e.title)
         same_title = title_to_key.get(tnorm)
-        if same_title and e.arxiv_id and by_key[same_title].arxiv_id not in (None, e.arxiv_id):
+        if same_title and other_arxiv(e.arxiv_id, by_key[same_title].arxiv_id):
             same_title = None  # two arXiv ids under one title: two papers (as across runs, pipeline._same_paper)
         key = e.ref or (arxiv_to_key.get(e.arxiv_id) if e.arxiv_id else None) or same_title or paper_id(e)
         title_to_key.setdefault(tnorm, key)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from assistant.errors import BackendError, LitassistError
+from assistant.errors import BackendError
 from assistant.locking import StoreLock
 from assistant.stores import paper_of
 
@@ -148,8 +148,6 @@ class ChromaStore:
             try:
                 res = self._col.query(query_embeddings=[vector], n_results=n, where=where, include=["distances"])
             except Exception as err:  # chromadb's own errors ('pool timed out while waiting for an open connection')
-                if isinstance(err, LitassistError):
-                    raise
                 said = " ".join(str(err).split()) or "no message"
                 raise BackendError(f"the vector store failed to search: {said} ({type(err).__name__})") from err
         return [(cid, paper_of(cid), 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0], strict=True)]
