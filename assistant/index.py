@@ -53,7 +53,8 @@ class Index:
         self.settings = settings
         self.dir = settings.index_dir()
         self.registry = Registry(self.dir / "registry.sqlite")
-        self.store = ChromaStore.open(settings, self.registry.counts()[1])
+        self._seen_generation = self.registry.generation()  # what the lookups and the store's view hold
+        self.store = ChromaStore.open(settings, self.registry.counts()[1], self._seen_generation)
         self._bm25: BM25Index | None = None
         self._query_cache: dict[str, tuple[np.ndarray, tuple[np.ndarray, list[tuple[int, int]]] | None]] = {}
         self._sources: tuple[int, list[str]] | None = None
@@ -225,14 +226,14 @@ class Index:
         return ChunksByPaperView(self.registry)
 
     def refresh(self) -> None:
-        """Drop cached lookups when another process changed the index since they were read (and
-        re-open the collection, which a ``--rebuild`` elsewhere replaces)."""
+        """Drop cached lookups when another process changed the index since they were read, and bring
+        the vector store's view up to date (a local Chroma client does not see other processes' writes)."""
         gen = self.registry.generation()
-        if getattr(self, "_seen_generation", gen) != gen:
+        if self._seen_generation != gen:
             with self._lock:
                 for name in ("papers", "chunks", "chunks_by_paper", "_profiles"):
                     self.__dict__.pop(name, None)
-                self.store = ChromaStore.open(self.settings, self.registry.counts()[1])
+                self.store = ChromaStore.open(self.settings, self.registry.counts()[1], gen)
         self._seen_generation = gen
 
     def embed_query(self, text: str) -> np.ndarray:

@@ -89,6 +89,19 @@ def _same_paper(paper: Paper, tnorm: str, known: Paper | None, claimed: dict[str
     return not other_arxiv(paper.arxiv_id, known.arxiv_id) and claimed.get(known.id, tnorm) == tnorm
 
 
+def _retitled(index: Index, paper: Paper, claimed: dict[str, str]) -> Paper | None:
+    """The registered paper ``paper`` is under another title: a paper without an id of its own (its id
+    hashes its title) whose listing now spells the title differently, found by its abstract. Not a
+    paper another of this run's papers holds, nor one with another arXiv id."""
+    if not paper.id.startswith("t:"):
+        return None
+    found = index.registry.id_for_abstract(paper.abstract)
+    if found is None or found in claimed or not found.startswith("t:"):
+        return None
+    known = index.registry.get_many([found]).get(found)
+    return known if known is not None and not other_arxiv(paper.arxiv_id, known.arxiv_id) else None
+
+
 def ingest(
     paths: list[Path],
     settings: Settings,
@@ -152,6 +165,9 @@ def _ingest(
                 if _same_paper(paper, tnorm, same_title.get(known_id), claimed):
                     paper.id = known_id  # the same paper seen before under another id keeps its first id
                     known |= same_title
+            elif known_id is None and paper.id not in known and (retitled := _retitled(index, paper, claimed)):
+                claimed[retitled.id] = tnorm  # no other paper of this run takes it as well
+                paper.id, known[retitled.id] = retitled.id, retitled  # its title corrected: an update
             existing = known.get(paper.id)
             if existing is not None:
                 paper = _merge_with_existing(paper, existing)
@@ -226,6 +242,7 @@ def _ingest(
         "digest": digest, "generation": index.registry.generation(),
         "report": {"files": report.files, "entries": report.entries, "papers": report.papers, "skipped": parsed},
     })  # fmt: skip
+    index.store.mark_current(index.registry.generation())  # this process's client holds what it wrote
     report.seconds = time.perf_counter() - t0
     lock.release()
     return report

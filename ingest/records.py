@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from assistant.models import Paper
+from assistant.stores.registry import abstract_key
 from ingest.parsers.base import Entry
 from ingest.parsers.text import normalise_title
 
@@ -43,21 +44,29 @@ def merge_entries(entries: list[Entry]) -> list[tuple[Paper, str]]:
 
     An entry with its own id (:attr:`Entry.ref`) is the paper of that id and never merges by title, so
     the same title under two ids stays two papers; other entries merge by arXiv id or normalised title,
-    except that two entries of one title with different arXiv ids are two papers.
+    except that two entries of one title with different arXiv ids are two papers; entries with no id
+    at all also merge by abstract (one listing corrected a title another spells otherwise).
     Returns ``(paper, normalised title)`` in first-seen order. When a paper appears several times, the
     longest abstract wins and every listing it came from is kept in ``sources``.
     """
     by_key: dict[str, Paper] = {}
     title_to_key: dict[str, str] = {}
     arxiv_to_key: dict[str, str] = {}  # an arXiv id is one paper, whatever key it was first filed under
+    abstract_to_key: dict[str, str] = {}  # entries without any id, by their abstract
     order: list[str] = []
     for e in entries:
         tnorm = normalise_title(e.title)
         same_title = title_to_key.get(tnorm)
         if same_title and other_arxiv(e.arxiv_id, by_key[same_title].arxiv_id):
             same_title = None  # two arXiv ids under one title: two papers (as across runs, pipeline._same_paper)
-        key = e.ref or (arxiv_to_key.get(e.arxiv_id) if e.arxiv_id else None) or same_title or paper_id(e)
+        text = None if e.ref or e.arxiv_id else abstract_key(e.abstract)
+        same_text = abstract_to_key.get(text) if text else None
+        if same_text and by_key[same_text].arxiv_id:
+            same_text = None  # its paper gained an arXiv id from a later entry: not an id-less one any more
+        key = e.ref or (arxiv_to_key.get(e.arxiv_id) if e.arxiv_id else None) or same_title or same_text or paper_id(e)
         title_to_key.setdefault(tnorm, key)
+        if text:
+            abstract_to_key.setdefault(text, key)
         if e.arxiv_id and not e.ref:
             arxiv_to_key.setdefault(e.arxiv_id, key)
         old = by_key.get(key)

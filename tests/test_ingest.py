@@ -118,6 +118,42 @@ def test_a_reader_waits_for_a_writer_of_another_process(tmp_path: Path, tiny_lis
     holder.wait(timeout=30)
 
 
+_INGEST_IN_ANOTHER_PROCESS = (
+    "import sys; from pathlib import Path; from assistant.settings import Settings; from ingest.pipeline import ingest\n"
+    "s = Settings(data_dir=Path(sys.argv[1]), cache_dir=Path(sys.argv[2]))\n"
+    "ingest([Path(sys.argv[3])], s, rebuild=sys.argv[4] == 'rebuild')\n"
+)
+
+
+def test_a_running_process_searches_the_vectors_another_process_wrote(tmp_path: Path, tiny_listing: Path) -> None:
+    # a local Chroma client loads the vector index once: a Gradio app or Slack bot left running searched
+    # the old vectors after an `ingest` in another terminal (new papers reached only by BM25; after a
+    # --rebuild, vectors that were deleted)
+    from assistant.answering import Assistant
+
+    s = _settings(tmp_path)
+    ingest([tiny_listing], s)
+    running = Assistant(s)
+    running.stream("Which papers reduce forgetting with sparse adapters?").result()  # vectors loaded
+    zebra = _write_jsonl(tmp_path / "zebra.jsonl", [{
+        "title": "Zebra routing for sparse experts",
+        "abstract": "Zebra routing sends each token to striped experts. It halves routing cost on long inputs.",
+    }])
+
+    def dense(query: str) -> list[str]:
+        running.index.refresh()  # what every question does first
+        return [pid for _, pid, _ in running.index.store.query(running.index.embed_query(query), 3)]
+
+    for mode in ("add", "rebuild"):  # the second rebuilds the index from the zebra paper alone
+        subprocess.run([sys.executable, "-c", _INGEST_IN_ANOTHER_PROCESS, str(s.data_dir), str(s.cache_dir),
+                        str(zebra), mode], check=True, capture_output=True)
+        found = dense("zebra routing striped experts")
+        registry = running.index.registry
+        zebra_id = next(p.id for p in registry.get_many(registry.paper_ids()).values() if p.title.startswith("Zebra"))
+        assert found[0] == zebra_id, (mode, found)
+    assert found == [zebra_id], "after the rebuild no deleted vector is found"
+
+
 def test_only_the_thread_holding_the_store_lock_passes_its_own_holds(tmp_path: Path) -> None:
     # the exclusive hold was marked per process: another thread of it (Gradio's workers, the prefetch
     # thread) walked in while a write was under way, and the key's removal left it inside unlocked

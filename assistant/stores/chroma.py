@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,12 +18,17 @@ if TYPE_CHECKING:
     from assistant.settings import Settings
 
 
+def _chroma_settings() -> Any:
+    from chromadb.config import Settings as ChromaSettings
+
+    return ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+
+
 def make_client(settings: Settings) -> Any:
     """A Chroma client for the configured mode (telemetry off)."""
     import chromadb
-    from chromadb.config import Settings as ChromaSettings
 
-    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    chroma_settings = _chroma_settings()
     store = settings.store
     if store.chroma_host:
         from assistant.stores.deadline import bound, probe
@@ -38,6 +45,44 @@ def make_client(settings: Settings) -> Any:
     path = settings.data_dir / "chroma"
     path.mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+
+
+@dataclass
+class _View:
+    """This process's one client of a local store folder, and the registry generation its view holds.
+
+    A local Chroma client loads the vector index once and never sees what another process writes
+    later: after an ``ingest`` in another terminal, a running Gradio app or Slack bot searched the old
+    vectors (new papers reached it only through BM25; after a ``--rebuild``, none of the new vectors).
+    So every store of one folder shares one client, and when the registry's generation moves past
+    the view's, the client is closed and opened again (under the store's write lock, so no read is in
+    flight), which reloads the index from disk. Writes of this process keep the view current
+    (:meth:`ChromaStore.mark_current`)."""
+
+    client: Any
+    generation: int | None
+    epoch: int = 0
+
+
+_VIEWS: dict[str, _View] = {}
+_VIEWS_LOCK = threading.Lock()
+
+
+def _local_view(settings: Settings, generation: int | None, lock: StoreLock) -> _View:
+    """The shared client of ``settings``' local store, re-opened when ``generation`` (the registry's,
+    None when unknown) is not the one its view was opened or last written at."""
+    key = str((settings.data_dir / "chroma").resolve())
+    with _VIEWS_LOCK:
+        view = _VIEWS.get(key)
+        if view is None:
+            view = _VIEWS[key] = _View(make_client(settings), generation)
+        elif generation is not None and view.generation != generation:
+            with lock.writing():  # no thread or process is inside the store while its client is replaced
+                with contextlib.suppress(Exception):
+                    view.client.close()
+                view.client = make_client(settings)
+                view.generation, view.epoch = generation, view.epoch + 1
+        return view
 
 
 # A collection of up to this many vectors is searched with ef = this (exhaustive for it: ~1-2 ms at 1,300).
@@ -59,11 +104,14 @@ def _with_search_ef(col: Any, ef: int) -> Any:
 class ChromaStore:
     """One Chroma collection of chunk vectors (cosine space, our own embeddings only)."""
 
-    def __init__(self, client: Any, name: str, search_ef: int = 200, lock: StoreLock | None = None) -> None:
+    def __init__(
+        self, client: Any, name: str, search_ef: int = 200, lock: StoreLock | None = None, view: _View | None = None
+    ) -> None:
         self._client = client
         self.name = name
         self.search_ef = search_ef
         self._lock = lock  # local files: readers and writers of other processes take turns (StoreLock)
+        self._view, self._epoch = view, view.epoch if view else 0  # a local store follows its folder's view
         # embedding_function=None: Chroma must never load its default (downloading) model.
         with self._writing():
             self._col = _with_search_ef(client.get_or_create_collection(
@@ -76,20 +124,40 @@ class ChromaStore:
     def _writing(self) -> AbstractContextManager[None]:
         return self._lock.writing() if self._lock else nullcontext()
 
+    def _current(self) -> Any:
+        """The collection, from the folder's current client (call with the store lock held: the client
+        is replaced only under its write lock)."""
+        view = self._view
+        if view is not None and view.epoch != self._epoch:
+            self._client, self._epoch = view.client, view.epoch
+            self._col = self._client.get_collection(name=self.name, embedding_function=None)
+        return self._col
+
+    def mark_current(self, generation: int) -> None:
+        """This process wrote the store up to registry ``generation``: its view holds that already."""
+        if self._view is not None:
+            with _VIEWS_LOCK:
+                self._view.generation = generation
+
     @classmethod
-    def open(cls, settings: Settings, vectors: int = 0) -> ChromaStore:
+    def open(cls, settings: Settings, vectors: int = 0, generation: int | None = None) -> ChromaStore:
         """The collection of ``settings``; ``vectors`` (how many it holds, from the registry) decides
         the search breadth: a collection of at most :data:`EXACT_UP_TO` vectors is searched exhaustively,
-        so every index of the same papers returns the same neighbours, whatever its graph."""
+        so every index of the same papers returns the same neighbours, whatever its graph. A local
+        store whose view is older than registry ``generation`` is re-read from disk (:class:`_View`)."""
         ef = settings.store.search_ef
         if vectors <= EXACT_UP_TO:  # not max(ef, vectors): an index loaded now keeps its ef as it grows
             ef = max(ef, EXACT_UP_TO)
-        lock = None if settings.store.chroma_host else StoreLock(settings.data_dir)
-        return cls(make_client(settings), settings.collection_name(), ef, lock)
+        if settings.store.chroma_host:  # a server serves every client its current vectors
+            return cls(make_client(settings), settings.collection_name(), ef)
+        lock = StoreLock(settings.data_dir)
+        view = _local_view(settings, generation, lock)
+        return cls(view.client, settings.collection_name(), ef, lock, view)
 
     @property
     def collection(self) -> Any:
-        return self._col
+        with self._reading():
+            return self._current()
 
     def upsert(
         self, ids: list[str], vectors: np.ndarray, metadatas: list[dict[str, Any]], documents: list[str] | None = None
@@ -97,41 +165,41 @@ class ChromaStore:
         """Store vectors with their metadata; ``documents`` only when something will read them back."""
         if ids:
             with self._writing():
-                self._col.upsert(ids=ids, embeddings=vectors, metadatas=metadatas, documents=documents)
+                self._current().upsert(ids=ids, embeddings=vectors, metadatas=metadatas, documents=documents)
 
     def set_metadata(self, ids: list[str], metadatas: list[dict[str, Any]]) -> None:
         """Replace the metadata of stored vectors (e.g. a paper gained a source)."""
         if ids:
             with self._writing():
-                self._col.update(ids=ids, metadatas=metadatas)
+                self._current().update(ids=ids, metadatas=metadatas)
 
     def delete(self, ids: list[str]) -> None:
         if ids:
             with self._writing():
-                self._col.delete(ids=ids)
+                self._current().delete(ids=ids)
 
     def ids(self, paper_id: str | None = None) -> list[str]:
         where = {"paper_id": paper_id} if paper_id else None
         with self._reading():
-            return list(self._col.get(where=where, include=[])["ids"])
+            return list(self._current().get(where=where, include=[])["ids"])
 
     def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
         """Stored vectors by chunk id (for registry rows without their copy, and the copies' backfill)."""
         if not ids:
             return {}
         with self._reading():
-            res = self._col.get(ids=ids, include=["embeddings"])
+            res = self._current().get(ids=ids, include=["embeddings"])
         return {cid: np.asarray(vec, dtype=np.float32) for cid, vec in zip(res["ids"], res["embeddings"], strict=True)}
 
     def warm(self) -> None:
         """Load the vector index into memory now (Chroma loads it on the first read of any vector:
         seconds for a large collection)."""
         with self._reading():
-            self._col.get(limit=1, include=["embeddings"])
+            self._current().get(limit=1, include=["embeddings"])
 
     def count(self) -> int:
         with self._reading():
-            return int(self._col.count())
+            return int(self._current().count())
 
     def query(
         self, vector: np.ndarray, n: int, where: dict[str, Any] | None = None
@@ -146,7 +214,7 @@ class ChromaStore:
             return []
         with self._reading():
             try:
-                res = self._col.query(query_embeddings=[vector], n_results=n, where=where, include=["distances"])
+                res = self._current().query(query_embeddings=[vector], n_results=n, where=where, include=["distances"])
             except Exception as err:  # chromadb's own errors ('pool timed out while waiting for an open connection')
                 said = " ".join(str(err).split()) or "no message"
                 raise BackendError(f"the vector store failed to search: {said} ({type(err).__name__})") from err
@@ -154,6 +222,7 @@ class ChromaStore:
 
     def drop(self) -> None:
         with self._writing():
+            self._current()
             with contextlib.suppress(Exception):  # absent already
                 self._client.delete_collection(self.name)
             self._col = _with_search_ef(self._client.get_or_create_collection(
