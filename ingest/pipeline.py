@@ -30,7 +30,8 @@ from ingest.chunking import Chunker, SentenceChunker, derive_vectors
 from ingest.memory import release_free_memory
 from ingest.parsers import iter_listing_files, read_listing
 from ingest.parsers.base import Skip
-from ingest.records import has_own_id, merge_entries, other_arxiv
+from ingest.parsers.text import normalise_title
+from ingest.records import has_own_id, merge_entries, other_arxiv, retitled, second_id
 
 Progress = Callable[[int, int], None]  # (advance by, total)
 UPSERT_BATCH = 256  # papers chunked, embedded, stored and registered together (bounds ingest memory)
@@ -91,15 +92,28 @@ def _same_paper(paper: Paper, tnorm: str, known: Paper | None, claimed: dict[str
 
 def _retitled(index: Index, paper: Paper, claimed: dict[str, str]) -> Paper | None:
     """The registered paper ``paper`` is under another title: a paper without an id of its own (its id
-    hashes its title) whose listing now spells the title differently, found by its abstract. Not a
-    paper another of this run's papers holds, nor one with another arXiv id."""
+    hashes its title) whose listing now spells the title a little differently, with the same abstract
+    (:func:`ingest.records.retitled`). Not a paper another of this run's papers holds, nor one with
+    another arXiv id."""
     if not paper.id.startswith("t:"):
         return None
-    found = index.registry.id_for_abstract(paper.abstract)
-    if found is None or found in claimed or not found.startswith("t:"):
-        return None
-    known = index.registry.get_many([found]).get(found)
-    return known if known is not None and not other_arxiv(paper.arxiv_id, known.arxiv_id) else None
+    found = [i for i in index.registry.ids_for_abstract(paper.abstract) if i not in claimed and i.startswith("t:")]
+    for known in index.registry.get_many(found).values():
+        if retitled(paper.title, paper.abstract, known.title, known.abstract) and not other_arxiv(
+            paper.arxiv_id, known.arxiv_id
+        ):
+            return known
+    return None
+
+
+def _held_by_another(paper: Paper, tnorm: str, existing: Paper) -> bool:
+    """Whether the paper registered under ``paper``'s title-hash id is another paper: one that was
+    filed under this title and later retitled, not this paper again."""
+    return (
+        paper.id.startswith("t:")
+        and normalise_title(existing.title) != tnorm
+        and not retitled(paper.title, paper.abstract, existing.title, existing.abstract)
+    )
 
 
 def ingest(
@@ -111,30 +125,30 @@ def ingest(
     on_progress: Callable[[int], None] | None = None,
 ) -> IngestReport:
     """Ingest listing files/folders into the index named by ``settings``."""
-    lock = WriteLock(settings.data_dir)  # one ingest per data dir at a time (held until we return)
+    lock = WriteLock(settings.data_dir)  # one ingest per data dir at a time (held until the view is marked)
     # a rebuild rewrites every vector: no reader of another process may look in meanwhile (StoreLock)
     rebuilding = StoreLock(settings.data_dir).writing() if rebuild and not settings.store.chroma_host else nullcontext()
     try:
         with rebuilding:
-            return _ingest(paths, settings, lock, rebuild, on_start, on_progress)
+            index = Index.open(settings, create=True)
+            with index.store.own_writes(index.registry.generation):  # questions of this process keep its client
+                return _ingest(index, paths, rebuild, on_start, on_progress)
     finally:  # however it ends: a failed run must not keep other ingests or readers waiting
         lock.release()
 
 
 def _ingest(
+    index: Index,
     paths: list[Path],
-    settings: Settings,
-    lock: WriteLock,
     rebuild: bool,
     on_start: Callable[[int], None] | None,
     on_progress: Callable[[int], None] | None,
 ) -> IngestReport:
-    t0 = time.perf_counter()
+    t0, settings = time.perf_counter(), index.settings
     report = IngestReport()
     files, skips = iter_listing_files(paths)
     report.skipped.extend(skips)
     digest = _inputs_digest(files)
-    index = Index.open(settings, create=True)
     if rebuild:
         index.reset()
     index.ensure_chunk_metadata()
@@ -147,7 +161,6 @@ def _ingest(
         same.pieces_backfilled = report.pieces_backfilled
         same.total_papers, same.total_chunks = index.registry.counts()
         same.seconds = time.perf_counter() - t0
-        lock.release()
         return same
     merged = _read(files, report)
     report.papers = len(merged)
@@ -169,6 +182,10 @@ def _ingest(
                 claimed[retitled.id] = tnorm  # no other paper of this run takes it as well
                 paper.id, known[retitled.id] = retitled.id, retitled  # its title corrected: an update
             existing = known.get(paper.id)
+            if existing is not None and _held_by_another(paper, tnorm, existing):
+                paper.id = second_id(paper.title, paper.abstract)
+                claimed[paper.id] = tnorm
+                existing = index.registry.get(paper.id)
             if existing is not None:
                 paper = _merge_with_existing(paper, existing)
                 if existing.content_hash == paper.content_hash and paper.id not in repair:
@@ -242,9 +259,7 @@ def _ingest(
         "digest": digest, "generation": index.registry.generation(),
         "report": {"files": report.files, "entries": report.entries, "papers": report.papers, "skipped": parsed},
     })  # fmt: skip
-    index.store.mark_current(index.registry.generation())  # this process's client holds what it wrote
     report.seconds = time.perf_counter() - t0
-    lock.release()
     return report
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 
 from assistant.models import Paper
@@ -23,6 +24,26 @@ def paper_id(entry: Entry) -> str:
     if entry.arxiv_id:
         return f"arxiv:{entry.arxiv_id}"
     return "t:" + hashlib.sha1(normalise_title(entry.title).encode()).hexdigest()[:16]
+
+
+SIMILAR_TITLES = 0.75  # difflib ratio of two normalised titles: a typo or a few words changed, not another title
+
+
+def retitled(title_a: str, abstract_a: str, title_b: str, abstract_b: str) -> bool:
+    """Whether two records without ids are one paper under a corrected title: the same abstract (long
+    enough to tell papers apart, :func:`abstract_key`) and titles that differ by a little (two papers
+    sharing a stock abstract, 'Abstract not available …', keep their own titles)."""
+    key = abstract_key(abstract_a)
+    if key is None or key != abstract_key(abstract_b):
+        return False
+    a, b = normalise_title(title_a), normalise_title(title_b)
+    return difflib.SequenceMatcher(None, a, b).ratio() >= SIMILAR_TITLES
+
+
+def second_id(title: str, abstract: str) -> str:
+    """The id of a paper without one whose title's id is held by another paper (one retitled to
+    something else): its title and abstract hashed together."""
+    return "t:" + hashlib.sha1(f"{normalise_title(title)}\n{' '.join(abstract.split())}".encode()).hexdigest()[:16]
 
 
 def _better(a: str | None, b: str | None) -> str | None:
@@ -61,8 +82,8 @@ def merge_entries(entries: list[Entry]) -> list[tuple[Paper, str]]:
             same_title = None  # two arXiv ids under one title: two papers (as across runs, pipeline._same_paper)
         text = None if e.ref or e.arxiv_id else abstract_key(e.abstract)
         same_text = abstract_to_key.get(text) if text else None
-        if same_text and by_key[same_text].arxiv_id:
-            same_text = None  # its paper gained an arXiv id from a later entry: not an id-less one any more
+        if same_text and (by_key[same_text].arxiv_id or not retitled(e.title, e.abstract, by_key[same_text].title, e.abstract)):
+            same_text = None  # its paper gained an arXiv id from a later entry, or its title is another
         key = e.ref or (arxiv_to_key.get(e.arxiv_id) if e.arxiv_id else None) or same_title or same_text or paper_id(e)
         title_to_key.setdefault(tnorm, key)
         if text:

@@ -158,15 +158,39 @@ def test_a_corrected_title_of_a_paper_without_an_id_updates_it(tmp_path: Path) -
     assert again.new == 1, "a record with its own arXiv id is its own paper, whatever its abstract"
 
 
+STOCK = ("The abstract of this paper is not available in the listing we received; please follow the link to "
+         "the publisher for the full text and the supplementary material of the work.")
+
+
+def test_a_retitled_paper_and_papers_sharing_a_stock_abstract_are_not_merged_away(tmp_path: Path) -> None:
+    # a retitled paper keeps the id its first title hashed to: a later, different paper with that first
+    # title replaced it (abstract and sources lost); and a stock abstract merged unrelated papers
+    s = _settings(tmp_path)
+    ingest([_jsonl(tmp_path / "a.jsonl", [{"title": "Zebra routng for sparse experts", "abstract": LONGER}])], s)
+    ingest([_jsonl(tmp_path / "b.jsonl", [{"title": "Zebra routing for sparse experts", "abstract": LONGER}])], s)
+    other = "Zebra routng (the typo) is also the name of this other paper, which studies load balancing instead."
+    c = ingest([_jsonl(tmp_path / "c.jsonl", [{"title": "Zebra routng for sparse experts", "abstract": other},
+                                              {"title": "Diffusion policies for grasping", "abstract": STOCK},
+                                              {"title": "A survey of speculative decoding", "abstract": STOCK}])], s)
+    assert (c.new, c.updated, c.total_papers) == (3, 0, 4)
+    papers = {p.title: p for p in Index.open(s).registry.papers()}
+    assert papers["Zebra routing for sparse experts"].abstract == LONGER
+    assert papers["Zebra routing for sparse experts"].sources == ["a.jsonl", "b.jsonl"]
+    assert papers["Zebra routng for sparse experts"].abstract == other
+    again = ingest([tmp_path / "c.jsonl"], s)
+    assert (again.new, again.updated, again.total_papers) == (0, 0, 4), "the second id is found again"
+
+
 def test_entries_without_ids_merge_by_abstract_in_one_run() -> None:
     papers = merge_entries([_entry("Zebra routng", None, abstract=LONGER),
                             _entry("Zebra routing", None, source="b.txt", abstract=LONGER),
                             _entry("Zebra routing twin", "W9", abstract=LONGER),  # its own id: its own paper
+                            _entry("Other title, stock text", None, abstract=LONGER),  # not a corrected title
                             _entry("Short one", None, abstract="No abstract."),
                             _entry("Short two", None, abstract="No abstract.")])
     assert [(p.title, p.sources) for p, _ in papers][:2] == [("Zebra routng", ["a.jsonl", "b.txt"]),
                                                               ("Zebra routing twin", ["a.jsonl"])]
-    assert len(papers) == 4
+    assert len(papers) == 5
 
 
 def test_answer_citations_carry_the_users_id(tmp_path: Path) -> None:

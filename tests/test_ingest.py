@@ -154,6 +154,99 @@ def test_a_running_process_searches_the_vectors_another_process_wrote(tmp_path: 
     assert found == [zebra_id], "after the rebuild no deleted vector is found"
 
 
+def test_two_indexes_of_one_folder_answer_while_another_process_writes(tmp_path: Path, tiny_listing: Path) -> None:
+    # two Assistants of one data dir (settings differing in LLM options) share the folder's client; one
+    # re-opening it while the other opened its store got the closed client ('RustBindingsAPI' object has
+    # no attribute 'bindings')
+    import threading
+
+    from assistant.stores.registry import Registry
+
+    s = _settings(tmp_path)
+    ingest([tiny_listing], s)
+    indexes = [Index.open(s), Index.open(s)]
+    vector = indexes[0].embed_query("sparse adapters")
+    errors: list[str] = []
+    done = threading.Event()
+
+    def asker(index: Index) -> None:
+        while not done.is_set():
+            try:
+                index.refresh()
+                index.store.query(vector, 3)
+            except Exception as err:  # noqa: BLE001 - any failure is the finding
+                errors.append(f"{type(err).__name__}: {err}")
+
+    threads = [threading.Thread(target=asker, args=(ix,)) for ix in indexes]
+    for t in threads:
+        t.start()
+    writer = Registry(indexes[0].registry.path)  # stands for an ingest in another process
+    for _ in range(150):
+        with writer.transaction() as db:
+            writer._bump(db)
+        time.sleep(0.01)
+    done.set()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+
+
+def test_a_rebuild_in_one_thread_does_not_stall_a_question_in_another(
+    tmp_path: Path, tiny_listing: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the question thread held the views lock while waiting for the store lock, and the rebuilding
+    # thread, holding the store lock, waited for the views lock: the question failed "busy" after
+    # StoreLock.WAIT_S and the rebuild waited as long
+    import threading
+
+    from assistant.locking import StoreLock
+
+    monkeypatch.setattr(StoreLock, "WAIT_S", 15.0)
+    s = _settings(tmp_path)
+    ingest([tiny_listing], s)
+    index = Index.open(s)
+    vector = index.embed_query("sparse adapters")
+    index.store.query(vector, 3)
+    outcome: list[str] = []
+
+    def question() -> None:
+        try:
+            index.refresh()  # the generation moved: the rebuild has begun
+            outcome.append(f"found {len(index.store.query(vector, 3))}")
+        except Exception as err:  # noqa: BLE001
+            outcome.append(f"{type(err).__name__}: {err}")
+
+    asked = threading.Thread(target=question)
+    ingest([tiny_listing], s, rebuild=True, on_start=lambda _: asked.start())
+    asked.join(timeout=60)
+    assert outcome == ["found 3"]
+
+
+_OPEN_REGISTRY_AT = (
+    "import sys, time; from pathlib import Path; from assistant.stores.registry import Registry\n"
+    "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); Registry(Path(sys.argv[1]))\n"
+)
+
+
+def test_two_processes_upgrade_an_old_registry_at_once(tmp_path: Path, tiny_listing: Path) -> None:
+    # the column check ran before the transaction: the second process then added the column again
+    # ('duplicate column name: abstract_key') and died
+    s = _settings(tmp_path)
+    ingest([tiny_listing], s)
+    path = Index.open(s).registry.path
+    for trial in range(3):
+        with sqlite3.connect(path) as db:  # as a registry written before the column was
+            db.execute("DROP INDEX papers_abstract")
+            db.execute("ALTER TABLE papers DROP COLUMN abstract_key")
+        start = time.time() + 0.8
+        procs = [subprocess.Popen([sys.executable, "-c", _OPEN_REGISTRY_AT, str(path), str(start)],
+                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        failures = [err.strip().splitlines()[-1] for p in procs if (err := p.communicate(timeout=60)[1]) and p.returncode]
+        assert failures == [], (trial, failures)
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM papers WHERE abstract_key IS NOT NULL").fetchone() == (3,)
+
+
 def test_only_the_thread_holding_the_store_lock_passes_its_own_holds(tmp_path: Path) -> None:
     # the exclusive hold was marked per process: another thread of it (Gradio's workers, the prefetch
     # thread) walked in while a write was under way, and the key's removal left it inside unlocked

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,19 +50,26 @@ def make_client(settings: Settings) -> Any:
 
 @dataclass
 class _View:
-    """This process's one client of a local store folder, and the registry generation its view holds.
+    """This process's one client of a local store folder, and the registry generation its view holds
+    of each collection there.
 
     A local Chroma client loads the vector index once and never sees what another process writes
     later: after an ``ingest`` in another terminal, a running Gradio app or Slack bot searched the old
-    vectors (new papers reached it only through BM25; after a ``--rebuild``, none of the new vectors).
-    So every store of one folder shares one client, and when the registry's generation moves past
-    the view's, the client is closed and opened again (under the store's write lock, so no read is in
-    flight), which reloads the index from disk. Writes of this process keep the view current
-    (:meth:`ChromaStore.mark_current`)."""
+    vectors (new papers reached it only through BM25; after a ``--rebuild``, deleted ones). So every
+    store of one folder shares one client, and when a collection's registry generation moves past the
+    view's, the client is closed and opened again, which reloads the index from disk. That happens
+    under the store's write lock (no read or write of any thread or process is in flight, and the
+    stores of the folder pick up the new client under their lock, :meth:`ChromaStore._current`), and
+    not while an ingest of this process writes the folder (its client sees its own writes,
+    :meth:`ChromaStore.own_writes`). Lock order: the store lock, then ``_VIEWS_LOCK``."""
 
     client: Any
-    generation: int | None
+    generations: dict[str, int]
     epoch: int = 0
+    own_writers: int = 0
+
+    def stale(self, name: str, generation: int | None) -> bool:
+        return generation is not None and not self.own_writers and self.generations.get(name) != generation
 
 
 _VIEWS: dict[str, _View] = {}
@@ -69,20 +77,22 @@ _VIEWS_LOCK = threading.Lock()
 
 
 def _local_view(settings: Settings, generation: int | None, lock: StoreLock) -> _View:
-    """The shared client of ``settings``' local store, re-opened when ``generation`` (the registry's,
-    None when unknown) is not the one its view was opened or last written at."""
-    key = str((settings.data_dir / "chroma").resolve())
+    """The shared client of ``settings``' local store folder, re-opened when ``generation`` (the
+    collection's registry generation, None when unknown) is not the one its view holds."""
+    key, name = str((settings.data_dir / "chroma").resolve()), settings.collection_name()
     with _VIEWS_LOCK:
         view = _VIEWS.get(key)
         if view is None:
-            view = _VIEWS[key] = _View(make_client(settings), generation)
-        elif generation is not None and view.generation != generation:
-            with lock.writing():  # no thread or process is inside the store while its client is replaced
-                with contextlib.suppress(Exception):
-                    view.client.close()
-                view.client = make_client(settings)
-                view.generation, view.epoch = generation, view.epoch + 1
-        return view
+            view = _VIEWS[key] = _View(make_client(settings), {} if generation is None else {name: generation})
+        if not view.stale(name, generation):
+            return view
+    with lock.writing(), _VIEWS_LOCK:  # nobody is inside the store while its client is replaced
+        if view.stale(name, generation):
+            with contextlib.suppress(Exception):
+                view.client.close()
+            view.client, view.epoch = make_client(settings), view.epoch + 1
+            view.generations[name] = generation  # type: ignore[assignment]  # stale() implies not None
+    return view
 
 
 # A collection of up to this many vectors is searched with ef = this (exhaustive for it: ~1-2 ms at 1,300).
@@ -107,14 +117,14 @@ class ChromaStore:
     def __init__(
         self, client: Any, name: str, search_ef: int = 200, lock: StoreLock | None = None, view: _View | None = None
     ) -> None:
-        self._client = client
         self.name = name
         self.search_ef = search_ef
         self._lock = lock  # local files: readers and writers of other processes take turns (StoreLock)
-        self._view, self._epoch = view, view.epoch if view else 0  # a local store follows its folder's view
+        self._view = view  # a local store follows its folder's shared client (_View)
         # embedding_function=None: Chroma must never load its default (downloading) model.
         with self._writing():
-            self._col = _with_search_ef(client.get_or_create_collection(
+            self._client, self._epoch = (view.client, view.epoch) if view else (client, 0)  # read under the lock
+            self._col = _with_search_ef(self._client.get_or_create_collection(
                 name=name, embedding_function=None, metadata={"hnsw:space": "cosine"}
             ), search_ef)
 
@@ -133,11 +143,23 @@ class ChromaStore:
             self._col = self._client.get_collection(name=self.name, embedding_function=None)
         return self._col
 
-    def mark_current(self, generation: int) -> None:
-        """This process wrote the store up to registry ``generation``: its view holds that already."""
-        if self._view is not None:
+    @contextmanager
+    def own_writes(self, generation: Callable[[], int]) -> Iterator[None]:
+        """Held while an ingest of this process writes the store: the client sees its own writes, so a
+        question meanwhile does not re-open it; afterwards the view holds registry ``generation()``."""
+        view = self._view
+        if view is None:
+            yield
+            return
+        with _VIEWS_LOCK:
+            view.own_writers += 1
+        try:
+            yield
+        finally:
             with _VIEWS_LOCK:
-                self._view.generation = generation
+                view.own_writers -= 1
+                with contextlib.suppress(Exception):  # a registry that cannot answer: re-opened next time
+                    view.generations[self.name] = generation()
 
     @classmethod
     def open(cls, settings: Settings, vectors: int = 0, generation: int | None = None) -> ChromaStore:
@@ -151,8 +173,7 @@ class ChromaStore:
         if settings.store.chroma_host:  # a server serves every client its current vectors
             return cls(make_client(settings), settings.collection_name(), ef)
         lock = StoreLock(settings.data_dir)
-        view = _local_view(settings, generation, lock)
-        return cls(view.client, settings.collection_name(), ef, lock, view)
+        return cls(None, settings.collection_name(), ef, lock, _local_view(settings, generation, lock))
 
     @property
     def collection(self) -> Any:

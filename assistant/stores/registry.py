@@ -59,22 +59,30 @@ class Registry:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
-        if "gen" not in {r[1] for r in self._db.execute("PRAGMA table_info(papers)")}:  # registries before it
-            self._db.execute("ALTER TABLE papers ADD COLUMN gen INTEGER NOT NULL DEFAULT 0")
+        self._add_column("papers", "gen INTEGER NOT NULL DEFAULT 0")  # registries before each of these
         self._db.execute("CREATE INDEX IF NOT EXISTS papers_gen ON papers(gen)")
-        for table in ("papers", "chunks"):  # registries before the vector copies
-            if "vec" not in {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}:
-                self._db.execute(f"ALTER TABLE {table} ADD COLUMN vec BLOB")
-        if "tok" not in {r[1] for r in self._db.execute("PRAGMA table_info(papers)")}:  # before token bits
-            self._db.execute("ALTER TABLE papers ADD COLUMN tok BLOB")
+        self._add_column("papers", "vec BLOB")  # the vector copies
+        self._add_column("chunks", "vec BLOB")
+        self._add_column("papers", "tok BLOB")  # token bits
         self._db.execute("CREATE INDEX IF NOT EXISTS papers_no_tok ON papers(id) WHERE tok IS NULL")
-        if "abstract_key" not in {r[1] for r in self._db.execute("PRAGMA table_info(papers)")}:  # before it
+        if self._add_column("papers", "abstract_key TEXT"):
             with self.transaction() as db:
-                db.execute("ALTER TABLE papers ADD COLUMN abstract_key TEXT")
-                rows = db.execute("SELECT id, json_extract(data, '$.abstract') FROM papers").fetchall()
+                rows = db.execute("SELECT id, json_extract(data, '$.abstract') FROM papers WHERE abstract_key IS NULL")
                 db.executemany("UPDATE papers SET abstract_key=? WHERE id=?",
-                               [(abstract_key(text or ""), pid) for pid, text in rows])
+                               [(abstract_key(text or ""), pid) for pid, text in rows.fetchall()])
         self._db.execute("CREATE INDEX IF NOT EXISTS papers_abstract ON papers(abstract_key)")
+
+    def _add_column(self, table: str, column: str) -> bool:
+        """Add ``column`` (name and type) to ``table`` of a registry written before it; True if added.
+        Checked again inside the transaction: two processes may open such a registry at once."""
+        name = column.split()[0]
+        if name in {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}:
+            return False
+        with self.transaction() as db:
+            if name in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
+                return False
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+        return True
 
     def close(self) -> None:
         self._db.close()
@@ -104,11 +112,10 @@ class Registry:
         row = self._db.execute("SELECT id FROM papers WHERE title_norm=?", (title_norm,)).fetchone()
         return row[0] if row else None
 
-    def id_for_abstract(self, abstract: str) -> str | None:
-        """The paper registered with this abstract (:func:`abstract_key`), if one is."""
+    def ids_for_abstract(self, abstract: str) -> list[str]:
+        """The papers registered with this abstract (:func:`abstract_key`)."""
         key = abstract_key(abstract)
-        row = key and self._db.execute("SELECT id FROM papers WHERE abstract_key=?", (key,)).fetchone()
-        return row[0] if row else None
+        return [r[0] for r in self._db.execute("SELECT id FROM papers WHERE abstract_key=?", (key,))] if key else []
 
     def missing(self, ids: list[str]) -> list[str]:
         """The ``ids`` that name no registered paper."""
