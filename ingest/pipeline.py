@@ -30,8 +30,7 @@ from ingest.chunking import Chunker, SentenceChunker, derive_vectors
 from ingest.memory import release_free_memory
 from ingest.parsers import iter_listing_files, read_listing
 from ingest.parsers.base import Skip
-from ingest.parsers.text import normalise_title
-from ingest.records import has_own_id, merge_entries, other_arxiv, retitled, second_id
+from ingest.records import has_own_id, merge_entries, other_arxiv
 
 Progress = Callable[[int, int], None]  # (advance by, total)
 UPSERT_BATCH = 256  # papers chunked, embedded, stored and registered together (bounds ingest memory)
@@ -88,32 +87,6 @@ def _same_paper(paper: Paper, tnorm: str, known: Paper | None, claimed: dict[str
     if known is None:
         return False
     return not other_arxiv(paper.arxiv_id, known.arxiv_id) and claimed.get(known.id, tnorm) == tnorm
-
-
-def _retitled(index: Index, paper: Paper, claimed: dict[str, str]) -> Paper | None:
-    """The registered paper ``paper`` is under another title: a paper without an id of its own (its id
-    hashes its title) whose listing now spells the title a little differently, with the same abstract
-    (:func:`ingest.records.retitled`). Not a paper another of this run's papers holds, nor one with
-    another arXiv id."""
-    if not paper.id.startswith("t:"):
-        return None
-    found = [i for i in index.registry.ids_for_abstract(paper.abstract) if i not in claimed and i.startswith("t:")]
-    for known in index.registry.get_many(found).values():
-        if retitled(paper.title, paper.abstract, known.title, known.abstract) and not other_arxiv(
-            paper.arxiv_id, known.arxiv_id
-        ):
-            return known
-    return None
-
-
-def _held_by_another(paper: Paper, tnorm: str, existing: Paper) -> bool:
-    """Whether the paper registered under ``paper``'s title-hash id is another paper: one that was
-    filed under this title and later retitled, not this paper again."""
-    return (
-        paper.id.startswith("t:")
-        and normalise_title(existing.title) != tnorm
-        and not retitled(paper.title, paper.abstract, existing.title, existing.abstract)
-    )
 
 
 def ingest(
@@ -178,14 +151,7 @@ def _ingest(
                 if _same_paper(paper, tnorm, same_title.get(known_id), claimed):
                     paper.id = known_id  # the same paper seen before under another id keeps its first id
                     known |= same_title
-            elif known_id is None and paper.id not in known and (retitled := _retitled(index, paper, claimed)):
-                claimed[retitled.id] = tnorm  # no other paper of this run takes it as well
-                paper.id, known[retitled.id] = retitled.id, retitled  # its title corrected: an update
             existing = known.get(paper.id)
-            if existing is not None and _held_by_another(paper, tnorm, existing):
-                paper.id = second_id(paper.title, paper.abstract)
-                claimed[paper.id] = tnorm
-                existing = index.registry.get(paper.id)
             if existing is not None:
                 paper = _merge_with_existing(paper, existing)
                 if existing.content_hash == paper.content_hash and paper.id not in repair:

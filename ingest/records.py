@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 
 from assistant.models import Paper
-from assistant.stores.registry import abstract_key
 from ingest.parsers.base import Entry
 from ingest.parsers.text import normalise_title
 
@@ -24,26 +22,6 @@ def paper_id(entry: Entry) -> str:
     if entry.arxiv_id:
         return f"arxiv:{entry.arxiv_id}"
     return "t:" + hashlib.sha1(normalise_title(entry.title).encode()).hexdigest()[:16]
-
-
-SIMILAR_TITLES = 0.75  # difflib ratio of two normalised titles: a typo or a few words changed, not another title
-
-
-def retitled(title_a: str, abstract_a: str, title_b: str, abstract_b: str) -> bool:
-    """Whether two records without ids are one paper under a corrected title: the same abstract (long
-    enough to tell papers apart, :func:`abstract_key`) and titles that differ by a little (two papers
-    sharing a stock abstract, 'Abstract not available …', keep their own titles)."""
-    key = abstract_key(abstract_a)
-    if key is None or key != abstract_key(abstract_b):
-        return False
-    a, b = normalise_title(title_a), normalise_title(title_b)
-    return difflib.SequenceMatcher(None, a, b).ratio() >= SIMILAR_TITLES
-
-
-def second_id(title: str, abstract: str) -> str:
-    """The id of a paper without one whose title's id is held by another paper (one retitled to
-    something else): its title and abstract hashed together."""
-    return "t:" + hashlib.sha1(f"{normalise_title(title)}\n{' '.join(abstract.split())}".encode()).hexdigest()[:16]
 
 
 def _better(a: str | None, b: str | None) -> str | None:
@@ -65,29 +43,21 @@ def merge_entries(entries: list[Entry]) -> list[tuple[Paper, str]]:
 
     An entry with its own id (:attr:`Entry.ref`) is the paper of that id and never merges by title, so
     the same title under two ids stays two papers; other entries merge by arXiv id or normalised title,
-    except that two entries of one title with different arXiv ids are two papers; entries with no id
-    at all also merge by abstract (one listing corrected a title another spells otherwise).
+    except that two entries of one title with different arXiv ids are two papers.
     Returns ``(paper, normalised title)`` in first-seen order. When a paper appears several times, the
     longest abstract wins and every listing it came from is kept in ``sources``.
     """
     by_key: dict[str, Paper] = {}
     title_to_key: dict[str, str] = {}
     arxiv_to_key: dict[str, str] = {}  # an arXiv id is one paper, whatever key it was first filed under
-    abstract_to_key: dict[str, str] = {}  # entries without any id, by their abstract
     order: list[str] = []
     for e in entries:
         tnorm = normalise_title(e.title)
         same_title = title_to_key.get(tnorm)
         if same_title and other_arxiv(e.arxiv_id, by_key[same_title].arxiv_id):
             same_title = None  # two arXiv ids under one title: two papers (as across runs, pipeline._same_paper)
-        text = None if e.ref or e.arxiv_id else abstract_key(e.abstract)
-        same_text = abstract_to_key.get(text) if text else None
-        if same_text and (by_key[same_text].arxiv_id or not retitled(e.title, e.abstract, by_key[same_text].title, e.abstract)):
-            same_text = None  # its paper gained an arXiv id from a later entry, or its title is another
-        key = e.ref or (arxiv_to_key.get(e.arxiv_id) if e.arxiv_id else None) or same_title or same_text or paper_id(e)
+        key = e.ref or (arxiv_to_key.get(e.arxiv_id) if e.arxiv_id else None) or same_title or paper_id(e)
         title_to_key.setdefault(tnorm, key)
-        if text:
-            abstract_to_key.setdefault(text, key)
         if e.arxiv_id and not e.ref:
             arxiv_to_key.setdefault(e.arxiv_id, key)
         old = by_key.get(key)

@@ -135,64 +135,6 @@ def test_same_title_under_two_ids_stays_two_papers_across_runs(tmp_path: Path) -
     assert index.registry.get("doc-1").sources == ["a.jsonl", "b.jsonl"]  # type: ignore[union-attr]
 
 
-LONGER = ("Zebra routing sends each token to one of several striped experts chosen by a learned hash. "
-          "On long inputs it halves the routing cost and keeps accuracy within a point of dense routing.")
-
-
-def test_a_corrected_title_of_a_paper_without_an_id_updates_it(tmp_path: Path) -> None:
-    # a paper with no id of its own is filed under its title's hash: a listing that fixed a typo in the
-    # title made a second paper, and both were cited until the next --rebuild
-    s = _settings(tmp_path)
-    ingest([_jsonl(tmp_path / "a.jsonl", [{"title": "Zebra routng for sparse experts", "abstract": LONGER},
-                                          {"title": "No abstract paper", "abstract": "No abstract."}])], s)
-    fixed = [{"title": "Zebra Routing for Sparse Experts", "abstract": "  " + LONGER.upper()},  # case, spaces
-             {"title": "Another paper without one", "abstract": "No abstract."}]  # too short to tell apart
-    report = ingest([_jsonl(tmp_path / "a.jsonl", fixed)], s)
-    assert (report.new, report.updated, report.total_papers) == (1, 1, 3)
-    index = Index.open(s)
-    titles = sorted(p.title for p in index.registry.papers())
-    assert titles == ["Another paper without one", "No abstract paper", "Zebra Routing for Sparse Experts"]
-    assert index.store.count() == index.registry.counts()[1], "the old title's chunks are gone"
-    again = ingest([_jsonl(tmp_path / "b.jsonl", [{"title": "Zebra routing: sparse experts", "abstract": LONGER,
-                                                   "arxiv_id": "2601.00007"}])], s)
-    assert again.new == 1, "a record with its own arXiv id is its own paper, whatever its abstract"
-
-
-STOCK = ("The abstract of this paper is not available in the listing we received; please follow the link to "
-         "the publisher for the full text and the supplementary material of the work.")
-
-
-def test_a_retitled_paper_and_papers_sharing_a_stock_abstract_are_not_merged_away(tmp_path: Path) -> None:
-    # a retitled paper keeps the id its first title hashed to: a later, different paper with that first
-    # title replaced it (abstract and sources lost); and a stock abstract merged unrelated papers
-    s = _settings(tmp_path)
-    ingest([_jsonl(tmp_path / "a.jsonl", [{"title": "Zebra routng for sparse experts", "abstract": LONGER}])], s)
-    ingest([_jsonl(tmp_path / "b.jsonl", [{"title": "Zebra routing for sparse experts", "abstract": LONGER}])], s)
-    other = "Zebra routng (the typo) is also the name of this other paper, which studies load balancing instead."
-    c = ingest([_jsonl(tmp_path / "c.jsonl", [{"title": "Zebra routng for sparse experts", "abstract": other},
-                                              {"title": "Diffusion policies for grasping", "abstract": STOCK},
-                                              {"title": "A survey of speculative decoding", "abstract": STOCK}])], s)
-    assert (c.new, c.updated, c.total_papers) == (3, 0, 4)
-    papers = {p.title: p for p in Index.open(s).registry.papers()}
-    assert papers["Zebra routing for sparse experts"].abstract == LONGER
-    assert papers["Zebra routing for sparse experts"].sources == ["a.jsonl", "b.jsonl"]
-    assert papers["Zebra routng for sparse experts"].abstract == other
-    again = ingest([tmp_path / "c.jsonl"], s)
-    assert (again.new, again.updated, again.total_papers) == (0, 0, 4), "the second id is found again"
-
-
-def test_entries_without_ids_merge_by_abstract_in_one_run() -> None:
-    papers = merge_entries([_entry("Zebra routng", None, abstract=LONGER),
-                            _entry("Zebra routing", None, source="b.txt", abstract=LONGER),
-                            _entry("Zebra routing twin", "W9", abstract=LONGER),  # its own id: its own paper
-                            _entry("Other title, stock text", None, abstract=LONGER),  # not a corrected title
-                            _entry("Short one", None, abstract="No abstract."),
-                            _entry("Short two", None, abstract="No abstract.")])
-    assert [(p.title, p.sources) for p, _ in papers][:2] == [("Zebra routng", ["a.jsonl", "b.txt"]),
-                                                              ("Zebra routing twin", ["a.jsonl"])]
-    assert len(papers) == 5
-
-
 def test_answer_citations_carry_the_users_id(tmp_path: Path) -> None:
     from assistant import ask
 

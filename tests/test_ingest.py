@@ -230,21 +230,21 @@ _OPEN_REGISTRY_AT = (
 
 def test_two_processes_upgrade_an_old_registry_at_once(tmp_path: Path, tiny_listing: Path) -> None:
     # the column check ran before the transaction: the second process then added the column again
-    # ('duplicate column name: abstract_key') and died
+    # ('duplicate column name: tok') and died
     s = _settings(tmp_path)
     ingest([tiny_listing], s)
     path = Index.open(s).registry.path
     for trial in range(3):
-        with sqlite3.connect(path) as db:  # as a registry written before the column was
-            db.execute("DROP INDEX papers_abstract")
-            db.execute("ALTER TABLE papers DROP COLUMN abstract_key")
+        with sqlite3.connect(path) as db:
+            db.execute("DROP INDEX papers_no_tok")
+            db.execute("ALTER TABLE papers DROP COLUMN tok")  # as one written before the token bits
         start = time.time() + 0.8
         procs = [subprocess.Popen([sys.executable, "-c", _OPEN_REGISTRY_AT, str(path), str(start)],
                                   stderr=subprocess.PIPE, text=True) for _ in range(2)]
         failures = [err.strip().splitlines()[-1] for p in procs if (err := p.communicate(timeout=60)[1]) and p.returncode]
         assert failures == [], (trial, failures)
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT count(*) FROM papers WHERE abstract_key IS NOT NULL").fetchone() == (3,)
+        assert "tok" in {r[1] for r in db.execute("PRAGMA table_info(papers)")}
 
 
 def test_only_the_thread_holding_the_store_lock_passes_its_own_holds(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ leaves papers the next run simply completes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -34,17 +33,6 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
-MIN_KEYED_WORDS = 20  # a shorter abstract ('No abstract.', a one-line teaser) says nothing about which paper it is
-
-
-def abstract_key(abstract: str) -> str | None:
-    """What identifies a paper by its abstract (whitespace and case aside): a listing that corrects a
-    title keeps the abstract, so a paper without an id of its own is found again by it. None when the
-    abstract is too short to tell papers apart."""
-    words = abstract.lower().split()
-    return hashlib.sha256(" ".join(words).encode()).hexdigest()[:32] if len(words) >= MIN_KEYED_WORDS else None
-
-
 def _blob(vector: np.ndarray) -> bytes:
     return np.asarray(vector, dtype=np.float32).tobytes()
 
@@ -65,24 +53,17 @@ class Registry:
         self._add_column("chunks", "vec BLOB")
         self._add_column("papers", "tok BLOB")  # token bits
         self._db.execute("CREATE INDEX IF NOT EXISTS papers_no_tok ON papers(id) WHERE tok IS NULL")
-        if self._add_column("papers", "abstract_key TEXT"):
-            with self.transaction() as db:
-                rows = db.execute("SELECT id, json_extract(data, '$.abstract') FROM papers WHERE abstract_key IS NULL")
-                db.executemany("UPDATE papers SET abstract_key=? WHERE id=?",
-                               [(abstract_key(text or ""), pid) for pid, text in rows.fetchall()])
-        self._db.execute("CREATE INDEX IF NOT EXISTS papers_abstract ON papers(abstract_key)")
 
-    def _add_column(self, table: str, column: str) -> bool:
-        """Add ``column`` (name and type) to ``table`` of a registry written before it; True if added.
-        Checked again inside the transaction: two processes may open such a registry at once."""
+    def _add_column(self, table: str, column: str) -> None:
+        """Add ``column`` (name and type) to ``table`` of a registry written before it. Checked again
+        inside the transaction: two processes may open such a registry at once (the second added it
+        again: 'duplicate column name')."""
         name = column.split()[0]
         if name in {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}:
-            return False
+            return
         with self.transaction() as db:
-            if name in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
-                return False
-            db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
-        return True
+            if name not in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
 
     def close(self) -> None:
         self._db.close()
@@ -111,11 +92,6 @@ class Registry:
     def id_for_title(self, title_norm: str) -> str | None:
         row = self._db.execute("SELECT id FROM papers WHERE title_norm=?", (title_norm,)).fetchone()
         return row[0] if row else None
-
-    def ids_for_abstract(self, abstract: str) -> list[str]:
-        """The papers registered with this abstract (:func:`abstract_key`)."""
-        key = abstract_key(abstract)
-        return [r[0] for r in self._db.execute("SELECT id FROM papers WHERE abstract_key=?", (key,))] if key else []
 
     def missing(self, ids: list[str]) -> list[str]:
         """The ``ids`` that name no registered paper."""
@@ -171,17 +147,15 @@ class Registry:
         with self.transaction() as db:
             self._bump(db)  # the row records the generation that wrote it (incremental BM25 reads it)
             db.execute(
-                "INSERT INTO papers(id, title_norm, content_hash, data, gen, vec, tok, abstract_key) VALUES "
-                "(?,?,?,?,(SELECT CAST(value AS INTEGER) FROM meta WHERE key='generation'),?,?,?) "
+                "INSERT INTO papers(id, title_norm, content_hash, data, gen, vec, tok) VALUES "
+                "(?,?,?,?,(SELECT CAST(value AS INTEGER) FROM meta WHERE key='generation'),?,?) "
                 "ON CONFLICT(id) DO UPDATE SET title_norm=excluded.title_norm, content_hash=excluded.content_hash, "
-                "abstract_key=excluded.abstract_key, "
                 "data=excluded.data, gen=excluded.gen, vec=COALESCE(excluded.vec, papers.vec), "
                 "tok=CASE WHEN excluded.tok IS NOT NULL OR papers.content_hash <> excluded.content_hash "
                 "THEN excluded.tok ELSE papers.tok END",  # bits of changed content are never kept
                 (paper.id, title_norm, paper.content_hash, paper.model_dump_json(),
                  None if text_vectors is None else _blob(text_vectors),
-                 None if token_bits is None else np.asarray(token_bits, dtype=np.uint8).tobytes(),
-                 abstract_key(paper.abstract)),
+                 None if token_bits is None else np.asarray(token_bits, dtype=np.uint8).tobytes()),
             )  # fmt: skip
             if chunks is not None:
                 db.execute("DELETE FROM chunks WHERE paper_id=?", (paper.id,))
