@@ -24,6 +24,9 @@ class BusyError(LitassistError):
     """Another process holds the data dir's write lock."""
 
 
+_HELD_HERE: set[str] = set()  # data dirs whose write lock this process holds
+
+
 class WriteLock:
     """Held while the object lives (or until :meth:`release`)."""
 
@@ -45,9 +48,30 @@ class WriteLock:
         self._fh.truncate()
         self._fh.write(f"pid {os.getpid()}")
         self._fh.flush()
+        self._key = str(data_dir.resolve())
+        _HELD_HERE.add(self._key)
+
+    @staticmethod
+    def held(data_dir: Path) -> bool:
+        """Whether an ingest of another process holds ``data_dir``'s write lock now (probed without
+        waiting)."""
+        if str(data_dir.resolve()) in _HELD_HERE:
+            return False
+        try:
+            fh = (data_dir / ".ingest.lock").open("r")
+        except OSError:
+            return False
+        with fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            return False
 
     def release(self) -> None:
         if self._fh is not None:
+            _HELD_HERE.discard(self._key)
             fcntl.flock(self._fh, fcntl.LOCK_UN)
             self._fh.close()
             self._fh = None

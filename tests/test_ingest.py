@@ -154,6 +154,47 @@ def test_a_running_process_searches_the_vectors_another_process_wrote(tmp_path: 
     assert found == [zebra_id], "after the rebuild no deleted vector is found"
 
 
+_INGEST_PAUSED = (
+    "import sys; from pathlib import Path; from assistant.settings import Settings; from ingest.pipeline import ingest\n"
+    "s = Settings(data_dir=Path(sys.argv[1]), cache_dir=Path(sys.argv[2]))\n"
+    "def pause(_):\n    print('written', flush=True); sys.stdin.readline()\n"
+    "ingest([Path(sys.argv[3])], s, on_progress=pause)\n"
+)
+
+
+def test_a_running_process_catches_up_once_another_process_has_ingested(tmp_path: Path, tiny_listing: Path) -> None:
+    # re-opened per question while another process ingests, a large index is reloaded from disk by every
+    # question; the view now waits for that ingest to finish, then catches up once
+    s = _settings(tmp_path)
+    ingest([tiny_listing], s)
+    index = Index.open(s)
+    zebra = _write_jsonl(tmp_path / "zebra.jsonl", [{
+        "title": "Zebra routing for sparse experts",
+        "abstract": "Zebra routing sends each token to striped experts. It halves routing cost on long inputs.",
+    }])
+    query = index.embed_query("zebra routing striped experts")
+    index.store.query(query, 3)
+    view = index.store._view
+    assert view is not None
+    epoch = view.epoch
+    other = subprocess.Popen([sys.executable, "-c", _INGEST_PAUSED, str(s.data_dir), str(s.cache_dir), str(zebra)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert other.stdin is not None and other.stdout is not None
+    try:
+        assert other.stdout.readline().strip() == "written"  # its batch is stored; it still holds the ingest lock
+        index.refresh()
+        index.store.query(query, 3)
+        assert view.epoch == epoch, "re-opened while another process was ingesting"
+    finally:
+        other.stdin.write("\n")
+        other.stdin.close()
+        assert other.wait(timeout=60) == 0
+    index.refresh()  # same generation as the refresh above: the put-off re-open happens now
+    assert view.epoch == epoch + 1
+    top = index.store.query(query, 1)[0][1]
+    assert index.registry.get(top).title.startswith("Zebra")  # type: ignore[union-attr]
+
+
 def test_two_indexes_of_one_folder_answer_while_another_process_writes(tmp_path: Path, tiny_listing: Path) -> None:
     # two Assistants of one data dir (settings differing in LLM options) share the folder's client; one
     # re-opening it while the other opened its store got the closed client ('RustBindingsAPI' object has

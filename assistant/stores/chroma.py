@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from assistant.errors import BackendError
-from assistant.locking import StoreLock
+from assistant.locking import StoreLock, WriteLock
 from assistant.stores import paper_of
 
 if TYPE_CHECKING:
@@ -61,7 +61,10 @@ class _View:
     under the store's write lock (no read or write of any thread or process is in flight, and the
     stores of the folder pick up the new client under their lock, :meth:`ChromaStore._current`), and
     not while an ingest of this process writes the folder (its client sees its own writes,
-    :meth:`ChromaStore.own_writes`). Lock order: the store lock, then ``_VIEWS_LOCK``."""
+    :meth:`ChromaStore.own_writes`), nor while one of another process does: re-opened per question,
+    a large index would be reloaded from disk (seconds) by every question asked during a long ingest,
+    so the view catches up once it has finished (:meth:`ChromaStore.sync`). Lock order: the store
+    lock, then ``_VIEWS_LOCK``."""
 
     client: Any
     generations: dict[str, int]
@@ -86,6 +89,8 @@ def _local_view(settings: Settings, generation: int | None, lock: StoreLock) -> 
             view = _VIEWS[key] = _View(make_client(settings), {} if generation is None else {name: generation})
         if not view.stale(name, generation):
             return view
+    if WriteLock.held(settings.data_dir):  # another process is ingesting: catch up when it is done
+        return view
     with lock.writing(), _VIEWS_LOCK:  # nobody is inside the store while its client is replaced
         if view.stale(name, generation):
             with contextlib.suppress(Exception):
@@ -119,6 +124,7 @@ class ChromaStore:
     ) -> None:
         self.name = name
         self.search_ef = search_ef
+        self._settings: Settings | None = None  # set for a local store (ChromaStore.open): what sync() re-opens
         self._lock = lock  # local files: readers and writers of other processes take turns (StoreLock)
         self._view = view  # a local store follows its folder's shared client (_View)
         # embedding_function=None: Chroma must never load its default (downloading) model.
@@ -173,7 +179,15 @@ class ChromaStore:
         if settings.store.chroma_host:  # a server serves every client its current vectors
             return cls(make_client(settings), settings.collection_name(), ef)
         lock = StoreLock(settings.data_dir)
-        return cls(None, settings.collection_name(), ef, lock, _local_view(settings, generation, lock))
+        store = cls(None, settings.collection_name(), ef, lock, _local_view(settings, generation, lock))
+        store._settings = settings
+        return store
+
+    def sync(self, generation: int) -> None:
+        """Bring a local store's view up to registry ``generation`` if it lags (a re-open put off while
+        another process was ingesting); a dictionary lookup when it does not."""
+        if self._settings is not None and self._lock is not None:
+            _local_view(self._settings, generation, self._lock)
 
     @property
     def collection(self) -> Any:
