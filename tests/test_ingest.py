@@ -118,11 +118,19 @@ def test_a_reader_waits_for_a_writer_of_another_process(tmp_path: Path, tiny_lis
     holder.wait(timeout=30)
 
 
-_INGEST_IN_ANOTHER_PROCESS = (
+_INGEST_IN_ANOTHER_PROCESS = (  # argv: data dir, cache dir, listing, add | rebuild | pause (after each batch)
     "import sys; from pathlib import Path; from assistant.settings import Settings; from ingest.pipeline import ingest\n"
     "s = Settings(data_dir=Path(sys.argv[1]), cache_dir=Path(sys.argv[2]))\n"
-    "ingest([Path(sys.argv[3])], s, rebuild=sys.argv[4] == 'rebuild')\n"
+    "def pause(_):\n    print('written', flush=True); sys.stdin.readline()\n"
+    "ingest([Path(sys.argv[3])], s, rebuild=sys.argv[4] == 'rebuild', on_progress=pause if sys.argv[4] == 'pause' else None)\n"
 )
+
+
+def _zebra(tmp_path: Path) -> Path:
+    return _write_jsonl(tmp_path / "zebra.jsonl", [{
+        "title": "Zebra routing for sparse experts",
+        "abstract": "Zebra routing sends each token to striped experts. It halves routing cost on long inputs.",
+    }])
 
 
 def test_a_running_process_searches_the_vectors_another_process_wrote(tmp_path: Path, tiny_listing: Path) -> None:
@@ -135,10 +143,7 @@ def test_a_running_process_searches_the_vectors_another_process_wrote(tmp_path: 
     ingest([tiny_listing], s)
     running = Assistant(s)
     running.stream("Which papers reduce forgetting with sparse adapters?").result()  # vectors loaded
-    zebra = _write_jsonl(tmp_path / "zebra.jsonl", [{
-        "title": "Zebra routing for sparse experts",
-        "abstract": "Zebra routing sends each token to striped experts. It halves routing cost on long inputs.",
-    }])
+    zebra = _zebra(tmp_path)
 
     def dense(query: str) -> list[str]:
         running.index.refresh()  # what every question does first
@@ -154,30 +159,20 @@ def test_a_running_process_searches_the_vectors_another_process_wrote(tmp_path: 
     assert found == [zebra_id], "after the rebuild no deleted vector is found"
 
 
-_INGEST_PAUSED = (
-    "import sys; from pathlib import Path; from assistant.settings import Settings; from ingest.pipeline import ingest\n"
-    "s = Settings(data_dir=Path(sys.argv[1]), cache_dir=Path(sys.argv[2]))\n"
-    "def pause(_):\n    print('written', flush=True); sys.stdin.readline()\n"
-    "ingest([Path(sys.argv[3])], s, on_progress=pause)\n"
-)
-
-
 def test_a_running_process_catches_up_once_another_process_has_ingested(tmp_path: Path, tiny_listing: Path) -> None:
     # re-opened per question while another process ingests, a large index is reloaded from disk by every
     # question; the view now waits for that ingest to finish, then catches up once
     s = _settings(tmp_path)
     ingest([tiny_listing], s)
     index = Index.open(s)
-    zebra = _write_jsonl(tmp_path / "zebra.jsonl", [{
-        "title": "Zebra routing for sparse experts",
-        "abstract": "Zebra routing sends each token to striped experts. It halves routing cost on long inputs.",
-    }])
+    zebra = _zebra(tmp_path)
     query = index.embed_query("zebra routing striped experts")
     index.store.query(query, 3)
     view = index.store._view
     assert view is not None
     epoch = view.epoch
-    other = subprocess.Popen([sys.executable, "-c", _INGEST_PAUSED, str(s.data_dir), str(s.cache_dir), str(zebra)],
+    other = subprocess.Popen([sys.executable, "-c", _INGEST_IN_ANOTHER_PROCESS, str(s.data_dir), str(s.cache_dir),
+                              str(zebra), "pause"],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert other.stdin is not None and other.stdout is not None
     try:
