@@ -140,6 +140,21 @@ class StoreLock:
                     _EXCLUSIVE.pop(key, None)
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
+    def writer_inside(self) -> bool:
+        """Whether a writer (of another process, or another thread's own hold) is inside now: probed
+        without waiting."""
+        try:
+            fh = self.path.open("a")
+        except OSError:
+            return False
+        with fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            return False
+
     def reading(self) -> AbstractContextManager[None]:
         """Held while reading the store (shared)."""
         return self._held(fcntl.LOCK_SH, "reading")

@@ -118,11 +118,11 @@ def test_a_reader_waits_for_a_writer_of_another_process(tmp_path: Path, tiny_lis
     holder.wait(timeout=30)
 
 
-_INGEST_IN_ANOTHER_PROCESS = (  # argv: data dir, cache dir, listing, add | rebuild | pause (after each batch)
+_INGEST_IN_ANOTHER_PROCESS = (  # argv: data dir, cache dir, listing, 'add' or 'rebuild', [+ ',pause' after each batch]
     "import sys; from pathlib import Path; from assistant.settings import Settings; from ingest.pipeline import ingest\n"
     "s = Settings(data_dir=Path(sys.argv[1]), cache_dir=Path(sys.argv[2]))\n"
     "def pause(_):\n    print('written', flush=True); sys.stdin.readline()\n"
-    "ingest([Path(sys.argv[3])], s, rebuild=sys.argv[4] == 'rebuild', on_progress=pause if sys.argv[4] == 'pause' else None)\n"
+    "ingest([Path(sys.argv[3])], s, rebuild='rebuild' in sys.argv[4], on_progress=pause if 'pause' in sys.argv[4] else None)\n"
 )
 
 
@@ -172,7 +172,7 @@ def test_a_running_process_catches_up_once_another_process_has_ingested(tmp_path
     assert view is not None
     epoch = view.epoch
     other = subprocess.Popen([sys.executable, "-c", _INGEST_IN_ANOTHER_PROCESS, str(s.data_dir), str(s.cache_dir),
-                              str(zebra), "pause"],
+                              str(zebra), "add,pause"],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert other.stdin is not None and other.stdout is not None
     try:
@@ -188,6 +188,42 @@ def test_a_running_process_catches_up_once_another_process_has_ingested(tmp_path
     assert view.epoch == epoch + 1
     top = index.store.query(query, 1)[0][1]
     assert index.registry.get(top).title.startswith("Zebra")  # type: ignore[union-attr]
+
+
+def test_a_question_that_waited_for_another_process_rebuilding_reads_the_rebuilt_index(
+    tmp_path: Path, tiny_listing: Path
+) -> None:
+    # the re-open is put off while another process ingests, but a rebuild holds the store throughout:
+    # a question waiting for it must re-open afterwards, not search the deleted vectors
+    import threading
+
+    s = _settings(tmp_path)
+    ingest([tiny_listing], s)
+    index = Index.open(s)
+    query = index.embed_query("zebra routing striped experts")
+    index.store.query(query, 3)
+    other = subprocess.Popen([sys.executable, "-c", _INGEST_IN_ANOTHER_PROCESS, str(s.data_dir), str(s.cache_dir),
+                              str(_zebra(tmp_path)), "rebuild,pause"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)
+    assert other.stdin is not None and other.stdout is not None
+    found: list[str] = []
+
+    def question() -> None:
+        index.refresh()
+        found.extend(pid for _, pid, _ in index.store.query(query, 3))
+
+    asked = threading.Thread(target=question)
+    try:
+        assert other.stdout.readline().strip() == "written"  # the rebuild holds the store lock
+        asked.start()
+        asked.join(timeout=1.0)
+        assert asked.is_alive(), "the question did not wait for the rebuild"
+    finally:
+        other.stdin.write("\n")
+        other.stdin.close()
+        assert other.wait(timeout=60) == 0
+    asked.join(timeout=60)
+    assert len(found) == 1 and index.registry.get(found[0]) is not None, found
 
 
 def test_two_indexes_of_one_folder_answer_while_another_process_writes(tmp_path: Path, tiny_listing: Path) -> None:

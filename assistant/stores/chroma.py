@@ -61,9 +61,10 @@ class _View:
     under the store's write lock (no read or write of any thread or process is in flight, and the
     stores of the folder pick up the new client under their lock, :meth:`ChromaStore._current`), and
     not while an ingest of this process writes the folder (its client sees its own writes,
-    :meth:`ChromaStore.own_writes`), nor while one of another process does: re-opened per question,
-    a large index would be reloaded from disk (seconds) by every question asked during a long ingest,
-    so the view catches up once it has finished (:meth:`ChromaStore.sync`). Lock order: the store
+    :meth:`ChromaStore.own_writes`), nor while one of another process is between its writes:
+    re-opened per question, a large index would be reloaded from disk (seconds) by every question
+    asked during a long ingest, so the view catches up once it has finished (:meth:`ChromaStore.sync`).
+    While a writer is inside (a ``--rebuild`` holds the store lock throughout) the re-open waits for it. Lock order: the store
     lock, then ``_VIEWS_LOCK``."""
 
     client: Any
@@ -89,8 +90,9 @@ def _local_view(settings: Settings, generation: int | None, lock: StoreLock) -> 
             view = _VIEWS[key] = _View(make_client(settings), {} if generation is None else {name: generation})
         if not view.stale(name, generation):
             return view
-    if WriteLock.held(settings.data_dir):  # another process is ingesting: catch up when it is done
-        return view
+    if WriteLock.held(settings.data_dir) and not lock.writer_inside():
+        return view  # another process is ingesting, between writes: catch up when it is done
+    # (a writer inside, e.g. a rebuild: every read waits for it anyway, and must then read anew)
     with lock.writing(), _VIEWS_LOCK:  # nobody is inside the store while its client is replaced
         if view.stale(name, generation):
             with contextlib.suppress(Exception):
