@@ -30,12 +30,21 @@ _HELD_HERE: set[str] = set()  # data dirs whose write lock this process holds
 class WriteLock:
     """Held while the object lives (or until :meth:`release`)."""
 
+    PROBE_RETRIES = 20
+
     def __init__(self, data_dir: Path) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.path = data_dir / ".ingest.lock"
         self._fh: IO[str] | None = self.path.open("a+")
         try:
-            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            for _ in range(self.PROBE_RETRIES):  # a question's probe (held()) holds it shared for microseconds
+                try:
+                    fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    time.sleep(0.01)
+            else:
+                fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._fh.seek(0)
             holder = self._fh.read().strip() or "another process"
@@ -99,12 +108,15 @@ class StoreLock:
         self.path = data_dir / ".store.lock"
         self.gate = data_dir / ".store.gate"
 
-    def _take(self, fh: IO[str], mode: int, deadline: float, what: str) -> None:
+    def _take(self, fh: IO[str], mode: int, deadline: float, what: str) -> bool:
+        """Take ``fh``'s lock; True if it had to wait for it."""
+        waited = False
         while True:
             try:
                 fcntl.flock(fh, mode | fcntl.LOCK_NB)
-                return
+                return waited
             except BlockingIOError:
+                waited = True
                 if time.monotonic() > deadline:
                     raise BusyError(
                         f"the index at {self.path.parent} stayed busy for {self.WAIT_S:.0f} s ({what}: another "
@@ -113,11 +125,11 @@ class StoreLock:
                 time.sleep(0.005)
 
     @contextmanager
-    def _held(self, mode: int, what: str) -> Iterator[None]:
+    def _held(self, mode: int, what: str) -> Iterator[bool]:
         key = str(self.path.resolve())
         me = threading.get_ident()
         if _EXCLUSIVE.get(key) == me:  # this thread holds it whole (``ingest --rebuild``): nothing to wait for
-            yield
+            yield False
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,39 +138,40 @@ class StoreLock:
             raise BusyError(f"{self.path}: cannot open the index's lock file ({err.strerror})") from None
         with gate, fh:
             deadline = time.monotonic() + self.WAIT_S
-            self._take(gate, mode, deadline, what)  # a waiting writer holds the gate: new readers queue behind it
+            waited = self._take(gate, mode, deadline, what)  # a waiting writer holds the gate: readers queue
             try:
-                self._take(fh, mode, deadline, what)
+                waited = self._take(fh, mode, deadline, what) or waited
             finally:
                 fcntl.flock(gate, fcntl.LOCK_UN)
             if mode == fcntl.LOCK_EX:
                 _EXCLUSIVE[key] = me
             try:
-                yield
+                yield waited
             finally:
                 if mode == fcntl.LOCK_EX:
                     _EXCLUSIVE.pop(key, None)
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def writer_inside(self) -> bool:
-        """Whether a writer (of another process, or another thread's own hold) is inside now: probed
-        without waiting."""
-        try:
-            fh = self.path.open("a")
-        except OSError:
-            return False
-        with fh:
+    def writer_active(self) -> bool:
+        """Whether a writer (of another process, or another thread's own hold) is inside now or waiting
+        to go in (it holds the gate): probed without waiting."""
+        for path in (self.gate, self.path):
             try:
-                fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(fh, fcntl.LOCK_UN)
-            return False
+                fh = path.open("a")
+            except OSError:
+                continue
+            with fh:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return True
+                fcntl.flock(fh, fcntl.LOCK_UN)
+        return False
 
-    def reading(self) -> AbstractContextManager[None]:
-        """Held while reading the store (shared)."""
+    def reading(self) -> AbstractContextManager[bool]:
+        """Held while reading the store (shared); gives whether it waited for a writer."""
         return self._held(fcntl.LOCK_SH, "reading")
 
-    def writing(self) -> AbstractContextManager[None]:
+    def writing(self) -> AbstractContextManager[bool]:
         """Held while writing the store (exclusive)."""
         return self._held(fcntl.LOCK_EX, "writing")

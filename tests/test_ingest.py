@@ -193,8 +193,9 @@ def test_a_running_process_catches_up_once_another_process_has_ingested(tmp_path
 def test_a_question_that_waited_for_another_process_rebuilding_reads_the_rebuilt_index(
     tmp_path: Path, tiny_listing: Path
 ) -> None:
-    # the re-open is put off while another process ingests, but a rebuild holds the store throughout:
-    # a question waiting for it must re-open afterwards, not search the deleted vectors
+    # the re-open is put off while another process ingests, but a rebuild holds the store throughout: a
+    # question that waited for it (in its refresh, or in its search when the refresh came first) must
+    # search the rebuilt vectors, not the deleted ones
     import threading
 
     s = _settings(tmp_path)
@@ -202,28 +203,51 @@ def test_a_question_that_waited_for_another_process_rebuilding_reads_the_rebuilt
     index = Index.open(s)
     query = index.embed_query("zebra routing striped experts")
     index.store.query(query, 3)
+    index.refresh()  # current: the search below waits without a refresh in between
     other = subprocess.Popen([sys.executable, "-c", _INGEST_IN_ANOTHER_PROCESS, str(s.data_dir), str(s.cache_dir),
                               str(_zebra(tmp_path)), "rebuild,pause"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              text=True)
     assert other.stdin is not None and other.stdout is not None
-    found: list[str] = []
+    found: dict[str, list[str]] = {"search": [], "refresh": []}
 
-    def question() -> None:
-        index.refresh()
-        found.extend(pid for _, pid, _ in index.store.query(query, 3))
+    def question(refresh: bool) -> None:
+        if refresh:
+            index.refresh()
+        found["refresh" if refresh else "search"].extend(pid for _, pid, _ in index.store.query(query, 3))
 
-    asked = threading.Thread(target=question)
+    asked = [threading.Thread(target=question, args=(flag,)) for flag in (False, True)]
     try:
         assert other.stdout.readline().strip() == "written"  # the rebuild holds the store lock
-        asked.start()
-        asked.join(timeout=1.0)
-        assert asked.is_alive(), "the question did not wait for the rebuild"
+        for t in asked:
+            t.start()
+            t.join(timeout=1.0)
+            assert t.is_alive(), "the question did not wait for the rebuild"
     finally:
         other.stdin.write("\n")
         other.stdin.close()
         assert other.wait(timeout=60) == 0
-    asked.join(timeout=60)
-    assert len(found) == 1 and index.registry.get(found[0]) is not None, found
+    for t in asked:
+        t.join(timeout=60)
+    for how, ids in found.items():
+        assert len(ids) == 1 and index.registry.get(ids[0]) is not None, (how, ids)
+
+
+def test_a_question_probing_the_ingest_lock_does_not_turn_an_ingest_away(tmp_path: Path) -> None:
+    # a question checks whether another process is ingesting by taking the ingest lock shared for an
+    # instant; an ingest starting in that instant failed at once ('another ingest is writing')
+    import fcntl
+    import threading
+
+    from assistant.locking import WriteLock
+
+    tmp_path.mkdir(exist_ok=True)
+    probe = (tmp_path / ".ingest.lock").open("a")
+    fcntl.flock(probe, fcntl.LOCK_SH)
+    threading.Timer(0.05, lambda: fcntl.flock(probe, fcntl.LOCK_UN)).start()
+    lock = WriteLock(tmp_path)
+    lock.release()
+    probe.close()
+    assert not WriteLock.held(tmp_path)
 
 
 def test_two_indexes_of_one_folder_answer_while_another_process_writes(tmp_path: Path, tiny_listing: Path) -> None:

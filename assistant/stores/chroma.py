@@ -64,7 +64,8 @@ class _View:
     :meth:`ChromaStore.own_writes`), nor while one of another process is between its writes:
     re-opened per question, a large index would be reloaded from disk (seconds) by every question
     asked during a long ingest, so the view catches up once it has finished (:meth:`ChromaStore.sync`).
-    While a writer is inside (a ``--rebuild`` holds the store lock throughout) the re-open waits for it. Lock order: the store
+    While a writer is inside or waiting (a ``--rebuild`` holds the store lock throughout) the re-open
+    waits for it; a read that had to wait for another process's writer re-opens before it searches. Lock order: the store
     lock, then ``_VIEWS_LOCK``."""
 
     client: Any
@@ -90,16 +91,22 @@ def _local_view(settings: Settings, generation: int | None, lock: StoreLock) -> 
             view = _VIEWS[key] = _View(make_client(settings), {} if generation is None else {name: generation})
         if not view.stale(name, generation):
             return view
-    if WriteLock.held(settings.data_dir) and not lock.writer_inside():
+    if WriteLock.held(settings.data_dir) and not lock.writer_active():
         return view  # another process is ingesting, between writes: catch up when it is done
-    # (a writer inside, e.g. a rebuild: every read waits for it anyway, and must then read anew)
+    # (a writer inside or waiting, e.g. a rebuild: every read waits for it anyway, and must then read anew)
     with lock.writing(), _VIEWS_LOCK:  # nobody is inside the store while its client is replaced
         if view.stale(name, generation):
-            with contextlib.suppress(Exception):
-                view.client.close()
-            view.client, view.epoch = make_client(settings), view.epoch + 1
+            _reopen(view, settings)
             view.generations[name] = generation  # type: ignore[assignment]  # stale() implies not None
     return view
+
+
+def _reopen(view: _View, settings: Settings) -> None:
+    """Replace the view's client by a new one, which reads the store from disk (call holding the
+    store's write lock and ``_VIEWS_LOCK``)."""
+    with contextlib.suppress(Exception):
+        view.client.close()
+    view.client, view.epoch = make_client(settings), view.epoch + 1
 
 
 # A collection of up to this many vectors is searched with ef = this (exhaustive for it: ~1-2 ms at 1,300).
@@ -136,11 +143,11 @@ class ChromaStore:
                 name=name, embedding_function=None, metadata={"hnsw:space": "cosine"}
             ), search_ef)
 
-    def _reading(self) -> AbstractContextManager[None]:
-        return self._lock.reading() if self._lock else nullcontext()
+    def _reading(self) -> AbstractContextManager[bool]:
+        return self._lock.reading() if self._lock else nullcontext(False)
 
-    def _writing(self) -> AbstractContextManager[None]:
-        return self._lock.writing() if self._lock else nullcontext()
+    def _writing(self) -> AbstractContextManager[bool]:
+        return self._lock.writing() if self._lock else nullcontext(False)
 
     def _current(self) -> Any:
         """The collection, from the folder's current client (call with the store lock held: the client
@@ -249,13 +256,29 @@ class ChromaStore:
         """
         if n <= 0:
             return []
-        with self._reading():
-            try:
-                res = self._current().query(query_embeddings=[vector], n_results=n, where=where, include=["distances"])
-            except Exception as err:  # chromadb's own errors ('pool timed out while waiting for an open connection')
-                said = " ".join(str(err).split()) or "no message"
-                raise BackendError(f"the vector store failed to search: {said} ({type(err).__name__})") from err
+        for last in (False, True):
+            epoch = self._view.epoch if self._view else 0
+            with self._reading() as waited:
+                if last or not waited or self._view is None or self._view.own_writers:
+                    try:
+                        res = self._current().query(
+                            query_embeddings=[vector], n_results=n, where=where, include=["distances"]
+                        )
+                    except Exception as err:  # chromadb's own ('pool timed out while waiting for an open connection')
+                        said = " ".join(str(err).split()) or "no message"
+                        raise BackendError(f"the vector store failed to search: {said} ({type(err).__name__})") from err
+                    break
+            self._after_writer(epoch)  # it waited for another process's writer: what it wrote is on disk only
         return [(cid, paper_of(cid), 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0], strict=True)]
+
+    def _after_writer(self, epoch: int) -> None:
+        """Re-open the folder's client after a read waited for a writer of another process (a
+        ``--rebuild``, a write batch), unless it was re-opened since ``epoch`` or this process writes."""
+        if self._view is None or self._settings is None or self._lock is None:
+            return
+        with self._lock.writing(), _VIEWS_LOCK:
+            if self._view.epoch == epoch and not self._view.own_writers:
+                _reopen(self._view, self._settings)
 
     def drop(self) -> None:
         with self._writing():
