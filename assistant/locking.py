@@ -27,6 +27,21 @@ class BusyError(LitassistError):
 _HELD_HERE: set[str] = set()  # data dirs whose write lock this process holds
 
 
+def _held_exclusively(path: Path) -> bool:
+    """Whether someone holds ``path``'s lock exclusively now (probed with a shared hold of an instant)."""
+    try:
+        fh = path.open("r")
+    except OSError:  # no such file: nobody has locked it
+        return False
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return False
+
+
 class WriteLock:
     """Held while the object lives (or until :meth:`release`)."""
 
@@ -64,19 +79,7 @@ class WriteLock:
     def held(data_dir: Path) -> bool:
         """Whether an ingest of another process holds ``data_dir``'s write lock now (probed without
         waiting)."""
-        if str(data_dir.resolve()) in _HELD_HERE:
-            return False
-        try:
-            fh = (data_dir / ".ingest.lock").open("r")
-        except OSError:
-            return False
-        with fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(fh, fcntl.LOCK_UN)
-            return False
+        return str(data_dir.resolve()) not in _HELD_HERE and _held_exclusively(data_dir / ".ingest.lock")
 
     def release(self) -> None:
         if self._fh is not None:
@@ -155,18 +158,7 @@ class StoreLock:
     def writer_active(self) -> bool:
         """Whether a writer (of another process, or another thread's own hold) is inside now or waiting
         to go in (it holds the gate): probed without waiting."""
-        for path in (self.gate, self.path):
-            try:
-                fh = path.open("a")
-            except OSError:
-                continue
-            with fh:
-                try:
-                    fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    return True
-                fcntl.flock(fh, fcntl.LOCK_UN)
-        return False
+        return _held_exclusively(self.gate) or _held_exclusively(self.path)
 
     def reading(self) -> AbstractContextManager[bool]:
         """Held while reading the store (shared); gives whether it waited for a writer."""
