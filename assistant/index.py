@@ -233,9 +233,7 @@ class Index:
             with self._lock:
                 for name in ("papers", "chunks", "chunks_by_paper", "_profiles"):
                     self.__dict__.pop(name, None)
-                self.store = ChromaStore.open(self.settings, self.registry.counts()[1], gen)
-        else:
-            self.store.sync(gen)  # a view left behind while another process ingested catches up
+        self.store.sync(gen)  # also a view left behind while another process ingested catches up
         self._seen_generation = gen
 
     def embed_query(self, text: str) -> np.ndarray:

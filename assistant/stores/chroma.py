@@ -19,17 +19,12 @@ if TYPE_CHECKING:
     from assistant.settings import Settings
 
 
-def _chroma_settings() -> Any:
-    from chromadb.config import Settings as ChromaSettings
-
-    return ChromaSettings(anonymized_telemetry=False, allow_reset=False)
-
-
 def make_client(settings: Settings) -> Any:
     """A Chroma client for the configured mode (telemetry off)."""
     import chromadb
+    from chromadb.config import Settings as ChromaSettings
 
-    chroma_settings = _chroma_settings()
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
     store = settings.store
     if store.chroma_host:
         from assistant.stores.deadline import bound, probe
@@ -256,19 +251,20 @@ class ChromaStore:
         """
         if n <= 0:
             return []
-        for last in (False, True):
-            epoch = self._view.epoch if self._view else 0
-            with self._reading() as waited:
-                if last or not waited or self._view is None or self._view.own_writers:
-                    try:
-                        res = self._current().query(
-                            query_embeddings=[vector], n_results=n, where=where, include=["distances"]
-                        )
-                    except Exception as err:  # chromadb's own ('pool timed out while waiting for an open connection')
-                        said = " ".join(str(err).split()) or "no message"
-                        raise BackendError(f"the vector store failed to search: {said} ({type(err).__name__})") from err
-                    break
-            self._after_writer(epoch)  # it waited for another process's writer: what it wrote is on disk only
+        epoch = self._view.epoch if self._view else 0
+        with self._reading() as waited:
+            if not waited or self._view is None or self._view.own_writers:
+                return self._search(vector, n, where)
+        self._after_writer(epoch)  # it waited for another process's writer: what that wrote is on disk only
+        with self._reading():
+            return self._search(vector, n, where)
+
+    def _search(self, vector: np.ndarray, n: int, where: dict[str, Any] | None) -> list[tuple[str, str, float]]:
+        try:
+            res = self._current().query(query_embeddings=[vector], n_results=n, where=where, include=["distances"])
+        except Exception as err:  # chromadb's own errors ('pool timed out while waiting for an open connection')
+            said = " ".join(str(err).split()) or "no message"
+            raise BackendError(f"the vector store failed to search: {said} ({type(err).__name__})") from err
         return [(cid, paper_of(cid), 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0], strict=True)]
 
     def _after_writer(self, epoch: int) -> None:
