@@ -44,6 +44,7 @@ def ingest(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from assistant.errors import InputError
     from ingest.pipeline import ingest as run_ingest
 
     settings = _settings()
@@ -53,11 +54,15 @@ def ingest(
         console=console, transient=True, disable=as_json or not console.is_terminal,
     ) as progress:
         task = progress.add_task("embed", total=0)
-        report = run_ingest(
-            paths, settings, rebuild=rebuild,
-            on_start=lambda total: progress.update(task, total=total),
-            on_progress=lambda n: progress.advance(task, n),
-        )
+        try:
+            report = run_ingest(
+                paths, settings, rebuild=rebuild,
+                on_start=lambda total: progress.update(task, total=total),
+                on_progress=lambda n: progress.advance(task, n),
+            )
+        except InputError as err:  # bad input (a refused --rebuild): exit 1, as for skipped input
+            _err(str(err))
+            raise typer.Exit(1) from None
     from assistant.settings import remember_data_dir
 
     remember_data_dir(settings.data_dir)

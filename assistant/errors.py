@@ -35,6 +35,10 @@ class InputError(LitassistError):
     """An input file or record cannot be read (names the file and line/record)."""
 
 
+class StoreError(LitassistError):
+    """The index on disk cannot be opened or read (a corrupt registry file; names the file)."""
+
+
 class IndexMissingError(LitassistError):
     """The index is empty or absent; the message gives the command that builds it."""
 

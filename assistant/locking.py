@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import IO
 
-from assistant.errors import LitassistError
+from assistant.errors import ConfigError, LitassistError
 
 
 class BusyError(LitassistError):
@@ -25,6 +25,18 @@ class BusyError(LitassistError):
 
 
 _HELD_HERE: set[str] = set()  # data dirs whose write lock this process holds
+
+
+def make_folder(path: Path, variable: str) -> None:
+    """Create the folder ``path`` (with its parents) unless it exists; a path that is a file, lies
+    under one or cannot be written is one :class:`~assistant.errors.ConfigError` line naming the
+    ``variable`` that sets it (``LITASSIST_DATA_DIR``)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(f"{variable}={path}: is a file, not a folder (name a folder)") from None
+    except OSError as err:
+        raise ConfigError(f"{variable}={path}: cannot create the folder ({err.strerror or err})") from None
 
 
 def _held_exclusively(path: Path) -> bool:
@@ -48,9 +60,15 @@ class WriteLock:
     PROBE_RETRIES = 20
 
     def __init__(self, data_dir: Path) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        """Take ``data_dir``'s write lock (creating the folder), or raise :class:`BusyError` at once when
+        another process holds it; a data dir that cannot be created or written is a ``ConfigError``."""
+        self._fh: IO[str] | None = None  # before anything can fail: __del__ releases what is held
+        make_folder(data_dir, "LITASSIST_DATA_DIR")
         self.path = data_dir / ".ingest.lock"
-        self._fh: IO[str] | None = self.path.open("a+")
+        try:
+            self._fh = self.path.open("a+")
+        except OSError as err:
+            raise ConfigError(f"LITASSIST_DATA_DIR={data_dir}: cannot write in it ({err.strerror or err})") from None
         try:
             for _ in range(self.PROBE_RETRIES):  # a question's probe (held()) holds it shared for microseconds
                 try:

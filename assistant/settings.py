@@ -7,15 +7,13 @@ sections with ``__``: ``LITASSIST_LLM__BACKEND=openai``), a ``.env`` file, a TOM
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import re
-import sqlite3
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,53 +21,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from assistant.datadir import default_data_dir, folder_value, has_index, last_ingest_file, remember_data_dir
 
-def _user_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "litassist"
-
-
-def last_ingest_file() -> Path:
-    """Where ``litassist ingest`` records the data dir it last wrote to."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "litassist" / "last-data-dir"
-
-
-def _default_data_dir() -> Path:
-    """The per-user data folder; when that holds no index, the data dir of the last ingest (if any).
-
-    So ``LITASSIST_DATA_DIR=/tmp/x litassist ingest …`` followed by a plain ``litassist stats`` reports on
-    /tmp/x instead of an empty default index.
-    """
-    user = _user_data_dir()
-    if has_index(user):
-        return user
-    with contextlib.suppress(OSError):
-        last = Path(last_ingest_file().read_text(encoding="utf-8").strip())
-        if last.is_absolute() and has_index(last):
-            return last
-    return user
-
-
-def has_index(data_dir: Path) -> bool:
-    """Whether ``data_dir`` holds an ingested index (a non-empty paper registry)."""
-    for path in data_dir.glob("index/*/registry.sqlite"):
-        with contextlib.suppress(sqlite3.Error):
-            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-            try:
-                if con.execute("SELECT COUNT(*) FROM papers").fetchone()[0]:
-                    return True
-            finally:
-                con.close()
-    return False
-
-
-def remember_data_dir(path: Path) -> None:
-    """Record ``path`` as the last ingested data dir (best effort)."""
-    with contextlib.suppress(OSError):
-        target = last_ingest_file()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(str(path.resolve()), encoding="utf-8")
+__all__ = ["Settings", "config_path", "has_index", "last_ingest_file", "load_settings", "remember_data_dir"]
 
 
 class IngestSettings(BaseModel):
@@ -225,7 +179,7 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(
-        default_factory=_default_data_dir,
+        default_factory=default_data_dir,
         description="Where the index and caches live (default: ~/.local/share/litassist, or the data dir of the "
         "last `litassist ingest` when that holds no index).",
     )
@@ -251,6 +205,8 @@ class Settings(BaseSettings):
         toml_path = config_path()
         sources = (init_settings, env_settings, dotenv_settings)
         return (*sources, TomlConfigSettingsSource(settings_cls, toml_file=toml_path)) if toml_path else sources
+
+    _folders = field_validator("data_dir", "cache_dir", mode="before")(folder_value)
 
     @model_validator(mode="after")
     def _slack_env(self) -> Settings:
@@ -338,7 +294,8 @@ def _read_config() -> dict[str, Any]:
 
     path = config_path()
     if path is not None and "LITASSIST_CONFIG" in os.environ and not path.is_file():
-        raise ConfigError(f"LITASSIST_CONFIG={path}: no such file (set it empty for no file)")
+        what = "is a folder, not a TOML file" if path.is_dir() else "no such file"
+        raise ConfigError(f"LITASSIST_CONFIG={path}: {what} (set it empty for no file)")
     texts = {}
     for f in (Path(".env"), path):
         if f is not None and f.is_file():
@@ -396,5 +353,9 @@ def load_settings() -> Settings:
         first = err.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"setting {field}: {first['msg']} ({_source_of(field, data)})") from None
-    except SettingsError as err:
-        raise ConfigError(f"settings: {err}") from None
+    except SettingsError as err:  # a section given as JSON that does not parse ('LITASSIST_RETRIEVAL={bad')
+        m = re.search(r'field "(\w+)"', str(err))
+        cause = f": {err.__cause__}" if err.__cause__ else ""
+        if m is None:
+            raise ConfigError(f"settings: {err}{cause}") from None
+        raise ConfigError(f"setting {m[1]}: not valid JSON{cause} ({_source_of(m[1], data)})") from None

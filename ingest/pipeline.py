@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
@@ -19,17 +21,20 @@ from typing import TypeVar
 import numpy as np
 
 from assistant.embedders.cache import CachedEmbedder
+from assistant.errors import InputError
 from assistant.index import INGEST_OPEN, Index
-from assistant.locking import StoreLock, WriteLock
+from assistant.locking import StoreLock, WriteLock, make_folder
 from assistant.models import Paper
 from assistant.profiles import embed_sentences, sentence_texts
 from assistant.settings import Settings
 from assistant.stores import chunk_metadata
+from assistant.stores.registry import Registry
 from assistant.wordpieces import paper_token_bits
 from ingest.chunking import Chunker, SentenceChunker, derive_vectors
 from ingest.memory import release_free_memory
-from ingest.parsers import iter_listing_files, read_listing
+from ingest.parsers import iter_listing_files, read_listing, source_name
 from ingest.parsers.base import Skip
+from ingest.parsers.text import normalise_title
 from ingest.records import has_own_id, merge_entries, other_arxiv
 
 Progress = Callable[[int, int], None]  # (advance by, total)
@@ -37,6 +42,8 @@ UPSERT_BATCH = 256  # papers chunked, embedded, stored and registered together (
 LOOKUP_BATCH = 500  # papers looked up in the registry per query
 TRIM_EVERY = 8  # batches between handing the memory of written papers back to the OS (see ingest/memory.py)
 LAST_RUN = "last_ingest"  # registry meta: digest of the last complete run's files, its generation, its counts
+TITLE_KEYS = "title_keys"  # registry meta: the normalise_title version the stored title keys follow
+TITLE_KEYS_VERSION = 2  # 2: invisible characters (category Cf) dropped
 
 
 @dataclass
@@ -65,8 +72,23 @@ class IngestReport:
         return d
 
 
+_SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)\]]*$")
+_ELLIPSIS = re.compile(r"\s*(?:\u2026|\.\.\.)$")
+
+
+def _looks_cut(abstract: str) -> bool:
+    """Whether ``abstract`` looks cut off: it ends with an ellipsis, or not at the end of a sentence."""
+    text = abstract.rstrip()
+    return text.endswith(("\u2026", "...")) or not _SENTENCE_END.search(text)
+
+
 def _merge_with_existing(paper: Paper, existing: Paper) -> Paper:
-    """Keep what the index already knows that this listing lacks; union the sources."""
+    """Keep what the index already knows that this listing lacks; union the sources.
+
+    A shorter abstract that begins the indexed one (an ellipsis at its end aside) is a truncated copy (the indexed one is kept) when
+    it looks cut or when the indexed paper also came from a listing this run does not read (which may
+    hold the longer text); otherwise, every listing of the paper read again, it was shortened on purpose
+    and replaces it."""
     data = paper.model_dump()
     for key, value in existing.model_dump().items():
         if key in ("sources", "content_hash", "abstract", "title"):
@@ -74,19 +96,35 @@ def _merge_with_existing(paper: Paper, existing: Paper) -> Paper:
         if data.get(key) in (None, [], "") and value not in (None, [], ""):
             data[key] = value
     data["sources"] = list(dict.fromkeys([*existing.sources, *paper.sources]))
-    if existing.abstract.startswith(paper.abstract) and len(existing.abstract) > len(paper.abstract):
+    stem = _ELLIPSIS.sub("", paper.abstract)  # "We te…" begins "We test" without its ellipsis
+    prefix = existing.abstract.startswith(stem) and len(existing.abstract) > len(stem)
+    if prefix and (_looks_cut(paper.abstract) or not set(existing.sources) <= set(paper.sources)):
         data["abstract"], data["content_hash"] = existing.abstract, existing.content_hash  # truncated copy
     return Paper.model_validate(data)
 
 
-def _same_paper(paper: Paper, tnorm: str, known: Paper | None, claimed: dict[str, str]) -> bool:
-    """Whether ``paper`` is ``known``, the paper registered under the same title: not when both carry
-    different arXiv ids (two papers sharing a title; the registered one may be filed under its title's
-    hash and have gained its arXiv id later), and not when a paper of this run with another title holds
-    ``known``'s id itself (taking it would overwrite that paper)."""
-    if known is None:
-        return False
-    return not other_arxiv(paper.arxiv_id, known.arxiv_id) and claimed.get(known.id, tnorm) == tnorm
+def _earlier_id(registry: Registry, paper: Paper, tnorm: str, taken: set[str]) -> str | None:
+    """The id under which the index already holds ``paper`` (not registered under its own id), or None.
+
+    First a registered paper holding its arXiv id (whatever it is filed under: a paper first seen in
+    a listing without ids keeps its title's hash after it gains one, and its title may change since),
+    then one of its title whose arXiv id does not differ. Never an id in ``taken``: the ids
+    this run's papers carry or were given, so no two papers of a run are written under one id (the
+    second of two same-title papers with different arXiv ids meeting a paper filed under that title
+    keeps its own id). A record's own id (``doc-1``) is never replaced, nor handed out by arXiv id."""
+    if has_own_id(paper.id):
+        return None
+    if paper.arxiv_id:
+        for pid in registry.ids_for_arxiv(paper.arxiv_id):
+            if pid not in taken and not has_own_id(pid):
+                return pid
+    for pid in registry.ids_for_title(tnorm):
+        if pid in taken:
+            continue
+        known = registry.get(pid)
+        if known is not None and not other_arxiv(paper.arxiv_id, known.arxiv_id):
+            return pid
+    return None
 
 
 def ingest(
@@ -102,6 +140,7 @@ def ingest(
     # a rebuild rewrites every vector: no reader of another process may look in meanwhile (StoreLock)
     rebuilding = StoreLock(settings.data_dir).writing() if rebuild and not settings.store.chroma_host else nullcontext()
     try:
+        make_folder(settings.cache_path(), "LITASSIST_CACHE_DIR" if settings.cache_dir else "LITASSIST_DATA_DIR")
         with rebuilding:
             index = Index.open(settings, create=True)
             with index.store.own_writes(index.registry.generation):  # questions of this process keep its client
@@ -122,9 +161,14 @@ def _ingest(
     files, skips = iter_listing_files(paths)
     report.skipped.extend(skips)
     digest = _inputs_digest(files)
-    if rebuild:
+    merged = None
+    if rebuild:  # read first: a mistyped path or a file where nothing parses must not empty the index
+        empty: list[tuple[Path, Skip]] = []
+        merged = _read(files, report, empty)
+        _refuse_rebuild(paths, skips, empty, merged)
         index.reset()
     index.ensure_chunk_metadata()
+    _migrate_title_keys(index.registry)
     orphans, repair = index.reconcile()
     index.ensure_vector_copies()
     report.pieces_backfilled = index.ensure_token_copies()
@@ -135,22 +179,21 @@ def _ingest(
         same.total_papers, same.total_chunks = index.registry.counts()
         same.seconds = time.perf_counter() - t0
         return same
-    merged = _read(files, report)
+    if merged is None:
+        merged = _read(files, report)
     report.papers = len(merged)
 
     index.store.delete(orphans)  # vectors an interrupted run stored for papers never registered
 
     todo: list[tuple[Paper, str, bool]] = []  # (paper, normalised title, is_update)
-    claimed = {p.id: t for p, t in merged}  # ids this run's papers hold (with their titles)
+    taken = {p.id for p, _ in merged}  # ids this run's papers carry, and those handed to them below
     for group in _batches(merged, LOOKUP_BATCH):
         known = index.registry.get_many([p.id for p, _ in group])
         for paper, tnorm in group:
-            known_id = None if has_own_id(paper.id) else index.registry.id_for_title(tnorm)
-            if known_id and known_id != paper.id:
-                same_title = index.registry.get_many([known_id])
-                if _same_paper(paper, tnorm, same_title.get(known_id), claimed):
-                    paper.id = known_id  # the same paper seen before under another id keeps its first id
-                    known |= same_title
+            if paper.id not in known and (earlier := _earlier_id(index.registry, paper, tnorm, taken)):
+                paper.id = earlier  # the same paper seen before under another id keeps its first id
+                taken.add(earlier)
+                known |= index.registry.get_many([earlier])
             existing = known.get(paper.id)
             if existing is not None:
                 paper = _merge_with_existing(paper, existing)
@@ -180,7 +223,7 @@ def _ingest(
     before = embedder.computed
     if todo:
         index.registry.set_meta(INGEST_OPEN, True)
-    del merged, claimed  # ``todo`` holds the papers still to write, and drops each batch once written
+    del merged, taken  # ``todo`` holds the papers still to write, and drops each batch once written
     release_free_memory()  # what parsing and the lookups freed
     written = 0
     while todo:  # chunk, embed, store, register: memory bounded by a batch
@@ -229,13 +272,18 @@ def _ingest(
     return report
 
 
-def _read(files: list[Path], report: IngestReport) -> list[tuple[Paper, str]]:
-    """The unique papers of ``files`` (the parsed entries are dropped here: 0.27 GB at 100k papers)."""
+def _read(
+    files: list[Path], report: IngestReport, empty: list[tuple[Path, Skip]] | None = None
+) -> list[tuple[Paper, str]]:
+    """The unique papers of ``files`` (the parsed entries are dropped here: 0.27 GB at 100k papers);
+    each file that gave none is added to ``empty`` with its first problem."""
     entries = []
     for f in files:
         res = read_listing(f)
         entries.extend(res.entries)
         report.skipped.extend(res.skipped)
+        if not res.entries and empty is not None:
+            empty.append((f, res.skipped[0] if res.skipped else Skip(source_name(f), "", "no entries found")))
     report.files, report.entries = len(files), len(entries)
     merged = merge_entries(entries)
     del entries
@@ -243,11 +291,38 @@ def _read(files: list[Path], report: IngestReport) -> list[tuple[Paper, str]]:
     return merged
 
 
+def _refuse_rebuild(
+    paths: list[Path], missing: list[Skip], empty: list[tuple[Path, Skip]], merged: list[tuple[Paper, str]]
+) -> None:
+    """Raise :class:`InputError` (before anything is reset) when ``--rebuild`` would empty the index for
+    input that is not there: a path named on the command line that is missing or unreadable, a file
+    named there that gave no paper, or no paper at all."""
+    named = {Path(p) for p in paths}
+    problems = [str(sk) for sk in missing] + [str(sk) for f, sk in empty if f in named]
+    if not merged and not problems:
+        problems = [f"no paper could be read from {', '.join(source_name(Path(p)) for p in paths) or 'no path'}"]
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise InputError(f"--rebuild refused, the index is left as it was: {'; '.join(problems[:3])}{more}")
+
+
+def _migrate_title_keys(registry: Registry) -> None:
+    """Bring the title keys stored by an earlier version up to today's :func:`normalise_title` (once):
+    a paper indexed under a title with invisible characters is then found again by its title, under
+    the id it was filed under, instead of coming back as a duplicate."""
+    if registry.get_meta(TITLE_KEYS) == str(TITLE_KEYS_VERSION):
+        return
+    stale = {pid: key for pid, old, title in registry.title_keys() if (key := normalise_title(title)) != old}
+    if stale:
+        registry.set_title_keys(stale)
+    registry.set_meta(TITLE_KEYS, TITLE_KEYS_VERSION)
+
+
 def _inputs_digest(files: list[Path]) -> str:
     """A digest of the listing files (path and content) an ingest reads."""
     h = hashlib.sha256()
     for f in files:
-        h.update(str(f.resolve()).encode() + b"\0")
+        h.update(os.fsencode(f.resolve()) + b"\0")  # a name that is not UTF-8 is bytes, not text
         if not f.is_file():  # a pipe ('ingest <(cat page.txt)') can be read once, by the parser: never the same run
             h.update(f"stream {time.time_ns()}".encode())
             continue

@@ -44,14 +44,19 @@ def merge_entries(entries: list[Entry]) -> list[tuple[Paper, str]]:
     An entry with its own id (:attr:`Entry.ref`) is the paper of that id and never merges by title, so
     the same title under two ids stays two papers; other entries merge by arXiv id or normalised title,
     except that two entries of one title with different arXiv ids are two papers.
+    Entries are taken in three passes (those with their own id, then those with an arXiv id, then the
+    rest, each in listing order), so what merges with what does not depend on the order of the
+    listings: an entry without ids merges with the paper of its title even when it comes first.
     Returns ``(paper, normalised title)`` in first-seen order. When a paper appears several times, the
     longest abstract wins and every listing it came from is kept in ``sources``.
     """
     by_key: dict[str, Paper] = {}
     title_to_key: dict[str, str] = {}
     arxiv_to_key: dict[str, str] = {}  # an arXiv id is one paper, whatever key it was first filed under
-    order: list[str] = []
-    for e in entries:
+    first: dict[str, int] = {}  # key -> position of its first entry in the listings (the output order)
+    passes = sorted(range(len(entries)), key=lambda i: 0 if entries[i].ref else 1 if entries[i].arxiv_id else 2)
+    for pos in passes:
+        e = entries[pos]
         tnorm = normalise_title(e.title)
         same_title = title_to_key.get(tnorm)
         if same_title and other_arxiv(e.arxiv_id, by_key[same_title].arxiv_id):
@@ -61,6 +66,7 @@ def merge_entries(entries: list[Entry]) -> list[tuple[Paper, str]]:
         if e.arxiv_id and not e.ref:
             arxiv_to_key.setdefault(e.arxiv_id, key)
         old = by_key.get(key)
+        first[key] = min(first.get(key, pos), pos)
         if old is None:
             by_key[key] = Paper(
                 id=key, title=" ".join(e.title.split()), abstract=" ".join(e.abstract.split()),
@@ -68,7 +74,6 @@ def merge_entries(entries: list[Entry]) -> list[tuple[Paper, str]]:
                 date_iso=e.date_iso, upvotes=e.upvotes, org=e.org, url=e.url, arxiv_id=e.arxiv_id,
                 venue=e.venue, sources=[e.source],
             )
-            order.append(key)
             continue
         abstract = " ".join(e.abstract.split())
         if len(abstract) > len(old.abstract):
@@ -86,7 +91,7 @@ def merge_entries(entries: list[Entry]) -> list[tuple[Paper, str]]:
         old.authors = old.authors or e.authors
         old.n_authors = old.n_authors or e.n_authors
     out = []
-    for key in order:
+    for key in sorted(by_key, key=first.__getitem__):
         p = by_key[key]
         p.content_hash = content_hash(p.title, p.abstract)
         out.append((p, normalise_title(p.title)))

@@ -150,3 +150,115 @@ def test_answer_citations_carry_the_users_id(tmp_path: Path) -> None:
     assert not answer.refused
     assert "pmid:777" in [c.paper_id for c in answer.citations]
     assert answer.contexts[0].paper.id == "pmid:777"
+
+
+def _papers(settings: Settings) -> list[tuple[str, str, str]]:
+    """(arXiv id or "", title, abstract) of every registered paper, checked for one vector per chunk."""
+    index = Index.open(settings)
+    assert sorted(index.store.ids()) == index.registry.chunk_ids(), "every registered chunk has one vector"
+    return sorted((p.arxiv_id or "", p.title, p.abstract) for p in index.registry.papers())
+
+
+QUOKKA = "Quokka networks are small happy learners. They smile at noisy data and still converge."
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        [  # crashed: IndexError in chunking (both papers written under the indexed paper's id in one batch)
+            {"title": "Quokka Networks", "abstract": QUOKKA + " Revised version with more results.", "arxiv_id": "2501.11111"},
+            {"title": "Quokka Networks", "abstract": "Another paper of that title, on planar graphs.", "arxiv_id": "2501.22222"},
+        ],
+        [  # silently: one paper overwritten with the other's abstract
+            {"title": "Quokka Networks", "abstract": QUOKKA + " Revised version with more results.", "arxiv_id": "2501.11111"},
+            {"title": "Quokka Networks", "abstract": "Quokka networks in graph theory. We prove a bound.", "arxiv_id": "2501.22222"},
+            {"title": "Innocent Bystander", "abstract": "An unrelated paper in the same file. Keep me."},
+        ],
+    ],
+)
+def test_two_arxiv_papers_of_one_title_meeting_a_paper_indexed_without_an_id(
+    tmp_path: Path, second: list[dict[str, object]]
+) -> None:
+    # the indexed paper came from an HF listing (no ids: filed under its title's hash); both papers of the
+    # second listing found it by title and were given its id
+    first = tmp_path / "page.txt"
+    first.write_text(f"Quokka Networks\n\n{QUOKKA}\n", encoding="utf-8")
+    b = _jsonl(tmp_path / "b.jsonl", second)
+    across = Settings(data_dir=tmp_path / "across", cache_dir=tmp_path / "cache")
+    ingest([first], across)
+    report = ingest([b], across)
+    assert report.skipped == []
+    one_run = Settings(data_dir=tmp_path / "one", cache_dir=tmp_path / "cache")
+    ingest([first, b], one_run)
+    assert _papers(across) == _papers(one_run)
+    assert {(a, t[:14]) for a, t, _ in _papers(across)} >= {("2501.11111", "Quokka Network"), ("2501.22222", "Quokka Network")}
+    assert len(_papers(across)) == len(second)
+
+
+def test_an_arxiv_paper_whose_title_changed_is_found_by_its_arxiv_id(tmp_path: Path) -> None:
+    # r1 (no id) is filed under its title's hash; r2 gives it its arXiv id; r3 (same id, subtitle added)
+    # became a second paper: the lookup never read the arXiv id stored in the registry rows
+    r1 = tmp_path / "r1.txt"
+    r1.write_text(f"Quokka Networks\n\n{QUOKKA}\n", encoding="utf-8")
+    r2 = _jsonl(tmp_path / "r2.jsonl", [{"title": "Quokka Networks", "abstract": QUOKKA, "arxiv_id": "2501.12345"}])
+    r3 = _jsonl(tmp_path / "r3.jsonl", [{"title": "Quokka Networks: Happy Learners on Noisy Data", "abstract": QUOKKA,
+                                         "arxiv_id": "2501.12345"}])
+    across = Settings(data_dir=tmp_path / "across", cache_dir=tmp_path / "cache")
+    for f in (r1, r2, r3):
+        ingest([f], across)
+    one_run = Settings(data_dir=tmp_path / "one", cache_dir=tmp_path / "cache")
+    ingest([r1, r2, r3], one_run)
+    assert [a for a, _, _ in _papers(across)] == [a for a, _, _ in _papers(one_run)] == ["2501.12345"]
+    again = ingest([r1], across)  # the old title again: still the same paper
+    assert (again.new, again.total_papers) == (0, 1)
+
+
+def test_an_old_registry_gains_the_arxiv_index(tmp_path: Path) -> None:
+    import sqlite3
+
+    from assistant.stores.registry import Registry
+
+    s = _settings(tmp_path)
+    ingest([_jsonl(tmp_path / "a.jsonl", [{"title": "T", "abstract": ABSTRACT, "arxiv_id": "2401.00001"}])], s)
+    path = s.index_dir() / "registry.sqlite"
+    with sqlite3.connect(path) as db:  # a registry written before the index existed
+        db.execute("DROP INDEX papers_arxiv")
+    reg = Registry(path)
+    plan = reg._db.execute(
+        "EXPLAIN QUERY PLAN SELECT id FROM papers WHERE json_extract(data, '$.arxiv_id')=?", ("2401.00001",)
+    ).fetchall()
+    assert "papers_arxiv" in str(plan)
+    assert reg.ids_for_arxiv("2401.00001") == ["arxiv:2401.00001"]
+
+
+@pytest.mark.parametrize("plain_first", [True, False])
+def test_merging_by_title_does_not_depend_on_the_order_of_entries(plain_first: bool) -> None:
+    # B5: an entry without ids merged into a same-title paper of its own id only when it came second
+    entries = [_entry("Adapters and Forgetting", None, "plain.txt"), _entry("Adapters and forgetting", "doc-1")]
+    papers = merge_entries(entries if plain_first else entries[::-1])
+    assert [(p.id, sorted(p.sources)) for p, _ in papers] == [("doc-1", ["a.jsonl", "plain.txt"])]
+
+
+def test_invisible_characters_in_a_title_make_no_duplicate_even_in_an_index_built_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ingest.records as records
+    from ingest.parsers.text import legacy_title_key
+
+    zw = "Quokka\u200b Net\u00adworks"  # a zero-width space and a soft hyphen
+    a = _jsonl(tmp_path / "a.jsonl", [{"title": zw, "abstract": QUOKKA}])
+    b = _jsonl(tmp_path / "b.jsonl", [{"title": "Quokka Networks", "abstract": QUOKKA}])
+    assert len(merge_entries([record_to_entry({"title": t, "abstract": QUOKKA}, "x", "line 1") for t in (zw, "Quokka Networks")])) == 1
+    s = _settings(tmp_path)
+    with monkeypatch.context() as m:  # an index built before: ids and title keys kept the invisible characters
+        m.setattr(records, "normalise_title", legacy_title_key)
+        ingest([a], s)
+    index = Index.open(s)
+    index.registry.delete_meta("title_keys")  # as an index of an earlier version has it
+    old_id = index.registry.paper_ids()
+    assert old_id != [records.paper_id(record_to_entry({"title": zw, "abstract": QUOKKA}, "x", "line 1"))]
+    clean = ingest([b], s)  # the title without them, first: the same paper, under the id it was filed under
+    assert (clean.new, clean.total_papers) == (0, 1)
+    again = ingest([a, b], s)  # its own listing again (another run's digest): no second paper either
+    assert (again.new, again.total_papers) == (0, 1)
+    assert Index.open(s).registry.paper_ids() == old_id

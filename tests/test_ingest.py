@@ -634,3 +634,81 @@ def test_sigkill_at_several_points_then_rerun_equals_a_clean_ingest(tmp_path: Pa
     ingest([src], clean)
     got, want = _snapshot(Settings(data_dir=data, cache_dir=cache)), _snapshot(clean)
     assert got == want and got[1] == got[2], "papers, chunk ids and vector ids equal a clean ingest, no orphans"
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "assistant.cli", *args], capture_output=True, text=True, env=env)
+
+
+def test_a_rebuild_that_would_read_nothing_leaves_the_index_as_it_was(tmp_path: Path, tiny_listing: Path) -> None:
+    # B2: the index was emptied before any input was read: a mistyped path wiped it
+    from assistant.errors import InputError
+
+    s = _settings(tmp_path)
+    ingest([tiny_listing], s)
+    before = _consistent(s)
+    junk = tmp_path / "junk.txt"
+    junk.write_text("nothing that parses\n")
+    folder = tmp_path / "no-listings"
+    folder.mkdir()
+    for paths in ([tmp_path / "typo.jsonl"], [junk], [folder], [tiny_listing, tmp_path / "typo.jsonl"]):
+        with pytest.raises(InputError, match="--rebuild refused") as err:
+            ingest(paths, s, rebuild=True)
+        assert "\n" not in str(err.value)
+        assert _consistent(s) == before, f"the index was changed by a refused rebuild of {paths}"
+    env = {**os.environ, "LITASSIST_DATA_DIR": str(s.data_dir), "LITASSIST_CACHE_DIR": str(s.cache_path())}
+    run = _cli(env, "ingest", "--rebuild", str(tmp_path / "typo.jsonl"))
+    assert run.returncode == 1 and run.stderr.count("\n") == 1 and "typo.jsonl: no such file" in run.stderr, run.stderr
+    assert _consistent(s) == before
+    bad = _write_jsonl(tmp_path / "partly.jsonl", [{"title": "Only One", "abstract": "A fine abstract."}, {"title": "x"}])
+    report = ingest([bad], s, rebuild=True)  # a file with bad records still rebuilds from its good ones
+    assert (report.total_papers, len(report.skipped)) == (1, 1)
+
+
+def test_a_file_name_that_is_not_utf8_is_ingested(tmp_path: Path, tiny_listing: Path) -> None:
+    # B6: UnicodeEncodeError in the run's digest, then a TypeError in Chroma's metadata
+    odd = tmp_path / os.fsdecode(b"caf\xe9.jsonl")
+    shutil.copy(tiny_listing, odd)
+    s = _settings(tmp_path)
+    report = ingest([odd], s)
+    assert (report.new, report.skipped) == (3, [])
+    assert {src for p in Index.open(s).registry.papers() for src in p.sources} == {"caf\ufffd.jsonl"}
+    _consistent(s)
+    assert ingest([odd], s).unchanged == 3
+
+
+def test_a_corrupt_registry_is_one_line_naming_it(tmp_path: Path, tiny_listing: Path) -> None:
+    # B12: "file is not a database" was a traceback in stats and ingest
+    from assistant.errors import LitassistError
+
+    s = _settings(tmp_path)
+    registry = s.index_dir() / "registry.sqlite"
+    registry.parent.mkdir(parents=True)
+    registry.write_bytes(b"this is not a database " * 200)
+    env = {**os.environ, "LITASSIST_DATA_DIR": str(s.data_dir), "LITASSIST_CACHE_DIR": str(s.cache_path())}
+    for args in (("stats",), ("ingest", str(tiny_listing))):
+        run = _cli(env, *args)
+        assert run.returncode != 0 and "Traceback" not in run.stderr, run.stderr
+        assert run.stderr.count("\n") == 1 and str(registry) in run.stderr and "not a database" in run.stderr
+    with pytest.raises(LitassistError, match="registry.sqlite: the paper registry cannot be read"):  # StoreError
+        ingest([tiny_listing], s)
+    assert registry.read_bytes().startswith(b"this is not a database"), "the file is left for its owner"
+
+
+def test_a_shortened_abstract_replaces_the_longer_unless_it_looks_cut(tmp_path: Path) -> None:
+    # B8: any shorter abstract that began the indexed one was taken for a truncated copy and ignored
+    s = _settings(tmp_path)
+    full = "Adapters cut forgetting. We test ten tasks. An extra sentence the authors later removed."
+    a = _write_jsonl(tmp_path / "a.jsonl", [{"title": "Adapter Study", "abstract": full}])
+    ingest([a], s)
+    _write_jsonl(a, [{"title": "Adapter Study", "abstract": "Adapters cut forgetting. We test ten tasks."}])
+    assert ingest([a], s).updated == 1
+    assert Index.open(s).registry.papers()[0].abstract == "Adapters cut forgetting. We test ten tasks."
+    _write_jsonl(a, [{"title": "Adapter Study", "abstract": full}])
+    ingest([a], s)
+    cut = _write_jsonl(tmp_path / "a.jsonl", [{"title": "Adapter Study", "abstract": "Adapters cut forgetting. We te…"}])
+    ingest([cut], s)  # cut off: the longer text is kept
+    hf = _write_jsonl(tmp_path / "hf.jsonl", [{"title": "Adapter Study", "abstract": "Adapters cut forgetting."}])
+    ingest([hf], s)  # another listing's shorter copy: the longer text (of a listing not read now) is kept
+    assert Index.open(s).registry.papers()[0].abstract == full
+    _consistent(s)

@@ -553,3 +553,70 @@ def test_real_hf_corpus() -> None:
     assert all(e.title and e.abstract and len(e.abstract) > len(e.title) for e in entries)
     assert all(e.year is None or (e.date is not None and str(e.year) in e.date) for e in entries)
     assert not any(TRENDING_LINE in e.title or e.title in {"Daily Papers", "Subscribe"} for e in entries)
+
+
+# --------------------------------------------------------------------------- review fixes (B3, B6, B9, B10)
+def test_placeholder_arxiv_ids_and_nan_are_bad_fields_named_with_their_line(tmp_path: Path) -> None:
+    # B3: "N/A" was kept as the arXiv id (every record carrying it became one paper), NaN was stored as "nan"
+    lines = [
+        '{"title": "Good Paper", "abstract": "Fine.", "arxiv_id": "arXiv:2401.00001v2"}',
+        '{"title": "Placeholder One", "abstract": "First.", "arxiv_id": "N/A"}',
+        '{"title": "Placeholder Two", "abstract": "Second.", "arxiv_id": "none"}',
+        '{"title": "Empty Id", "abstract": "Kept: an empty id is no id.", "arxiv_id": ""}',
+        '{"title": "Not A Number", "abstract": "Third.", "date": NaN}',
+        '{"title": "Infinite", "abstract": "Fourth.", "upvotes": -Infinity}',
+    ]
+    path = tmp_path / "ids.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    res = read_listing(path)
+    assert [(e.title, e.arxiv_id) for e in res.entries] == [("Good Paper", "2401.00001"), ("Empty Id", None)]
+    skips = skip_map(res)
+    assert set(skips) == {"line 2", "line 3", "line 5", "line 6"}
+    assert "'arxiv_id'" in skips["line 2"] and "'N/A'" in skips["line 2"]
+    assert "'date'" in skips["line 5"] and "NaN" in skips["line 5"]
+    assert "'upvotes'" in skips["line 6"] and "-Infinity" in skips["line 6"]
+    assert all(str(s).startswith(f"{path}:line ") and "\n" not in str(s) for s in res.skipped)
+    doc = tmp_path / "ids.json"  # a JSON document: one bad record, not the whole file
+    doc.write_text('[{"title": "A", "abstract": "x", "date": NaN}, {"title": "B", "abstract": "y"}]', encoding="utf-8")
+    res = read_listing(doc)
+    assert [e.title for e in res.entries] == ["B"] and list(skip_map(res)) == ["record 1"]
+
+
+def test_bibtex_placeholder_eprint_is_a_bad_field(tmp_path: Path) -> None:
+    text = (
+        "@article{a, title={One}, abstract={First.}, eprint={N/A}, archiveprefix={arXiv}}\n"
+        "@article{b, title={Two}, abstract={Second.}, eprint={2401.00002v3}, archiveprefix={arXiv}}\n"
+    )
+    res = BIBTEX.parse(tmp_path / "x.bib", text)
+    assert [(e.title, e.arxiv_id) for e in res.entries] == [("Two", "2401.00002")]
+    assert len(res.skipped) == 1 and res.skipped[0].locator == "line 1" and "eprint" in res.skipped[0].reason
+
+
+def test_json_lines_in_a_json_file_are_read(tmp_path: Path) -> None:
+    # B10: rejected whole ("invalid JSON at line 2, column 1: Extra data")
+    path = tmp_path / "papers.json"
+    path.write_text('{"title": "A", "abstract": "x"}\n{"title": "B", "abstract": "y"}\nnot json\n', encoding="utf-8")
+    res = read_listing(path)
+    assert [e.title for e in res.entries] == ["A", "B"]
+    assert list(skip_map(res)) == ["line 3"]
+    broken = tmp_path / "broken.json"  # a real document with trailing junk is still a one-line error
+    broken.write_text('[{"title": "A", "abstract": "x"}] trailing', encoding="utf-8")
+    assert not read_listing(broken).entries and "Extra data" in read_listing(broken).skipped[0].reason
+
+
+def test_invisible_characters_do_not_change_the_title_key() -> None:
+    # B9: zero-width space, soft hyphen, direction marks, BOM (category Cf) made duplicates
+    plain = normalise_title("Quokka Networks")
+    for title in ("Quokka\u200b Networks", "Quo\u00adkka Networks", "\u200fQuokka Networks\u200e", "\ufeffQuokka Networks."):
+        assert normalise_title(title) == plain
+
+
+def test_a_file_name_that_is_not_utf8_gives_clean_source_names(tmp_path: Path) -> None:
+    import os
+
+    path = tmp_path / os.fsdecode(b"list\xff.jsonl")
+    path.write_text('{"title": "A", "abstract": "x"}\n{"title": "B"}\n', encoding="utf-8")
+    res = read_listing(path)
+    assert [e.source for e in res.entries] == ["list\ufffd.jsonl"]
+    assert res.skipped[0].source.endswith("list\ufffd.jsonl")
+    str(res.skipped[0]).encode("utf-8")  # printable: no lone surrogate left

@@ -146,7 +146,14 @@ def test_stats_on_an_empty_data_dir_creates_nothing(tmp_path: Path) -> None:
         ({"litassist.toml": b"[retrieval]\nkk = 5\n"}, {}, "litassist.toml: unknown setting retrieval.kk"),
         ({"litassist.toml": b"[retrieval]\nk = 'many'\n"}, {}, "setting retrieval.k: Input should be a valid integer"),
         ({}, {"LITASSIST_CONFIG": "nowhere.toml"}, "LITASSIST_CONFIG=nowhere.toml: no such file"),
-        ({}, {"LITASSIST_RETRIEVAL": "{bad"}, 'settings: error parsing value for field "retrieval"'),
+        # B11: the variable is named (was 'settings: error parsing value for field "retrieval" from source
+        # "EnvSettingsSource"'), and a folder is not called a missing file
+        ({}, {"LITASSIST_RETRIEVAL": "{bad"}, "setting retrieval: not valid JSON: Expecting property name"),
+        ({"conf.d/x": b""}, {"LITASSIST_CONFIG": "conf.d"}, "LITASSIST_CONFIG=conf.d: is a folder, not a TOML file"),
+        # B7: an empty or file data dir was '.' or a traceback at the first write
+        ({}, {"LITASSIST_DATA_DIR": ""}, "setting data_dir: Value error, is empty"),
+        ({"afile": b"x"}, {"LITASSIST_DATA_DIR": "afile"}, "setting data_dir: Value error, afile is a file, not a folder"),
+        ({"afile": b"x"}, {"LITASSIST_CACHE_DIR": "afile/sub"}, "setting cache_dir: Value error, afile/sub lies under afile"),
     ],
 )
 def test_a_bad_config_file_or_value_is_one_line_naming_it(
@@ -159,6 +166,7 @@ def test_a_bad_config_file_or_value_is_one_line_naming_it(
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("LITASSIST_CONFIG", raising=False)
     for name, data in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(data)
     for var, value in env.items():
         monkeypatch.setenv(var, value)
@@ -211,3 +219,42 @@ def test_a_bad_value_from_dotenv_names_dotenv(tmp_path: Path, monkeypatch: pytes
     (tmp_path / ".env").write_text("LITASSIST_RETRIEVAL__K=abc\n")
     with pytest.raises(ConfigError, match=r"\(LITASSIST_RETRIEVAL__K in .env\)$"):
         load_settings()
+
+
+@pytest.mark.parametrize("command", [["stats"], ["ingest", "listing.jsonl"], ["ingest", "--rebuild", "listing.jsonl"]])
+@pytest.mark.parametrize(("var", "value"), [("LITASSIST_DATA_DIR", "afile"), ("LITASSIST_DATA_DIR", "afile/data"),
+                                            ("LITASSIST_CACHE_DIR", "afile"), ("LITASSIST_DATA_DIR", "")])
+def test_a_data_or_cache_dir_that_cannot_be_a_folder_is_one_line_naming_it(
+    tmp_path: Path, command: list[str], var: str, value: str
+) -> None:
+    # B7: FileExistsError in the ingest lock plus AttributeError '_fh' from its __del__; stats said 0 papers;
+    # an empty LITASSIST_DATA_DIR meant the current directory
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "listing.jsonl").write_text('{"title": "A", "abstract": "x"}\n')
+    env = {**os.environ, var: value}
+    run = subprocess.run([sys.executable, "-m", "assistant.cli", *command], capture_output=True, text=True,
+                         cwd=tmp_path, env=env)
+    assert run.returncode != 0 and "Traceback" not in run.stderr and "Exception ignored" not in run.stderr, run.stderr
+    assert run.stderr.startswith("litassist: ") and run.stderr.count("\n") == 1, run.stderr
+    assert f"({var})" in run.stderr
+    assert not (tmp_path / "index").exists() and not (tmp_path / "chroma").exists()
+
+
+def test_the_ingest_lock_names_the_variable_when_the_data_dir_cannot_be_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from assistant.errors import ConfigError
+    from assistant.locking import WriteLock, make_folder
+
+    unraisable: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    (tmp_path / "afile").write_text("x")
+    for target in (tmp_path / "afile", tmp_path / "afile" / "sub"):
+        with pytest.raises(ConfigError, match=r"^LITASSIST_DATA_DIR=.*afile"):
+            WriteLock(target)
+    import gc
+
+    gc.collect()
+    assert unraisable == [], "the half-made lock's __del__ raised"
+    with pytest.raises(ConfigError, match=r"^LITASSIST_CACHE_DIR=.*: is a file"):
+        make_folder(tmp_path / "afile", "LITASSIST_CACHE_DIR")

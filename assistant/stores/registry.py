@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from assistant.errors import StoreError
 from assistant.models import Chunk, Paper
 
 _SCHEMA = """
@@ -33,6 +34,13 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+_ARXIV = "json_extract(data, '$.arxiv_id')"  # indexed (papers_arxiv): queries must use this very expression
+
+
+def _reason(err: BaseException) -> str:
+    return " ".join(str(getattr(err, "strerror", None) or err).split())
+
+
 def _blob(vector: np.ndarray) -> bytes:
     return np.asarray(vector, dtype=np.float32).tobytes()
 
@@ -41,9 +49,24 @@ class Registry:
     """SQLite registry of papers and chunks (one file per collection)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Open (or create) the registry at ``path``; a file that is not a readable SQLite registry is a
+        one-line :class:`~assistant.errors.StoreError` naming it."""
         self.path = path
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        except (OSError, sqlite3.Error) as err:
+            raise StoreError(f"{path}: cannot open the paper registry ({_reason(err)})") from None
+        try:
+            self._open()
+        except sqlite3.Error as err:
+            self._db.close()
+            raise StoreError(
+                f"{path}: the paper registry cannot be read ({_reason(err)}); move it away, then "
+                "ingest your listings again"
+            ) from None
+
+    def _open(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
@@ -53,6 +76,17 @@ class Registry:
         self._add_column("chunks", "vec BLOB")
         self._add_column("papers", "tok BLOB")  # token bits
         self._db.execute("CREATE INDEX IF NOT EXISTS papers_no_tok ON papers(id) WHERE tok IS NULL")
+        self._add_index("papers_arxiv", f"papers({_ARXIV})")  # ids_for_arxiv (registries before it lack it)
+
+    def _add_index(self, name: str, target: str) -> None:
+        """Create index ``name`` on ``target`` ('table(expression)') in a registry written before it
+        (checked again inside the transaction, as :meth:`_add_column`)."""
+        exists = "SELECT 1 FROM sqlite_master WHERE type='index' AND name=?"
+        if self._db.execute(exists, (name,)).fetchone():
+            return
+        with self.transaction() as db:
+            if not db.execute(exists, (name,)).fetchone():
+                db.execute(f"CREATE INDEX {name} ON {target}")
 
     def _add_column(self, table: str, column: str) -> None:
         """Add ``column`` (name and type) to ``table`` of a registry written before it. Checked again
@@ -90,8 +124,30 @@ class Registry:
         return Paper.model_validate_json(row[0]) if row else None
 
     def id_for_title(self, title_norm: str) -> str | None:
-        row = self._db.execute("SELECT id FROM papers WHERE title_norm=?", (title_norm,)).fetchone()
-        return row[0] if row else None
+        """The id of the first registered paper of normalised title ``title_norm``, or None."""
+        found = self.ids_for_title(title_norm)
+        return found[0] if found else None
+
+    def ids_for_title(self, title_norm: str) -> list[str]:
+        """Every registered paper of normalised title ``title_norm``, first registered first."""
+        rows = self._db.execute("SELECT id FROM papers WHERE title_norm=? ORDER BY rowid", (title_norm,))
+        return [str(r[0]) for r in rows]
+
+    def ids_for_arxiv(self, arxiv_id: str) -> list[str]:
+        """Every registered paper whose record holds the arXiv id ``arxiv_id`` (whatever id it is filed
+        under: a paper first seen without its arXiv id keeps its title hash), first registered first."""
+        rows = self._db.execute(f"SELECT id FROM papers WHERE {_ARXIV}=? ORDER BY rowid", (arxiv_id,))
+        return [str(r[0]) for r in rows]
+
+    def title_keys(self) -> list[tuple[str, str, str]]:
+        """(id, stored normalised title, title) of every paper."""
+        rows = self._db.execute("SELECT id, title_norm, json_extract(data, '$.title') FROM papers ORDER BY rowid")
+        return [(str(r[0]), str(r[1]), str(r[2] or "")) for r in rows]
+
+    def set_title_keys(self, keys: dict[str, str]) -> None:
+        """Store new normalised titles of existing papers (no generation bump: readers never use them)."""
+        with self.transaction() as db:
+            db.executemany("UPDATE papers SET title_norm=? WHERE id=?", [(k, pid) for pid, k in keys.items()])
 
     def missing(self, ids: list[str]) -> list[str]:
         """The ``ids`` that name no registered paper."""

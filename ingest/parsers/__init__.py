@@ -9,6 +9,7 @@ Public API::
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ingest.parsers.arxiv_atom import PARSER as ARXIV_ATOM
@@ -32,6 +33,7 @@ __all__ = [
     "detect_parser",
     "iter_listing_files",
     "read_listing",
+    "source_name",
 ]
 
 #: Every parser, in the order content sniffing tries them (HF text last: it is the loosest).
@@ -45,6 +47,12 @@ LISTING_EXTENSIONS: frozenset[str] = frozenset(BY_EXTENSION)
 
 _HEAD_CHARS = 4096
 _BINARY_PROBE = 8192
+
+
+def source_name(path: Path | str) -> str:
+    """``path`` as text that can be stored and printed: a file name that is not valid UTF-8 (its bytes
+    come back from the OS as lone surrogates) has each bad byte replaced by U+FFFD."""
+    return os.fsencode(path).decode("utf-8", "replace")
 
 
 def detect_parser(path: Path, head: str) -> Parser | None:
@@ -65,7 +73,7 @@ def _decode(path: Path, data: bytes) -> str | Skip:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         bad = data[exc.start : exc.start + 1].hex()
-        return Skip(str(path), f"line {line}", f"not valid UTF-8 at line {line} (byte 0x{bad})")
+        return Skip(source_name(path), f"line {line}", f"not valid UTF-8 at line {line} (byte 0x{bad})")
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
@@ -77,7 +85,7 @@ def read_listing(path: Path) -> ParseResult:
     come back from the parser alongside the entries that did parse.
     """
     path = Path(path)
-    source = str(path)
+    source = source_name(path)
 
     def whole(reason: str, locator: str = "") -> ParseResult:
         return ParseResult(skipped=[Skip(source, locator, reason)])
@@ -106,6 +114,11 @@ def read_listing(path: Path) -> ParseResult:
         return whole(collapse_ws(f"{parser.name} parser failed: {type(exc).__name__}: {exc}"))
     if not result.entries and not result.skipped:
         return whole(f"no entries found ({parser.name} format)")
+    name = source_name(path.name)
+    for entry in result.entries:  # stored in the registry and the vectors' metadata: must be clean text
+        entry.source = name
+    for skip in result.skipped:
+        skip.source = source
     return result
 
 
@@ -144,7 +157,7 @@ def iter_listing_files(paths: list[Path]) -> tuple[list[Path], list[Skip]]:
             elif path.exists():
                 add(path)
             else:
-                skipped.append(Skip(str(path), "", "no such file or folder"))
+                skipped.append(Skip(source_name(path), "", "no such file or folder"))
         except OSError as exc:
-            skipped.append(Skip(str(path), "", f"cannot read: {collapse_ws(exc.strerror or str(exc))}"))
+            skipped.append(Skip(source_name(path), "", f"cannot read: {collapse_ws(exc.strerror or str(exc))}"))
     return files, skipped

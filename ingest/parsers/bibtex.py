@@ -281,9 +281,11 @@ class BibtexParser:
             year = parse_date(year_text).year
         eprint = latex_to_text(fields.get("eprint", ""))
         prefix = latex_to_text(fields.get("archiveprefix", "") or fields.get("eprinttype", "")).lower()
-        arxiv_id = None
-        if eprint and prefix in ("arxiv", ""):
-            arxiv_id = extract_arxiv_id(eprint) or (eprint.split("v")[0] if prefix else None)
+        arxiv_id = extract_arxiv_id(eprint) if eprint and prefix in ("arxiv", "") else None
+        if prefix == "arxiv" and eprint and arxiv_id is None:  # "N/A" kept as an id merged unrelated entries
+            reason = f"{label} has eprint {eprint[:40]!r}, which is not an arXiv id (leave it out)"
+            result.skipped.append(Skip(str(path), f"line {line}", reason))
+            return
         url = latex_to_text(fields.get("url", "")) or None
         doi = latex_to_text(fields.get("doi", ""))
         venue = latex_to_text(fields.get("journal", "") or fields.get("booktitle", "")) or None

@@ -36,9 +36,18 @@ def _parse_int(digits: str) -> int | BigNumber:
     return int(digits) if len(digits.lstrip("-")) <= MAX_DIGITS else BigNumber(digits)
 
 
+class NonFinite:
+    """``NaN``, ``Infinity`` or ``-Infinity``: Python's ``json`` accepts them, JSON does not (a field
+    holding one is a bad value of that record, not the text "nan")."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
 def loads(text: str) -> Any:
-    """``json.loads`` that never fails on a huge integer (it becomes a :class:`BigNumber` field value)."""
-    return json.loads(text, parse_int=_parse_int)
+    """``json.loads`` that never fails on a huge integer (it becomes a :class:`BigNumber` field value)
+    and keeps ``NaN`` / ``Infinity`` out of the values (they become :class:`NonFinite`)."""
+    return json.loads(text, parse_int=_parse_int, parse_constant=NonFinite)
 
 
 class RecordError(ValueError):
@@ -85,12 +94,30 @@ def split_authors(value: object) -> list[str]:
 
 
 def _check_surrogates(key: str, value: object) -> None:
-    """A lone UTF-16 surrogate (an escaped ``"\\ud800"``) cannot be stored or hashed: reject the record."""
-    texts = [value] if isinstance(value, str) else [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+    """A lone UTF-16 surrogate (an escaped ``"\\ud800"``) cannot be stored or hashed, nor can ``NaN``
+    (not JSON): reject the record."""
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if isinstance(item, NonFinite):
+            raise RecordError(f"field {key!r} holds {item.name}, which is not valid JSON (write null)")
+    texts = [v for v in items if isinstance(v, str)]
     for text in [key, *texts]:
         m = _SURROGATE_RE.search(text)
         if m:
             raise RecordError(f"field {key!r} holds an invalid character (lone surrogate \\u{ord(m.group(0)):04x})")
+
+
+def _arxiv_id(rec: dict[str, Any], url: str | None) -> str | None:
+    """The record's arXiv id: its ``arxiv_id`` field (a bare id, ``arXiv:…`` or an arxiv.org URL), else
+    one in its arxiv.org ``url``. A given ``arxiv_id`` that is no arXiv id ("N/A", "none", "TBD") is a
+    bad value: kept as an id, it would merge every record carrying the same placeholder."""
+    given = _opt_str(rec, "arxiv_id")
+    if given is None:
+        return extract_arxiv_id(url)
+    found = extract_arxiv_id(given)
+    if found is None:
+        raise RecordError(f"field 'arxiv_id' is not an arXiv id: {given[:40]!r} (leave it out or write null)")
+    return found
 
 
 def record_to_entry(rec: object, source: str, locator: str) -> Entry:
@@ -115,9 +142,7 @@ def record_to_entry(rec: object, source: str, locator: str) -> Entry:
     info = parse_date(date)
     year = info.year if info.year is not None else _opt_int(rec, "year")
     url = _opt_str(rec, "url")
-    arxiv_id = extract_arxiv_id(_opt_str(rec, "arxiv_id")) or _opt_str(rec, "arxiv_id")
-    if arxiv_id is None:
-        arxiv_id = extract_arxiv_id(url)
+    arxiv_id = _arxiv_id(rec, url)
     n_authors = _opt_int(rec, "n_authors")
     return Entry(
         title=fields["title"],
@@ -208,6 +233,8 @@ class JsonParser:
         try:
             doc = loads(text)
         except json.JSONDecodeError as exc:
+            if exc.msg == "Extra data" and _looks_like_jsonl(text):  # JSON Lines in a '.json' file
+                return self._parse_lines(path, text)
             reason = f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
             result.skipped.append(Skip(str(path), f"line {exc.lineno}", reason))
             return result

@@ -43,10 +43,21 @@ def collapse_ws(text: str) -> str:
 
 
 def normalise_title(title: str) -> str:
-    """Title key for deduplication: NFKC, casefold, collapsed whitespace, punctuation stripped at the ends.
+    """Title key for deduplication: NFKC, casefold, invisible characters (Unicode category Cf: zero-width
+    space, soft hyphen, direction marks) dropped, collapsed whitespace, punctuation stripped at the ends.
 
-    ``"  Attention is  all you need. "`` and ``"ATTENTION IS ALL YOU NEED"`` give the same key.
+    ``"  Attention is  all you need. "``, ``"ATTENTION IS ALL YOU NEED"`` and ``"Attention\u200b is all
+    you need"`` give the same key.
     """
+    text = unicodedata.normalize("NFKC", title)
+    if not text.isascii():
+        text = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    return legacy_title_key(text)
+
+
+def legacy_title_key(title: str) -> str:
+    """The title key of indexes built before :func:`normalise_title` dropped invisible characters (it
+    differs only for titles holding them): how a paper filed under such a key is found again."""
     text = collapse_ws(unicodedata.normalize("NFKC", title).casefold())
     return text.strip(_END_PUNCT + " ")
 
