@@ -188,13 +188,40 @@ def test_split_text_never_cuts_a_citation_group() -> None:
 
 
 def test_refusal_blocks_list_the_closest_papers() -> None:
-    closest = [Citation(n=i, paper_id=f"p{i}", title=f"Close paper {i}", year=2024) for i in (1, 2)]
-    text = "The indexed papers do not answer this.\nClosest, but not answering:\n- Close paper 1\n- Close paper 2"
+    """The refusal format ``ask()`` writes: ``- Title — "best sentence"`` (the snippet is optional)."""
+    closest = [Citation(n=1, paper_id="p1", title="Close paper 1", year=2024, snippet="It adapts <fast> & well."),
+               Citation(n=2, paper_id="p2", title="Close paper 2", year=2024)]
+    text = ("The indexed papers do not answer this.\nClosest, but not answering:\n"
+            '- Close paper 1 — "It adapts <fast> & well."\n- Close paper 2')
     answer = Answer(question="q", standalone_question="q", text=text, closest=closest, refused=True, backend="x")
     fallback, blocks = answer_blocks(answer)
     assert section_texts(blocks) == ["The indexed papers do not answer this."]
-    assert "Closest papers" in context_text(blocks) and "• Close paper 2 · 2024" in context_text(blocks)
+    listed = context_text(blocks)
+    assert "Closest papers" in listed and "• Close paper 2 · 2024" in listed
+    assert '• Close paper 1 · 2024 — "It adapts &lt;fast&gt; &amp; well."' in listed
     assert "Close paper 1" in fallback
+    # a title that merely starts another line of the lead is not taken for the list
+    lead = "No answer.\n- Close paper 1 is mentioned here\n- and so is this"
+    other = answer.model_copy(update={"text": lead})
+    assert section_texts(answer_blocks(other)[1]) == ["No answer.\n- Close paper 1 is mentioned here\n- and so is this"]
+
+
+@pytest.mark.slow
+def test_real_refusal_lists_each_closest_paper_once(seed_settings: Settings) -> None:
+    """A refusal from the real ask(): the closest papers (with their best sentence) appear once, in the
+    context blocks, not also in the mrkdwn body."""
+    from assistant.answering import ask
+
+    answer = ask("MoE", settings=seed_settings)
+    assert isinstance(answer, Answer) and answer.refused and answer.closest
+    assert any(c.snippet for c in answer.closest) and " — \"" in answer.text  # the real format
+    _, blocks = answer_blocks(answer)
+    body, listed = "\n".join(section_texts(blocks)), context_text(blocks)
+    assert body == escape(answer.text.split("\nClosest, but not answering:")[0])
+    for c in answer.closest:
+        title = escape(c.title)
+        assert title not in body and listed.count(title) == 1
+    assert escape(answer.closest[0].snippet[:60]) in listed
 
 
 def test_inline_filters_are_parsed_and_bad_values_named() -> None:
@@ -264,6 +291,46 @@ def test_follow_up_in_thread_sends_the_thread_as_history(seed_app: App, stub: Sl
     assert question == "and which of them are from 2024?"
     assert kwargs["history"] == [{"role": "user", "content": LORA_Q},
                                  {"role": "assistant", "content": "O-LoRA & friends forget less [1]."}]
+
+
+def test_follow_up_in_thread_keeps_the_threads_inline_filters(seed_app: App, stub: SlackStub,
+                                                              recorded_ask: list[Any]) -> None:
+    stub.replies = [
+        {"type": "message", "user": "U1", "text": f"<@{BOT_USER}> {LORA_Q} since:2024", "ts": "1700000000.000100"},
+        {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "text": "Two papers address this [1] [2].",
+         "ts": "1700000000.000200"},
+    ]
+    follow_up = "And which of them use mixture-of-experts?"
+    event = mention(follow_up, ts="1700000000.000300", thread_ts="1700000000.000100")
+    assert dispatch(seed_app, event_body(event)).status == 200
+    update = stub.wait_for("chat.update")[0].data
+    question, kwargs, answer = recorded_ask[0]
+    assert question == follow_up and kwargs["filters"] == {"since": 2024}
+    assert kwargs["history"][0] == {"role": "user", "content": LORA_Q}  # the filters are not in the turn text
+    assert answer.filters.since == 2024
+    assert all(c.year is not None and c.year >= 2024 for c in answer.citations + answer.closest)
+    assert "Filters from earlier in this thread: since 2024" in context_text(update["blocks"])
+
+
+def test_a_replys_own_filters_replace_the_threads(stub: SlackStub, executor: ThreadPoolExecutor) -> None:
+    ask = FakeAsk()
+    app = fake_app(stub, ask, executor)
+    stub.replies = [
+        {"type": "message", "user": "U1", "text": f"<@{BOT_USER}> LoRA? since:2023 source:003", "ts": "1700000009.000100"},
+        {"type": "message", "user": "U2", "text": f"<@{BOT_USER}> adapters? until:2024 k:4", "ts": "1700000009.000200"},
+        {"type": "message", "user": "U1", "text": f"<@{BOT_USER}> since:20x oops", "ts": "1700000009.000300"},
+        {"type": "message", "user": "U1", "text": "just chatting", "ts": "1700000009.000400"},
+    ]
+    dispatch(app, event_body(mention("which are fastest?", ts="1700000009.000500", thread_ts="1700000009.000100")))
+    carried = stub.wait_for("chat.update")[0].data
+    dispatch(app, event_body(mention("and which are oldest? since:2022", ts="1700000009.000600", thread_ts="1700000009.000100")))
+    own = stub.wait_for("chat.update", 2)[1].data
+    executor.shutdown(wait=True)
+    # the latest question that typed filters wins as a whole (k too); a bad filter was never answered
+    assert ask.calls[0][1]["filters"] == {"until": 2024} and ask.calls[0][1]["k"] == 4
+    assert "Filters from earlier in this thread: until 2024 · k 4" in context_text(carried["blocks"])
+    assert ask.calls[1][1]["filters"] == {"since": 2022} and ask.calls[1][1]["k"] is None
+    assert "Filters: since 2022" in context_text(own["blocks"]) and "earlier" not in context_text(own["blocks"])
 
 
 def test_off_topic_question_is_refused_with_closest_papers(seed_app: App, stub: SlackStub,
@@ -589,3 +656,27 @@ def test_hostile_abstract_text_is_escaped_in_slack_blocks() -> None:
     rendered = " ".join(str(b) for b in blocks) + fallback
     assert "<!everyone>" not in rendered and "<!channel>" not in rendered
     assert "<https://evil.example|" not in rendered
+
+
+CONTROLS = ("\u202e", "\u2066", "\u200f", "\u061c", "\x1b", "\x07", "\x9b", "\x00")
+
+
+def test_bidi_overrides_and_terminal_escapes_never_reach_slack() -> None:
+    """Titles, snippets, dates, URLs and the answer text come from listings: no bidi controls, no ANSI/OSC
+    escapes, no other control characters in the blocks or in the fallback text."""
+    hostile = "RTL \u202eevil\u202c and \u2066iso\u2069 \u200f\u061c \x1b[31mred\x1b[0m \x1b]0;title\x07 \x9b2J \x00nul"
+    answer = fake_answer("q", text=f"Claim: {hostile} [1].")
+    answer.citations[0].title = f"Title {hostile}"
+    answer.citations[0].date = "2024\u202e-05"
+    answer.citations[0].url = "https://arxiv.org/abs/2405.00001\u202e"
+    fallback, blocks = answer_blocks(answer, note="Filters: since 2024")
+    refusal = Answer(question="q", standalone_question="q", refused=True, backend="x",
+                     text=f"No answer.\nClosest, but not answering:\n- Close {hostile} — \"{hostile}\"",
+                     closest=[Citation(n=1, paper_id="p1", title=f"Close {hostile}", snippet=hostile)])
+    refusal_fallback, refusal_blocks = answer_blocks(refusal)
+    for text in (json.dumps(blocks, ensure_ascii=False) + fallback,
+                 json.dumps(refusal_blocks, ensure_ascii=False) + refusal_fallback):
+        assert not [c for c in CONTROLS if c in text], text
+        assert "red" in text and "evil" in text and "iso" in text  # the words stay
+    assert "Title RTL evil and iso" in context_text(blocks)
+    assert section_texts(refusal_blocks) == ["No answer."]

@@ -238,6 +238,46 @@ def test_sources_panel_escapes_titles_and_links_urls() -> None:
     assert "Jan 2, 2024" in panel and "<mark>Key claim here.</mark>" in panel and 'data-turn="3"' in panel
 
 
+CONTROLS = ("\u202e", "\u2066", "\u200f", "\u061c", "\x1b", "\x07", "\x9b", "\x00")
+HOSTILE = "RTL \u202eevil\u202c and \u2066iso\u2069 \u200f\u061c \x1b[31mred\x1b[0m \x1b]0;title\x07 \x9b2J \x00nul"
+
+
+def test_sources_panel_and_refusal_drop_bidi_overrides_and_escapes() -> None:
+    """Titles, abstracts, snippets and listing names in the sources panel (and a refusal's chat message,
+    which quotes them) lose bidi controls, ANSI/OSC escapes and other control characters."""
+    from assistant.models import Hit
+
+    abstract = f"Intro. We show {HOSTILE} works. Outro."
+    paper = Paper(id="t:1", title=f"Title {HOSTILE}", abstract=abstract, sources=[f"003_{HOSTILE}.txt"],
+                  date="Jan 2, 2024\u202e", year=2024)
+    other = Paper(id="t:2", title=f"Other {HOSTILE}", abstract=abstract, year=2024)
+    cite = Citation(n=1, paper_id=paper.id, title=paper.title, date=paper.date, year=2024, sources=paper.sources,
+                    snippet=f"We show {HOSTILE} works.")
+    hits = [Hit(paper=paper, score=1.0, rank=1), Hit(paper=other, score=0.5, rank=2)]
+    answered = Answer(question="q", standalone_question="q", text=f"We show {HOSTILE} works [1].", citations=[cite],
+                      backend="x", contexts=hits)
+    refused = Answer(question="q", standalone_question="q", refused=True, backend="x", contexts=hits, closest=[cite],
+                     text=f'No answer.\nClosest, but not answering:\n- {cite.title} — "{cite.snippet}"')
+    for answer in (answered, refused):
+        shown = sources_html(answer) + gradio_app.answer_message(answer)["content"]
+        assert not [c for c in CONTROLS if c in shown], shown
+        assert "Title RTL evil and iso" in shown and "red" in shown
+    assert "<mark>We show RTL evil and iso" in sources_html(answered)  # the snippet is still found and marked
+
+
+def test_api_k_must_be_a_whole_number_of_papers(tmp_path: Path) -> None:
+    """k from the API (or a scripted chat call) is 1..100 papers; anything else is a one-line FilterError,
+    never an exception, and never silently the default or a rounded number."""
+    app = ChatApp(Settings(data_dir=tmp_path / "empty"), bib_dir=tmp_path / "bib")
+    for bad in (float("nan"), float("inf"), -float("inf"), 0, 3.5, -2, 101, "many", True, 10**400, [3]):
+        result = app.api_ask(QUESTION, k=bad)  # type: ignore[arg-type]
+        assert result["kind"] == "FilterError" and result["error"].startswith("k: "), (bad, result)
+        chat, *_ = run_turn(app, QUESTION, k=bad)[-1]
+        content = chat[-1]["content"]
+        assert "la-error-msg" in content and "k: expected a whole number" in content, (bad, content)
+    assert [gradio_app.papers_k(v) for v in (None, "", 1, 5.0, "7", 100)] == [None, None, 1, 5, 7, 100]
+
+
 def _balanced(text: str) -> bool:
     depth = 0
     for m in re.finditer(r"\\.|[{}]", text):

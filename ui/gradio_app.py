@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import html
 import logging
+import math
 import re
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -28,9 +29,10 @@ import gradio as gr  # noqa: E402
 from assistant.answering import AnswerStream, ask, get_assistant  # noqa: E402
 from assistant.backends import Turn, available_backends  # noqa: E402
 from assistant.errors import ConfigError, FilterError, IndexMissingError, LitassistError  # noqa: E402
-from assistant.models import Answer, Filters, Paper  # noqa: E402
+from assistant.models import MAX_K, Answer, Filters, Paper  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
 from ui.gradio_render import bibtex, chat_markdown, example_questions, sources_html, status_html  # noqa: E402
+from ui.safe import display_safe  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,21 @@ def _year(value: Any, name: str) -> int | None:
     return int(number) or None  # 0 is what an emptied number box sends: no bound
 
 
+def papers_k(value: Any) -> int | None:
+    """The number of papers from the k slider or the API: ``None`` (or an empty box) for the default,
+    else a whole number from 1 to ``MAX_K``; anything else (0, 3.5, NaN, inf, text) is a :class:`FilterError`."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        number = math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if not math.isfinite(number) or not number.is_integer() or not 1 <= number <= MAX_K:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:39] + "…"
+        raise FilterError(f"k: expected a whole number of papers from 1 to {MAX_K}, got {shown}")
+    return int(number)
+
+
 def make_filters(since: Any, until: Any) -> Filters:
     """The year filter from the two year boxes (empty box = no bound); ``ask`` checks since ≤ until."""
     return Filters(since=_year(since, "since"), until=_year(until, "until"))
@@ -104,7 +121,7 @@ def message_text(content: Any) -> str:
 
 
 def _inline(text: str) -> str:
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(display_safe(text)))
 
 
 def _markdown_to_html(text: str) -> str:
@@ -168,7 +185,7 @@ class ChatApp:
         except IndexMissingError as err:
             return status_html(None, backend, error=str(err))
         except LitassistError as err:  # e.g. the embedding backend is misconfigured
-            return f'<div class="la-status la-status-missing">{html.escape(str(err))}</div>'
+            return f'<div class="la-status la-status-missing">{html.escape(display_safe(str(err)))}</div>'
 
     def years(self) -> list[str]:
         """Choices of the year boxes: 'any', then the years the indexed listings give."""
@@ -208,7 +225,7 @@ class ChatApp:
         yield list(chat), gr.skip(), gr.skip(), state, ""
         try:
             stream = ask(
-                question, k=int(k) if k else None, filters=make_filters(since, until),
+                question, k=papers_k(k), filters=make_filters(since, until),
                 backend=backend or self.default_backend, history=state.history[-MAX_HISTORY:], stream=True,
                 settings=self.settings,
             )
@@ -263,7 +280,7 @@ class ChatApp:
         """The ``/ask`` API: one question, no conversation; the Answer as a dict, or ``{"error": …}``."""
         try:
             stream = ask(
-                question, k=int(k) if k else None, filters=make_filters(since, until),
+                question, k=papers_k(k), filters=make_filters(since, until),
                 backend=backend or self.default_backend, stream=True, settings=self.settings,
             )
             assert isinstance(stream, AnswerStream)

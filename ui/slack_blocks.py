@@ -4,6 +4,7 @@ Outgoing: :func:`answer_blocks` renders an :class:`~assistant.models.Answer` as 
 answer with its ``[n]`` citations) followed by a compact sources list in context blocks, within Slack's
 limits (3,000 characters per text object, 50 blocks). A long answer is split at line, sentence or word
 boundaries, never inside a ``[n]`` citation or an ``&amp;`` entity; only the sources list is trimmed.
+Control characters, escape sequences and bidi overrides in paper text are dropped (:func:`escape`).
 
 Incoming: :func:`unescape` turns Slack's formatting back into plain text and :func:`parse_question`
 pulls ``since:2024 until:2025 source:003 k:5`` out of the question.
@@ -18,11 +19,13 @@ from typing import Any
 from assistant.citations import CITE_GROUP
 from assistant.errors import FilterError
 from assistant.models import MAX_K, Answer, Citation
+from ui.safe import display_safe
 
 TEXT_LIMIT = 3000  # characters per section / context text object
 MAX_BLOCKS = 50  # blocks per message
 FALLBACK_LIMIT = 3000  # the plain ``text`` fallback (notifications, screen readers, thread history)
 TITLE_LIMIT = 200
+SNIPPET_LIMIT = 240  # a closest paper's best sentence, on a refusal
 
 Block = dict[str, Any]
 
@@ -38,8 +41,9 @@ _FILTER = re.compile(r"(?<!\S)(since|until|source|k):(\S*)", re.IGNORECASE)
 
 # --- outgoing ---------------------------------------------------------------------------------
 def escape(text: str) -> str:
-    """Escape the three characters Slack's mrkdwn reserves (``&``, ``<``, ``>``)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Escape the three characters Slack's mrkdwn reserves (``&``, ``<``, ``>``); control characters,
+    escape sequences and bidi overrides (text from abstracts) are dropped (:func:`ui.safe.display_safe`)."""
+    return display_safe(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def to_mrkdwn(text: str) -> str:
@@ -113,15 +117,19 @@ def _shorten(text: str, limit: int) -> str:
 
 
 def _url(url: str) -> str:
-    return url.strip().replace(" ", "%20").replace("|", "%7C").replace("<", "%3C").replace(">", "%3E")
+    return display_safe(url).strip().replace(" ", "%20").replace("|", "%7C").replace("<", "%3C").replace(">", "%3E")
 
 
-def source_line(citation: Citation, label: str) -> str:
-    """``*[n]* <url|Title> · date`` (title only when there is no link)."""
+def source_line(citation: Citation, label: str, *, snippet: bool = False) -> str:
+    """``*[n]* <url|Title> · date`` (title only when there is no link), with ``— "best sentence"`` when
+    ``snippet`` is set (a refusal's closest papers: the sentence that came nearest to answering)."""
     title = escape(_shorten(citation.title, TITLE_LIMIT))
     shown = f"<{_url(citation.url)}|{title}>" if citation.url else title
     when = citation.date or (str(citation.year) if citation.year else "")
-    return f"{label} {shown}" + (f" · {escape(when)}" if when else "")
+    line = f"{label} {shown}" + (f" · {escape(when)}" if when else "")
+    if snippet and citation.snippet.strip():
+        line += f' — "{escape(_shorten(citation.snippet, SNIPPET_LIMIT))}"'
+    return line
 
 
 def section(text: str) -> Block:
@@ -158,14 +166,39 @@ def sources_blocks(header: str, lines: list[str], budget: int) -> list[Block]:
     return [context(f"{header} +{len(lines)} sources")]
 
 
+def _closest_entry(line: str, title: str) -> bool:
+    """Whether ``line`` is the refusal's list entry for ``title``: ``- Title`` or ``- Title — "snippet"``."""
+    line, head = " ".join(line.split()), " ".join(f"- {title}".split())
+    return line == head or line.startswith(f"{head} ")
+
+
+def _closest_list_start(lines: list[str], closest: list[Citation]) -> int | None:
+    """Index of the line where the refusal's list of ``closest`` titles starts (one entry per paper, in
+    order, to the end of the text; a line that starts no entry continues the one before), or None."""
+    for start, line in enumerate(lines):
+        if not _closest_entry(line, closest[0].title):
+            continue
+        want = 1
+        for later in lines[start + 1 :]:
+            if want < len(closest) and _closest_entry(later, closest[want].title):
+                want += 1
+            elif later.lstrip().startswith("- "):
+                break  # another list item: not the closest list
+        else:
+            if want == len(closest):
+                return start
+    return None
+
+
 def refusal_text(answer: Answer) -> str:
-    """The refusal without its trailing plain-text list of closest titles (shown as links instead)."""
+    """The refusal without its trailing list of closest papers and that list's ``…:`` header (the
+    papers are shown as links, with their best sentence, in the context blocks instead)."""
     lines = answer.text.rstrip().splitlines()
-    titles = {f"- {c.title}".strip() for c in answer.closest}
-    n = len(lines)
-    while lines and lines[-1].strip() in titles:
-        lines.pop()
-    if len(lines) < n and lines and lines[-1].rstrip().endswith(":"):
+    start = _closest_list_start(lines, answer.closest) if answer.closest else None
+    if start is None:
+        return answer.text.strip()
+    lines = lines[:start]
+    if lines and lines[-1].rstrip().endswith(":"):
         lines.pop()
     return "\n".join(lines).strip() or answer.text.strip()
 
@@ -182,7 +215,7 @@ def answer_blocks(answer: Answer, note: str | None = None) -> tuple[str, list[Bl
     if answer.refused:
         body = to_mrkdwn(refusal_text(answer))
         header = "*Closest papers (they do not answer it):*"
-        lines = [source_line(c, "•") for c in answer.closest]
+        lines = [source_line(c, "•", snippet=True) for c in answer.closest]
     else:
         body = to_mrkdwn(answer.text)
         header = "*Sources*"
@@ -228,11 +261,16 @@ def unescape(text: str) -> str:
 
 @dataclass
 class Query:
-    """A question with the filters typed inline."""
+    """A question with the filters typed inline (``carried``: taken over from earlier in its thread)."""
 
     question: str
     filters: dict[str, Any] = field(default_factory=dict)
     k: int | None = None
+    carried: bool = False
+
+    def explicit(self) -> bool:
+        """Whether any inline filter (``k`` included) is set."""
+        return bool(self.filters) or self.k is not None
 
     def describe(self) -> str | None:
         """``since 2024 · source 003 · k 5`` when any filter is set."""

@@ -1,6 +1,7 @@
 """The Slack bot: one slack-bolt ``App`` answering mentions, DMs and ``/litassist`` in the question's thread
-(follow-ups get the thread as history), run in Socket Mode (``litassist slack --socket``) or as an Events API
-HTTP server (``--http``, ``slack.host:slack.port/slack/events``). See "Run the Slack bot" in README.md."""
+(follow-ups get the thread as history, and the thread's latest inline filters unless they type their own),
+run in Socket Mode (``litassist slack --socket``) or as an Events API HTTP server (``--http``,
+``slack.host:slack.port/slack/events``). See "Run the Slack bot" in README.md."""
 
 from __future__ import annotations
 
@@ -81,6 +82,23 @@ class RateLimiter:
 
 def _ack(ack: Callable[[], Any]) -> None:
     ack()
+
+
+def _filtered_question(text: str) -> Query | None:
+    """``text`` parsed, when it is a question that typed inline filters (a bad filter was not answered)."""
+    try:
+        query = sb.parse_question(text)
+    except LitassistError:
+        return None
+    return query if query.question and query.explicit() else None
+
+
+def carry_filters(query: Query, earlier: Query | None) -> Query:
+    """A thread follow-up keeps the filters of the thread's latest filtered question (``earlier``) unless
+    it types its own, which then replace them all (``k`` included)."""
+    if earlier is None or query.explicit():
+        return query
+    return Query(query.question, dict(earlier.filters), earlier.k, carried=True)
 
 
 def _default_ask(settings: Settings) -> AskFn:
@@ -193,7 +211,8 @@ class SlackBot:
         placeholder = post(SEARCHING)
         history = None
         if event.get("thread_ts") and event["thread_ts"] != event["ts"]:
-            history = self.history(client, channel, event["thread_ts"], event["ts"], bot_user, bot_id)
+            history, earlier = self.thread(client, channel, event["thread_ts"], event["ts"], bot_user, bot_id)
+            query = carry_filters(query, earlier)
         text, blocks = self.answer(query, history)
         try:
             client.chat_update(channel=channel, ts=placeholder, text=text, blocks=blocks)
@@ -206,13 +225,21 @@ class SlackBot:
         bot_id: str | None,
     ) -> list[dict[str, str]]:
         """The thread's turns before ``before_ts`` as ``[{"role", "content"}]`` (bot messages → assistant)."""
+        return self.thread(client, channel, thread_ts, before_ts, bot_user, bot_id)[0]
+
+    def thread(
+        self, client: WebClient, channel: str, thread_ts: str, before_ts: str, bot_user: str | None,
+        bot_id: str | None,
+    ) -> tuple[list[dict[str, str]], Query | None]:
+        """The thread before ``before_ts``: its turns (see :meth:`history`) and the latest question in it
+        that typed inline filters (None when none did), whose filters a follow-up carries on."""
         try:
             messages = client.conversations_replies(channel=channel, ts=thread_ts, limit=200).get("messages") or []
         except SlackApiError as err:  # e.g. a missing *:history scope: answer without the history
             log.warning("conversations.replies failed (%s); answering without thread history",
                         err.response.get("error"))
-            return []
-        turns = []
+            return [], None
+        turns, filtered = [], None
         for msg in messages:
             if float(msg.get("ts", "0")) >= float(before_ts):
                 continue
@@ -220,10 +247,12 @@ class SlackBot:
             text = msg.get("text") or ""
             if mine and text.startswith(NOTICES):
                 continue  # placeholders and notices are not turns
+            if not mine:
+                filtered = _filtered_question(sb.unescape(sb.strip_mentions(text, bot_user))) or filtered
             content = sb.unescape(text if mine else sb.strip_filters(sb.strip_mentions(text, bot_user)))
             if content.strip():
                 turns.append({"role": "assistant" if mine else "user", "content": content.strip()})
-        return turns[-HISTORY_TURNS:]
+        return turns[-HISTORY_TURNS:], filtered
 
     def answer(self, query: Query, history: list[dict[str, str]] | None) -> tuple[str, list[Block]]:
         """``(text, blocks)`` answering ``query``; errors become a polite notice (and a log line)."""
@@ -231,7 +260,8 @@ class SlackBot:
             with self._answering:
                 result = self.ask(query.question, k=query.k, filters=query.filters or None, history=history)
             note = query.describe()
-            return sb.answer_blocks(result, note=f"Filters: {escape(note)}" if note else None)
+            label = "Filters from earlier in this thread" if query.carried else "Filters"
+            return sb.answer_blocks(result, note=f"{label}: {escape(note)}" if note else None)
         except LitassistError as err:
             log.warning("question not answered: %s", err)
             return sb.notice(f":warning: {escape(str(err))}")
