@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from assistant.backends import REFUSAL, Backend, Request, Turn, get_backend
-from assistant.citations import Renumberer, check
+from assistant.citations import CITE_GROUP, Renumberer, check
 from assistant.errors import ConfigError, FilterError
 from assistant.evidence import Evidence
 from assistant.index import Index
@@ -196,28 +196,41 @@ class AnswerStream:
 
         renumber: Renumberer | None = None  # streamed text gets the numbers the checked answer will have
         weak = judge.weak(evidence)
+        # Nothing is shown until the text cites a paper it was given: an answer that never does becomes a
+        # refusal, and its ungrounded text must not have reached the reader first.
+        held = WEAK_NOTE + "\n" if weak else ""
+        grounded = False
         for piece in _unless_refusal(recorded()):
-            if weak and renumber is None:
-                yield WEAK_NOTE + "\n"
             if renumber is None:  # the backend has set req.shown by the time it yields
                 renumber = Renumberer(req.shown if req.shown is not None else len(req.hits))
-            if out := renumber.feed(piece):
-                yield out
-        if renumber is not None and (out := renumber.flush()):
-            yield out
+            out = renumber.feed(piece)
+            if grounded:
+                if out:
+                    yield out
+                continue
+            held += out
+            if CITE_GROUP.search(held):
+                grounded = True
+                yield held
+        tail = renumber.flush().rstrip() if renumber is not None else ""
+        if grounded and tail:
+            yield tail
+        elif not grounded and CITE_GROUP.search(held + tail):
+            grounded = True
+            yield (held + tail).rstrip()
         raw = "".join(parts).strip()
         timings["generate_ms"] = (time.perf_counter() - t3) * 1000
         timings["first_token_ms"] = first_token_ms or 0.0
         if not raw or raw.startswith(REFUSAL):
-            answer = self._refusal(standalone, hits, evidence, req.usage)
+            answer = self._refusal(standalone, hits, evidence, req.usage, by_backend=not refuse)
             yield answer.text
         else:
             seen = req.hits[: req.shown] if req.shown is not None else req.hits
             snippets = {i: req.quoted.get(i) or shown.snippet(i) for i in range(1, len(seen) + 1)}
             text, citations, checks = check((WEAK_NOTE + "\n" if weak else "") + raw, seen, snippets)
             if not citations:  # an answer that cites nothing is not grounded: refuse instead
-                answer = self._refusal(standalone, hits, evidence, req.usage)
-                yield "\n\n" + answer.text
+                answer = self._refusal(standalone, hits, evidence, req.usage, by_backend=True)
+                yield ("\n\n" if grounded else "") + answer.text
             else:
                 answer = Answer(
                     question=self.question, standalone_question=standalone, text=text, citations=citations,
@@ -235,9 +248,16 @@ class AnswerStream:
         context = " ".join(f"{h.paper.title} {h.paper.abstract}" for h in hits)
         return Usage(prompt_tokens=count_tokens(question) + count_tokens(context), completion_tokens=count_tokens(text))
 
-    def _refusal(self, standalone: str, hits: list[Hit], evidence: Evidence, usage: Usage) -> Answer:
+    def _refusal(
+        self, standalone: str, hits: list[Hit], evidence: Evidence, usage: Usage, by_backend: bool = False
+    ) -> Answer:
+        """The refusal: the judgement found the papers do not answer, or (``by_backend``) it found they
+        may, but the backend gave no answer it grounded in them (the confidence stays the judgement's)."""
         note = "" if self.filters.is_empty() else " within the active filters"
         text = render("refusal", filter_note=note)
+        if by_backend:
+            text = (f"No grounded answer: the {self.backend.name} backend found none it could cite in the papers it "
+                    f"was shown{note}, though the judgement rated them likely to answer (check them below).")
         if not hits and not passes_any(self._owner.index, self.filters):  # say so, not "no abstract addresses it"
             text = f"No indexed paper matches the filters ({self.filters.describe()}): widen or drop them."
         closest = [
@@ -248,7 +268,7 @@ class AnswerStream:
             for i, h in enumerate(hits[:CLOSEST], start=1)
         ]
         if closest:
-            text += "\nClosest, but not answering:\n" + "\n".join(
+            text += ("\nClosest papers:\n" if by_backend else "\nClosest, but not answering:\n") + "\n".join(
                 f"- {c.title}" + (f' — "{c.snippet}"' if c.snippet else "") for c in closest
             )
         return Answer(

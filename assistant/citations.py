@@ -9,11 +9,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from assistant.models import Checks, Citation, Hit
 from assistant.text import normalise_number, numbers, split_sentences
 
 CITE_GROUP = re.compile(r"\[(\d+(?:\s*[,;–-]\s*\d+)*)\]")
+_SPACED_CITE = re.compile(r"([ \t]*)((?:" + CITE_GROUP.pattern + r")+)")  # a run of citations, the space before it
+_TRAILING_CITES = re.compile(r"(?:\s*" + CITE_GROUP.pattern + r")*\s*$")
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 
 
@@ -34,13 +37,18 @@ def _expand(group: str) -> list[int]:
     return out
 
 
-def units(text: str) -> list[str]:
-    """Claim units of an answer: each bullet/line, split into sentences; list lead-ins (':') dropped."""
+def units(text: str, titles: Sequence[str] = ()) -> list[str]:
+    """Claim units of an answer: each bullet/line, split into sentences; list lead-ins (':') dropped, and
+    so is a line's opening '<title>:' when it is one of ``titles`` (a title is a name, not a claim)."""
     out: list[str] = []
     for line in text.splitlines():
         line = _BULLET.sub("", line).strip()
         if not line or line.endswith(":"):
             continue
+        for title in titles:
+            if title and line.startswith(title + ":"):
+                line = line[len(title) + 1 :].strip()
+                break
         out.extend(s for s in split_sentences(line) if re.search(r"[A-Za-z]", s))
     return out
 
@@ -66,15 +74,16 @@ class Renumberer:
 
     def _repl(self, m: re.Match[str]) -> str:
         kept = []
-        for n in _expand(m.group(1)):
+        for n in [n for g in CITE_GROUP.finditer(m.group(2)) for n in _expand(g.group(1))]:
             if 1 <= n <= self.limit:
                 kept.append(self.mapping.setdefault(n, len(self.mapping) + 1))
             elif n not in self.removed:
                 self.removed.append(n)
-        return "".join(f"[{k}]" for k in dict.fromkeys(kept))
+        cites = "".join(f"[{k}]" for k in dict.fromkeys(kept))
+        return m.group(1) + cites if cites else ""  # removed citations take the space before them along
 
     def apply(self, text: str) -> str:
-        return CITE_GROUP.sub(self._repl, text)
+        return _SPACED_CITE.sub(self._repl, text)
 
     def feed(self, delta: str) -> str:
         self._buf += delta
@@ -83,7 +92,12 @@ class Renumberer:
             out, self._buf = self._buf[:cut], self._buf[cut:]
         else:
             out, self._buf = self._buf, ""
-        return self.apply(out)
+        # a trailing run of citations and white space waits too: what follows may extend the run, spaces
+        # before a removed citation go with it, and white space at the very end is not the answer's
+        tail = _TRAILING_CITES.search(out)
+        body = out[: tail.start()] if tail else out
+        self._buf = out[len(body) :] + self._buf
+        return self.apply(body)
 
     def flush(self) -> str:
         out, self._buf = self._buf, ""
@@ -100,7 +114,7 @@ def check(text: str, hits: list[Hit], snippets: dict[int, str] | None = None) ->
     cleaned = renumber.apply(text)
     mapping = renumber.mapping
     checks.removed_citations = renumber.removed
-    cleaned = re.sub(r"[ \t]+([.,;:])", r"\1", re.sub(r"[ \t]{2,}", " ", cleaned)).strip()
+    cleaned = cleaned.strip()  # the quoted text is left as written (a removed citation took its space along)
     citations = []
     for old, new in sorted(mapping.items(), key=lambda kv: kv[1]):
         p = hits[old - 1].paper
@@ -112,7 +126,7 @@ def check(text: str, hits: list[Hit], snippets: dict[int, str] | None = None) ->
         )
     by_n = {new: hits[old - 1].paper for old, new in mapping.items()}
     all_cited = " ".join(f"{p.title} {p.abstract}" for p in by_n.values())
-    sentences = units(cleaned)
+    sentences = units(cleaned, [h.paper.title for h in hits])
     checks.sentences = len(sentences)
     for s in sentences:
         ns = cited_numbers(s)

@@ -103,7 +103,7 @@ class Evidence:
 
     def __init__(self, index: Index, question: str, hits: list[Hit]) -> None:
         bm25 = index.ensure_keyword_index()
-        qterms = list(dict.fromkeys(bm25.query_terms(question)))
+        qterms = [t for t in dict.fromkeys(bm25.query_terms(question)) if t]  # '' is a misspelt framing word
         self.weights = {t: bm25.idf(t) for t in qterms}
         self._idf: dict[str, float] = {}
         self._idf_max = bm25.idf_of(0) or 1.0

@@ -158,19 +158,39 @@ MAX_CORRECTED = 30  # longest word the typo corrector tries: its one-edit neighb
 MAX_CORRECTIONS = 50  # distinct unknown words corrected per text (~2 ms each): a pasted page costs no more
 
 
+_FRAMING = frozenset(w for w in STOPWORDS | QUESTION_WORDS if len(w) >= 4 and w.isalpha())
+FRAMING_TYPO_LENGTH = 4  # shortest word read as a misspelt framing word ('wich'; 'teh' is left alone)
+
+
+def framing_typo(word: str) -> bool:
+    """Whether ``word`` is a framing word (a stopword or question word of four letters or more) with two
+    adjacent letters swapped, one letter left out or one doubled ('waht', 'wich', 'whhich'): the slips of
+    typing. Substitutions are not counted: they turn real words into framing words ('dogs' -> 'does')."""
+    if len(word) < FRAMING_TYPO_LENGTH or word in _FRAMING:
+        return False
+    swaps = {word[:i] + word[i + 1] + word[i] + word[i + 2 :] for i in range(len(word) - 1)}
+    gaps = {word[:i] + c + word[i:] for i in range(len(word) + 1) for c in _LETTERS}  # a letter left out
+    undoubled = {word[:i] + word[i + 1 :] for i in range(len(word) - 1) if word[i] == word[i + 1]}
+    return not _FRAMING.isdisjoint(swaps | gaps | undoubled)
+
+
 def corrected_terms(text: str, known: dict[str, int], min_length: int = 5) -> list[str]:
     """:func:`terms` of ``text``, where a word whose term is unknown (not a key of ``known``, e.g. a
     corpus' document frequencies) becomes the most frequent known term one edit away ('trainng' ->
-    'train'); words shorter than ``min_length`` or longer than :data:`MAX_CORRECTED`, words not in ASCII
-    letters (the edits are ASCII: a run of CJK text is one long 'word') and words with no known
-    neighbour stay as they are."""
+    'train'), or ``""`` (no term) when it is a misspelt framing word (:func:`framing_typo`: 'Wich papers…'
+    is not a question about 'wich'); words shorter than ``min_length`` or longer than
+    :data:`MAX_CORRECTED`, words not in ASCII letters (the edits are ASCII: a run of CJK text is one long
+    'word') and words with no known neighbour stay as they are."""
     out = []
     fixed: dict[str, str] = {}  # each distinct word is corrected once, and at most MAX_CORRECTIONS of them
     for term, word in zip(terms(text), content_words(text), strict=True):
-        if term not in known and min_length <= len(word) <= MAX_CORRECTED and word.isascii() and word.isalpha():
+        if term not in known and len(word) <= MAX_CORRECTED and word.isascii() and word.isalpha():
             if word not in fixed and len(fixed) < MAX_CORRECTIONS:
-                stems = _stemmer().stemWords(sorted(edits1(word)))
-                fixed[word] = max((s for s in stems if s in known), key=lambda s: known[s], default=None) or term
+                if framing_typo(word):
+                    fixed[word] = ""
+                elif len(word) >= min_length:
+                    stems = _stemmer().stemWords(sorted(edits1(word)))
+                    fixed[word] = max((s for s in stems if s in known), key=lambda s: known[s], default=None) or term
             term = fixed.get(word, term)
         out.append(term)
     return out

@@ -66,3 +66,17 @@ def test_renumberer_streams_split_citations() -> None:
     out = "".join(r.feed(d) for d in ["A [", "3", "] and B [9][", "5]. C [3", "]."]) + r.flush()
     assert out == "A [1] and B [2]. C [1]."
     assert r.removed == [9]
+
+
+def test_a_removed_citation_takes_its_space_and_quoted_text_stays_as_written() -> None:
+    text, _, checks = check("Only invalid [42]. Finally ,we evaluate it [1][9]. Beta [9] [2].", HITS)
+    assert checks.removed_citations == [42, 9]
+    assert text == "Only invalid. Finally ,we evaluate it [1]. Beta [2]."
+
+
+def test_a_list_line_opening_with_a_title_is_not_an_uncited_claim() -> None:
+    title = "Why Can GPT Learn In-Context? Language Models Secretly Perform Gradient Descent"
+    hits = [_hit(1, title, "It does gradient descent."), *HITS[1:]]
+    text = f"2 of the indexed papers address this:\n- {title}: It does gradient descent [1].\n"
+    _, _, checks = check(text + "- Beta: Beta trains 0.3% of the parameters [2].", hits)
+    assert checks.uncited_sentences == [] and checks.sentences == 2

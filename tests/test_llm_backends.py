@@ -375,7 +375,8 @@ def test_ask_flags_numbers_not_in_the_cited_abstract(stub: OpenAIStub, seed_llm:
 @pytest.mark.network
 def test_ask_streams_deltas(stub: OpenAIStub, seed_llm: Settings) -> None:
     stub.script(
-        Reply(chunks=["Low-rank ", "adapters ", "reduce ", "forgetting ", "[1]", ", as does ", "[2]."])
+        Reply(chunks=["Low-rank ", "adapters ", "reduce ", "forgetting ", "[1]", ", as does ", "[2]", " and ",
+                      "more ", "[1]."])
     )
     stream = ask(QUESTION, backend="openai", settings=llm_settings(seed_llm, screen=False), stream=True)
     assert not isinstance(stream, Answer)
@@ -383,8 +384,27 @@ def test_ask_streams_deltas(stub: OpenAIStub, seed_llm: Settings) -> None:
     assert len(deltas) >= 3
     assert stream.answer is not None and not stream.answer.refused
     assert "".join(deltas).strip() == stream.answer.text  # a weak-evidence lead-in may come first
-    assert stream.answer.text.endswith("Low-rank adapters reduce forgetting [1], as does [2].")
+    assert stream.answer.text.endswith("Low-rank adapters reduce forgetting [1], as does [2] and more [1].")
     assert len(stream.answer.citations) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.network
+@pytest.mark.parametrize("reply", ["I think LoRA is great, but no sources here.", "Only invalid [42]."])
+def test_a_streamed_answer_that_cites_nothing_streams_only_the_refusal(
+    stub: OpenAIStub, seed_llm: Settings, reply: str
+) -> None:
+    stub.script(Reply(chunks=[w + " " for w in reply.split()]))
+    stream = ask(QUESTION, backend="openai", settings=seed_llm, stream=True)
+    assert not isinstance(stream, Answer)
+    streamed = "".join(stream)
+    answer = stream.answer
+    assert answer is not None and answer.refused and not answer.citations
+    assert streamed == answer.text  # the ungrounded text never reached the reader
+    assert "LoRA is great" not in streamed and "invalid" not in streamed
+    # the judgement found papers that may answer; the refusal says the backend gave nothing it cited
+    assert answer.text.startswith("No grounded answer: the openai backend")
+    assert "Closest papers:" in answer.text and answer.closest
 
 
 @pytest.mark.slow

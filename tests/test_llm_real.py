@@ -300,18 +300,33 @@ def test_real_invented_citation_is_removed(local: Any, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.network
-def test_real_server_killed_mid_stream_is_a_one_line_error(small_model: Path, tiny: Settings, tmp_path: Path) -> None:
+def test_real_server_killed_mid_stream_is_a_one_line_error(
+    small_model: Path, tiny: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with LlamaServer(small_model, n_ctx=2048, n_threads=2, log=tmp_path / "server.log") as server:
         settings = _openai(server.url, tiny, max_tokens=400)
+        backend = get_assistant(settings).backend("openai")
+        generate = backend.generate
+        killed: list[str] = []
+
+        def killed_after_the_first_token(req: Request) -> Iterator[str]:
+            # the stream shows nothing before the answer's first citation, so the server is killed from
+            # inside the generation, once its first token is in, not from the reader's first delta
+            deltas = generate(req)
+            first = next(deltas)
+            assert server.pid is not None
+            os.kill(server.pid, signal.SIGKILL)
+            killed.append(first)
+            yield first
+            yield from deltas
+
+        monkeypatch.setattr(backend, "generate", killed_after_the_first_token)
         stream = ask("Describe every paper in detail.", backend="openai", settings=settings, stream=True)
         assert not isinstance(stream, Answer)
-        first = next(iter(stream))
-        assert first
-        assert server.pid is not None
-        os.kill(server.pid, signal.SIGKILL)
         with pytest.raises(BackendError) as info:
             for _ in stream:
                 pass
+        assert killed and killed[0]
     msg = str(info.value)
     assert "\n" not in msg and server.url in msg and "Traceback" not in msg and "sk-test" not in msg
 

@@ -20,11 +20,41 @@ from assistant.evidence import PaperEvidence, Sentence
 if TYPE_CHECKING:
     from assistant.settings import Settings
 
-_FOLLOW_UP = re.compile(
-    r"^\s*(and|also|what about|how about|which of (them|these|those)|those|these|they|it|its|their|same)\b"
-    r"|\b(them|these|those|they|it|its|their|the above|that one|this one)\b",
+# A follow-up leans on the previous question: it opens with a connective or a bare pronoun, or refers back
+# to earlier results ("which of them", "the above"). A pronoun inside a question that names its own
+# topic ("speculative decoding and its acceptance rate") does not make it one. English anaphora, not any
+# question's wording.
+_OPENS_FOLLOW_UP = re.compile(
+    r"^\W*(and|also|or|but|then|so|what about|how about|same|those|these|they|them|it|its|their)\b", re.IGNORECASE
+)
+_REFERS_BACK = re.compile(
+    r"\b(them|the above|that one|this one|(of|among|from|in) (these|those)"
+    r"|(these|those) (papers|ones|works|methods|approaches|models|results))\b",
     re.IGNORECASE,
 )
+# A fragment of a few words opening with a preposition ("for vision?", "with LoRA only?") narrows the last one.
+_OPENS_FRAGMENT = re.compile(r"^\W*(for|in|on|with|without|only|except|excluding|beyond)\b", re.IGNORECASE)
+FRAGMENT_WORDS = 4
+
+
+def is_follow_up(question: str) -> bool:
+    """Whether ``question`` reads as a continuation of the previous one rather than a new question."""
+    if _OPENS_FOLLOW_UP.search(question) or _REFERS_BACK.search(question):
+        return True
+    return len(question.split()) <= FRAGMENT_WORDS and bool(_OPENS_FRAGMENT.search(question))
+
+
+def standalone(question: str, prior: list[str]) -> str:
+    """``question`` made standalone from the earlier user turns ``prior`` (oldest first): each turn that
+    is a follow-up is read with the standalone form of the turn before it, so a chain of follow-ups keeps
+    the topic the conversation started from; a new question starts over."""
+    current = ""
+    for turn in [*prior, question]:
+        turn = turn.strip()
+        current = f"{current} {turn}" if current and is_follow_up(turn) else turn
+    return current
+
+
 LEAD_SENTENCES = 3  # each of the LEAD_PAPERS most relevant of two or more answering papers (a layout choice,
 # not fitted: length against facts, see evals/README.md)
 SENTENCE_BUDGET = 9  # each further paper of a longer list gets budget // n of them, at least one
@@ -38,9 +68,12 @@ LEAD_PAPERS = 3  # this many of the most relevant papers keep LEAD_SENTENCES (a 
 MIN_SENTENCE_SHARE = 0.25
 
 
+_TIE = re.compile(r"(?<=\S)~(?=\S)")  # LaTeX's unbreakable space ('Table~2'); '~10x' (about) stays
+
+
 def cite(sentence: str, n: int) -> str:
     """Put the citation inside the sentence's final punctuation: 'x y [n].' (LaTeX escapes dropped)."""
-    body = defuse(sentence).replace("\\%", "%").replace("~", " ").rstrip()
+    body = _TIE.sub(" ", defuse(sentence).replace("\\%", "%")).rstrip()
     end = ""
     while body and body[-1] in ".!?;:":
         end = body[-1] + end
@@ -77,11 +110,9 @@ class ExtractiveBackend:
         self.settings = settings
 
     def condense(self, question: str, history: list[Turn]) -> str:
-        """Combine the turns: a follow-up is read together with the previous question."""
+        """Combine the turns: a follow-up is read together with the question it follows (:func:`standalone`)."""
         prior = [t["content"] for t in history if t.get("role") == "user" and t.get("content")]
-        if prior and (_FOLLOW_UP.search(question) or len(question.split()) <= 4):
-            return f"{prior[-1].strip()} {question.strip()}"
-        return question
+        return standalone(question, prior) if prior else question
 
     def generate(self, req: Request) -> Iterator[str]:
         chosen = req.evidence.chosen()
@@ -91,7 +122,7 @@ class ExtractiveBackend:
         if len(chosen) == 1:
             pos, paper = chosen[0]
             picked = pick(paper, SINGLE_PAPER_SENTENCES)
-            req.quoted[pos] = picked[0].text if picked else paper.hit.paper.abstract[:200]
+            req.quoted[pos] = max(picked, key=lambda s: s.score).text if picked else paper.hit.paper.abstract[:200]
             yield " ".join(cite(s.text, pos) for s in picked) if picked else REFUSAL
             return
         yield f"{len(chosen)} of the indexed papers address this:\n"
