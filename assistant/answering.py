@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from assistant.backends import REFUSAL, Backend, Request, Turn, get_backend
-from assistant.citations import CITE_GROUP, Renumberer, check
+from assistant.backends import NO_GROUNDED_ANSWER, REFUSAL, Backend, Request, Turn, get_backend
+from assistant.citations import Renumberer, check
 from assistant.errors import ConfigError, FilterError
 from assistant.evidence import Evidence
 from assistant.index import Index
@@ -197,9 +197,10 @@ class AnswerStream:
         renumber: Renumberer | None = None  # streamed text gets the numbers the checked answer will have
         weak = judge.weak(evidence)
         # Nothing is shown until the text cites a paper it was given: an answer that never does becomes a
-        # refusal, and its ungrounded text must not have reached the reader first.
-        held = WEAK_NOTE + "\n" if weak else ""
-        grounded = False
+        # refusal, and its ungrounded text must not have reached the reader first. What is shown is then
+        # the checked text: the weak-evidence note, the body without its leading white space.
+        prefix = WEAK_NOTE + "\n" if weak else ""
+        held, grounded = "", False
         for piece in _unless_refusal(recorded()):
             if renumber is None:  # the backend has set req.shown by the time it yields
                 renumber = Renumberer(req.shown if req.shown is not None else len(req.hits))
@@ -209,15 +210,15 @@ class AnswerStream:
                     yield out
                 continue
             held += out
-            if CITE_GROUP.search(held):
+            if renumber.mapping:  # a citation of a paper it was shown has been let through
                 grounded = True
-                yield held
+                yield prefix + held.lstrip()
         tail = renumber.flush().rstrip() if renumber is not None else ""
         if grounded and tail:
             yield tail
-        elif not grounded and CITE_GROUP.search(held + tail):
+        elif not grounded and renumber is not None and renumber.mapping:
             grounded = True
-            yield (held + tail).rstrip()
+            yield prefix + (held + tail).strip()
         raw = "".join(parts).strip()
         timings["generate_ms"] = (time.perf_counter() - t3) * 1000
         timings["first_token_ms"] = first_token_ms or 0.0
@@ -227,7 +228,8 @@ class AnswerStream:
         else:
             seen = req.hits[: req.shown] if req.shown is not None else req.hits
             snippets = {i: req.quoted.get(i) or shown.snippet(i) for i in range(1, len(seen) + 1)}
-            text, citations, checks = check((WEAK_NOTE + "\n" if weak else "") + raw, seen, snippets)
+            text, citations, checks = check(raw, seen, snippets)
+            text = prefix + text
             if not citations:  # an answer that cites nothing is not grounded: refuse instead
                 answer = self._refusal(standalone, hits, evidence, req.usage, by_backend=True)
                 yield ("\n\n" if grounded else "") + answer.text
@@ -256,7 +258,7 @@ class AnswerStream:
         note = "" if self.filters.is_empty() else " within the active filters"
         text = render("refusal", filter_note=note)
         if by_backend:
-            text = (f"No grounded answer: the {self.backend.name} backend found none it could cite in the papers it "
+            text = (f"{NO_GROUNDED_ANSWER}: the {self.backend.name} backend found none it could cite in the papers it "
                     f"was shown{note}, though the judgement rated them likely to answer (check them below).")
         if not hits and not passes_any(self._owner.index, self.filters):  # say so, not "no abstract addresses it"
             text = f"No indexed paper matches the filters ({self.filters.describe()}): widen or drop them."

@@ -16,7 +16,22 @@ from assistant.text import normalise_number, numbers, split_sentences
 
 CITE_GROUP = re.compile(r"\[(\d+(?:\s*[,;–-]\s*\d+)*)\]")
 _SPACED_CITE = re.compile(r"([ \t]*)((?:" + CITE_GROUP.pattern + r")+)")  # a run of citations, the space before it
-_TRAILING_CITES = re.compile(r"(?:\s*" + CITE_GROUP.pattern + r")*\s*$")
+_OPEN_CITE = re.compile(r"\[(?:\d+(?:\s*[,;–-]\s*\d+)*(?:\s*[,;–-]\s*)?)?")  # a citation group not closed yet
+
+
+def _trailing_cites(text: str) -> int:
+    """Where the run of citation groups and white space that ends ``text`` starts (``len(text)`` if none);
+    scanned from the end, so a long run costs its length once."""
+    j = len(text)
+    while True:
+        while j and text[j - 1].isspace():
+            j -= 1
+        i = text.rfind("[", 0, j) if j and text[j - 1] == "]" else -1
+        if i == -1 or not CITE_GROUP.fullmatch(text, i, j):
+            return j
+        j = i
+
+
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 
 
@@ -64,7 +79,7 @@ class Renumberer:
     closes), so streamed text carries the same numbers as the final checked answer.
     """
 
-    HOLD = 24  # longest unclosed "[..." held back while streaming
+    HOLD = 200  # longest unclosed citation group ("[1, 2, 3, …") held back while streaming
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -88,14 +103,13 @@ class Renumberer:
     def feed(self, delta: str) -> str:
         self._buf += delta
         cut = self._buf.rfind("[")
-        if cut != -1 and "]" not in self._buf[cut:] and len(self._buf) - cut <= self.HOLD:
-            out, self._buf = self._buf[:cut], self._buf[cut:]
+        if cut != -1 and len(self._buf) - cut <= self.HOLD and _OPEN_CITE.fullmatch(self._buf, cut):
+            out, self._buf = self._buf[:cut], self._buf[cut:]  # may still close as a citation
         else:
             out, self._buf = self._buf, ""
         # a trailing run of citations and white space waits too: what follows may extend the run, spaces
         # before a removed citation go with it, and white space at the very end is not the answer's
-        tail = _TRAILING_CITES.search(out)
-        body = out[: tail.start()] if tail else out
+        body = out[: _trailing_cites(out)]
         self._buf = out[len(body) :] + self._buf
         return self.apply(body)
 

@@ -160,6 +160,9 @@ MAX_CORRECTIONS = 50  # distinct unknown words corrected per text (~2 ms each): 
 
 _FRAMING = frozenset(w for w in STOPWORDS | QUESTION_WORDS if len(w) >= 4 and w.isalpha())
 FRAMING_TYPO_LENGTH = 4  # shortest word read as a misspelt framing word ('wich'; 'teh' is left alone)
+FRAMING_TYPO_WORDS = 2  # only a question's first words are framing ('Wich papers…', 'Which paeprs…'): further
+# in, a word the corpus lacks one slip from a framing word is as likely a word of its own ('dose', 'Bing')
+_OPENING = re.compile(r"[^\W_]+(?:[-'][^\W_]+)*")  # words as written, a hyphenated compound as one
 
 
 def framing_typo(word: str) -> bool:
@@ -177,16 +180,17 @@ def framing_typo(word: str) -> bool:
 def corrected_terms(text: str, known: dict[str, int], min_length: int = 5) -> list[str]:
     """:func:`terms` of ``text``, where a word whose term is unknown (not a key of ``known``, e.g. a
     corpus' document frequencies) becomes the most frequent known term one edit away ('trainng' ->
-    'train'), or ``""`` (no term) when it is a misspelt framing word (:func:`framing_typo`: 'Wich papers…'
-    is not a question about 'wich'); words shorter than ``min_length`` or longer than
+    'train'), or ``""`` (no term) when one of its first two words is a misspelt framing word
+    (:func:`framing_typo`: 'Wich papers…' is not a question about 'wich'); words shorter than ``min_length`` or longer than
     :data:`MAX_CORRECTED`, words not in ASCII letters (the edits are ASCII: a run of CJK text is one long
     'word') and words with no known neighbour stay as they are."""
     out = []
     fixed: dict[str, str] = {}  # each distinct word is corrected once, and at most MAX_CORRECTIONS of them
+    opening = {w.lower() for w in _OPENING.findall(text)[:FRAMING_TYPO_WORDS] if w.isalpha()}
     for term, word in zip(terms(text), content_words(text), strict=True):
         if term not in known and len(word) <= MAX_CORRECTED and word.isascii() and word.isalpha():
             if word not in fixed and len(fixed) < MAX_CORRECTIONS:
-                if framing_typo(word):
+                if word in opening and framing_typo(word):
                     fixed[word] = ""
                 elif len(word) >= min_length:
                     stems = _stemmer().stemWords(sorted(edits1(word)))

@@ -215,6 +215,30 @@ def test_a_new_question_in_a_conversation_is_not_read_as_a_follow_up(seed_settin
         assert not any("forgetting" in c.title.lower() for c in a.citations)
 
 
+@pytest.mark.parametrize("question", [
+    "What datasets did they use?", "What are their limitations?", "Is it open source?", "How do they compare?",
+    "Any from 2024?", "Any others?", "Only the ones from 2025?", "Which one uses fewer parameters?",
+    "And which of them use mixture-of-experts?", "Which of those are from 2025?", "for vision models?",
+    "What about 2025?",
+])  # fmt: skip
+def test_a_follow_up_is_read_with_the_question_before_it(question: str) -> None:
+    from assistant.backends.extractive import is_follow_up
+
+    assert is_follow_up(question)
+
+
+@pytest.mark.parametrize("question", [
+    "How do LLM agents use tools and what limits them?", "Which methods train agents and evaluate them on WebArena?",
+    "In-context learning in LLMs?", "On-policy distillation for LLMs?", "So-called world models for robotics?",
+    "speculative decoding", "Any work on MoE?", "Which papers study speculative decoding and its acceptance rate?",
+    "Is it possible to distill chain-of-thought reasoning into small models?",
+])  # fmt: skip
+def test_a_question_with_a_topic_of_its_own_is_not_a_follow_up(question: str) -> None:
+    from assistant.backends.extractive import is_follow_up
+
+    assert not is_follow_up(question)
+
+
 def test_a_chain_of_follow_ups_keeps_the_topic_it_started_from() -> None:
     from assistant.backends.extractive import standalone
 

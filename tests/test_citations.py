@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from assistant.citations import check, units
+from assistant.citations import Renumberer, check, units
 from assistant.models import Hit, Paper
 
 
@@ -80,3 +80,16 @@ def test_a_list_line_opening_with_a_title_is_not_an_uncited_claim() -> None:
     text = f"2 of the indexed papers address this:\n- {title}: It does gradient descent [1].\n"
     _, _, checks = check(text + "- Beta: Beta trains 0.3% of the parameters [2].", hits)
     assert checks.uncited_sentences == [] and checks.sentences == 2
+
+
+def test_a_long_citation_group_streamed_a_character_at_a_time_is_renumbered() -> None:
+    text = "LoRA cuts forgetting [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]. And [3]."
+    r = Renumberer(limit=4)
+    streamed = "".join(r.feed(c) for c in text) + r.flush()
+    assert streamed == "LoRA cuts forgetting [1][2][3][4]. And [3]."
+    assert r.removed == [5, 6, 7, 8, 9, 10]
+    r = Renumberer(limit=4)
+    assert "".join(r.feed(c) for c in "See [the appendix] for more.") + r.flush() == "See [the appendix] for more."
+    runs = "Claim" + " [1]" * 5000 + " [9]" * 3 + "."  # a long trailing run, held back and scanned from its end
+    r = Renumberer(limit=2)
+    assert "".join(r.feed(runs[i : i + 7]) for i in range(0, len(runs), 7)) + r.flush() == "Claim" + " [1]" * 5000 + "."

@@ -196,10 +196,13 @@ def test_a_misspelt_framing_word_is_no_term() -> None:
     known = {"lora": 3, "continu": 20, "learn": 50}
     # 'Wich'/'Waht' were terms no abstract writes: on a short question, most of its weight was "absent"
     assert corrected_terms("Wich papers use LoRA for continual learning?", known) == ["", "lora", "continu", "learn"]
-    assert corrected_terms("waht whihc whhich paeprs", known) == ["", "", "", ""]
+    assert corrected_terms("waht whihc", known) == ["", ""] and corrected_terms("Whhich paeprs?", known) == ["", ""]
     # real words a substitution away from a framing word stay terms, and a known word is never touched
     assert corrected_terms("dogs oven bees", known) == terms("dogs oven bees")
     assert corrected_terms("form", {"form": 4}) == ["form"]
+    # further in, a word one slip from a framing word is a word of its own; so is part of a compound
+    assert corrected_terms("What drug dose works?", known) == terms("What drug dose works?")
+    assert corrected_terms("Cold-start recommendation", known) == terms("Cold-start recommendation")
 
 
 @pytest.mark.slow

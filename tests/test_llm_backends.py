@@ -16,7 +16,7 @@ import pytest
 from openai_stub import OpenAIStub, Reply, closed_port_url
 from pydantic import SecretStr
 
-from assistant.answering import ask, get_assistant
+from assistant.answering import WEAK_NOTE, ask, get_assistant
 from assistant.backends import REFUSAL, Request, get_backend
 from assistant.backends.context import (
     ELLIPSIS,
@@ -405,6 +405,45 @@ def test_a_streamed_answer_that_cites_nothing_streams_only_the_refusal(
     # the judgement found papers that may answer; the refusal says the backend gave nothing it cited
     assert answer.text.startswith("No grounded answer: the openai backend")
     assert "Closest papers:" in answer.text and answer.closest
+
+
+@pytest.mark.slow
+@pytest.mark.network
+@pytest.mark.parametrize("chunks", [
+    ["\n\nLoRA ", "reduces ", "forgetting ", "[1]."],  # leading white space, as llama.cpp often sends
+    ["[19] LoRA ", "reduces ", "forgetting ", "[1]."],  # a leading citation of no source
+    list("LoRA cuts forgetting [1, 2, 3, 14, 15, 16, 17, 18, 19] and more [2]."),  # a long group, a character a time
+])  # fmt: skip
+def test_the_stream_is_the_checked_text_character_for_character(
+    stub: OpenAIStub, seed_llm: Settings, chunks: list[str]
+) -> None:
+    for weak in (False, True):  # with and without the weak-evidence note in front
+        stub.script(Reply(chunks=chunks))
+        settings = llm_settings(seed_llm, screen=False)
+        judge = get_assistant(settings).judge
+        real_weak = judge.weak
+        judge.weak = (lambda ev: True) if weak else real_weak  # type: ignore[method-assign]
+        try:
+            stream = ask(QUESTION, backend="openai", settings=settings, stream=True)
+            assert not isinstance(stream, Answer)
+            streamed = "".join(stream)
+        finally:
+            judge.weak = real_weak  # type: ignore[method-assign]
+        answer = stream.answer
+        assert answer is not None and not answer.refused and answer.citations
+        assert streamed == answer.text
+        assert answer.text.startswith(WEAK_NOTE) == weak and not re.search(r"\[1\d\]", streamed)
+
+
+@pytest.mark.slow
+@pytest.mark.network
+def test_an_answer_citing_only_missing_sources_streams_only_the_refusal(stub: OpenAIStub, seed_llm: Settings) -> None:
+    stub.script(Reply(chunks=list("Made-up claim [11, 12, 13, 14, 15, 16, 17].")))
+    stream = ask(QUESTION, backend="openai", settings=seed_llm, stream=True)
+    assert not isinstance(stream, Answer)
+    streamed = "".join(stream)
+    assert stream.answer is not None and stream.answer.refused
+    assert streamed == stream.answer.text and "Made-up" not in streamed
 
 
 @pytest.mark.slow

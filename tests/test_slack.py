@@ -206,6 +206,18 @@ def test_refusal_blocks_list_the_closest_papers() -> None:
     assert section_texts(answer_blocks(other)[1]) == ["No answer.\n- Close paper 1 is mentioned here\n- and so is this"]
 
 
+def test_a_refusal_by_the_backend_does_not_call_its_papers_non_answers() -> None:
+    # the judgement rated these papers likely to answer; the LLM cited none of them
+    closest = [Citation(n=1, paper_id="p1", title="Close paper 1", year=2024)]
+    text = ("No grounded answer: the openai backend found none it could cite in the papers it was shown, though "
+            "the judgement rated them likely to answer (check them below).\nClosest papers:\n- Close paper 1")
+    answer = Answer(question="q", standalone_question="q", text=text, closest=closest, refused=True, backend="openai")
+    listed = context_text(answer_blocks(answer)[1])
+    assert "*Closest papers:*" in listed and "do not answer" not in listed
+    judged = answer.model_copy(update={"text": "The indexed papers do not answer this.\nClosest, but not answering:\n- Close paper 1"})
+    assert "(they do not answer it)" in context_text(answer_blocks(judged)[1])
+
+
 @pytest.mark.slow
 def test_real_refusal_lists_each_closest_paper_once(seed_settings: Settings) -> None:
     """A refusal from the real ask(): the closest papers (with their best sentence) appear once, in the

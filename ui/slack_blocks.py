@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from assistant.backends import NO_GROUNDED_ANSWER
 from assistant.citations import CITE_GROUP
 from assistant.errors import FilterError
 from assistant.models import MAX_K, Answer, Citation
@@ -214,7 +215,9 @@ def answer_blocks(answer: Answer, note: str | None = None) -> tuple[str, list[Bl
     the closest papers), then ``note`` (e.g. the active filters) in a last context block."""
     if answer.refused:
         body = to_mrkdwn(refusal_text(answer))
-        header = "*Closest papers (they do not answer it):*"
+        # a refusal by the backend: the judgement found papers likely to answer, so they are not called non-answers
+        by_backend = answer.text.startswith(NO_GROUNDED_ANSWER)
+        header = "*Closest papers:*" if by_backend else "*Closest papers (they do not answer it):*"
         lines = [source_line(c, "•", snippet=True) for c in answer.closest]
     else:
         body = to_mrkdwn(answer.text)

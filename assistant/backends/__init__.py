@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from assistant.settings import Settings
 
 REFUSAL = "INSUFFICIENT_EVIDENCE"
+NO_GROUNDED_ANSWER = "No grounded answer"  # how a refusal by the backend opens (the judgement had found papers)
 BACKENDS = ("extractive", "openai", "local")
 
 Turn = dict[str, str]  # {"role": "user"|"assistant", "content": ...}

@@ -16,30 +16,42 @@ from typing import TYPE_CHECKING
 from assistant.backends import REFUSAL, Request, Turn
 from assistant.citations import defuse
 from assistant.evidence import PaperEvidence, Sentence
+from assistant.text import content_words
 
 if TYPE_CHECKING:
     from assistant.settings import Settings
 
-# A follow-up leans on the previous question: it opens with a connective or a bare pronoun, or refers back
-# to earlier results ("which of them", "the above"). A pronoun inside a question that names its own
-# topic ("speculative decoding and its acceptance rate") does not make it one. English anaphora, not any
-# question's wording.
+# A follow-up leans on the previous question: it opens with a connective or a bare pronoun, refers back
+# to earlier results ("which of them", "the above"), uses a pronoun with hardly a topic of its own ("What
+# datasets did they use?"), or is a fragment of a few words opening with a preposition ("for vision
+# models?"; "Any work on MoE?" is a new question, "Any from 2024?" refers back). A
+# pronoun inside a question that names its own topic ("…speculative decoding and its acceptance rate",
+# "…use tools and what limits them") does not make it one. English anaphora, not any question's wording;
+# ``(?![\w-])`` so that 'In-context' or 'So-called' do not open like 'in' or 'so'.
+_END = r"(?![\w-])"
 _OPENS_FOLLOW_UP = re.compile(
-    r"^\W*(and|also|or|but|then|so|what about|how about|same|those|these|they|them|it|its|their)\b", re.IGNORECASE
-)
-_REFERS_BACK = re.compile(
-    r"\b(them|the above|that one|this one|(of|among|from|in) (these|those)"
-    r"|(these|those) (papers|ones|works|methods|approaches|models|results))\b",
+    r"^\W*(and|also|or|but|then|so|what about|how about|same|those|these|they|them|it|its|their)" + _END,
     re.IGNORECASE,
 )
-# A fragment of a few words opening with a preposition ("for vision?", "with LoRA only?") narrows the last one.
-_OPENS_FRAGMENT = re.compile(r"^\W*(for|in|on|with|without|only|except|excluding|beyond)\b", re.IGNORECASE)
+_REFERS_BACK = re.compile(
+    r"\b((of|among|from|in) (them|these|those)|the above|that one|this one|which one|the ones"
+    r"|any (others|of|from|since|before|after|in|newer|older)"
+    r"|(these|those) (papers|ones|works|methods|approaches|models|results))" + _END,
+    re.IGNORECASE,
+)
+_PRONOUN = re.compile(r"\b(they|them|it|its|their|these|those)" + _END, re.IGNORECASE)
+OWN_TOPIC_WORDS = 3  # a question with a pronoun and this many content words has a topic of its own
+_OPENS_FRAGMENT = re.compile(
+    r"^\W*(for|in|on|with|without|only|except|excluding|beyond|more|fewer|just|even)" + _END, re.IGNORECASE
+)
 FRAGMENT_WORDS = 4
 
 
 def is_follow_up(question: str) -> bool:
     """Whether ``question`` reads as a continuation of the previous one rather than a new question."""
     if _OPENS_FOLLOW_UP.search(question) or _REFERS_BACK.search(question):
+        return True
+    if _PRONOUN.search(question) and len(content_words(question)) < OWN_TOPIC_WORDS:
         return True
     return len(question.split()) <= FRAGMENT_WORDS and bool(_OPENS_FRAGMENT.search(question))
 
