@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
@@ -31,15 +30,15 @@ from assistant.stores import chunk_metadata
 from assistant.stores.registry import Registry
 from assistant.wordpieces import paper_token_bits
 from ingest.chunking import Chunker, SentenceChunker, derive_vectors
+from ingest.matching import LOOKUP_BATCH, merge_with_existing, resolve_ids
 from ingest.memory import release_free_memory
-from ingest.parsers import iter_listing_files, read_listing, source_name
+from ingest.parsers import LISTING_EXTENSIONS, iter_listing_files, read_listing, source_name
 from ingest.parsers.base import Skip
 from ingest.parsers.text import normalise_title
-from ingest.records import has_own_id, merge_entries, other_arxiv
+from ingest.records import merge_entries
 
 Progress = Callable[[int, int], None]  # (advance by, total)
 UPSERT_BATCH = 256  # papers chunked, embedded, stored and registered together (bounds ingest memory)
-LOOKUP_BATCH = 500  # papers looked up in the registry per query
 TRIM_EVERY = 8  # batches between handing the memory of written papers back to the OS (see ingest/memory.py)
 LAST_RUN = "last_ingest"  # registry meta: digest of the last complete run's files, its generation, its counts
 TITLE_KEYS = "title_keys"  # registry meta: the normalise_title version the stored title keys follow
@@ -70,61 +69,6 @@ class IngestReport:
         d = self.__dict__.copy()
         d["skipped"] = [str(s) for s in self.skipped]
         return d
-
-
-_SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)\]]*$")
-_ELLIPSIS = re.compile(r"\s*(?:\u2026|\.\.\.)$")
-
-
-def _looks_cut(abstract: str) -> bool:
-    """Whether ``abstract`` looks cut off: it ends with an ellipsis, or not at the end of a sentence."""
-    text = abstract.rstrip()
-    return text.endswith(("\u2026", "...")) or not _SENTENCE_END.search(text)
-
-
-def _merge_with_existing(paper: Paper, existing: Paper) -> Paper:
-    """Keep what the index already knows that this listing lacks; union the sources.
-
-    A shorter abstract that begins the indexed one (an ellipsis at its end aside) is a truncated copy (the indexed one is kept) when
-    it looks cut or when the indexed paper also came from a listing this run does not read (which may
-    hold the longer text); otherwise, every listing of the paper read again, it was shortened on purpose
-    and replaces it."""
-    data = paper.model_dump()
-    for key, value in existing.model_dump().items():
-        if key in ("sources", "content_hash", "abstract", "title"):
-            continue
-        if data.get(key) in (None, [], "") and value not in (None, [], ""):
-            data[key] = value
-    data["sources"] = list(dict.fromkeys([*existing.sources, *paper.sources]))
-    stem = _ELLIPSIS.sub("", paper.abstract)  # "We te…" begins "We test" without its ellipsis
-    prefix = existing.abstract.startswith(stem) and len(existing.abstract) > len(stem)
-    if prefix and (_looks_cut(paper.abstract) or not set(existing.sources) <= set(paper.sources)):
-        data["abstract"], data["content_hash"] = existing.abstract, existing.content_hash  # truncated copy
-    return Paper.model_validate(data)
-
-
-def _earlier_id(registry: Registry, paper: Paper, tnorm: str, taken: set[str]) -> str | None:
-    """The id under which the index already holds ``paper`` (not registered under its own id), or None.
-
-    First a registered paper holding its arXiv id (whatever it is filed under: a paper first seen in
-    a listing without ids keeps its title's hash after it gains one, and its title may change since),
-    then one of its title whose arXiv id does not differ. Never an id in ``taken``: the ids
-    this run's papers carry or were given, so no two papers of a run are written under one id (the
-    second of two same-title papers with different arXiv ids meeting a paper filed under that title
-    keeps its own id). A record's own id (``doc-1``) is never replaced, nor handed out by arXiv id."""
-    if has_own_id(paper.id):
-        return None
-    if paper.arxiv_id:
-        for pid in registry.ids_for_arxiv(paper.arxiv_id):
-            if pid not in taken and not has_own_id(pid):
-                return pid
-    for pid in registry.ids_for_title(tnorm):
-        if pid in taken:
-            continue
-        known = registry.get(pid)
-        if known is not None and not other_arxiv(paper.arxiv_id, known.arxiv_id):
-            return pid
-    return None
 
 
 def ingest(
@@ -158,16 +102,18 @@ def _ingest(
 ) -> IngestReport:
     t0, settings = time.perf_counter(), index.settings
     report = IngestReport()
-    files, skips = iter_listing_files(paths)
+    origins: dict[Path, list[int]] = {}
+    files, skips = iter_listing_files(paths, origins)
     report.skipped.extend(skips)
     digest = _inputs_digest(files)
     merged = None
     if rebuild:  # read first: a mistyped path or a file where nothing parses must not empty the index
-        empty: list[tuple[Path, Skip]] = []
-        merged = _read(files, report, empty)
-        _refuse_rebuild(paths, skips, empty, merged)
+        per_file: dict[Path, tuple[int, Skip | None]] = {}
+        merged = _read(files, report, per_file)
+        _refuse_rebuild(paths, skips, origins, per_file, merged)
         index.reset()
     index.ensure_chunk_metadata()
+    index.registry.ensure_arxiv_index()  # a registry written before it (here: under the write lock)
     _migrate_title_keys(index.registry)
     orphans, repair = index.reconcile()
     index.ensure_vector_copies()
@@ -186,17 +132,14 @@ def _ingest(
     index.store.delete(orphans)  # vectors an interrupted run stored for papers never registered
 
     todo: list[tuple[Paper, str, bool]] = []  # (paper, normalised title, is_update)
-    taken = {p.id for p, _ in merged}  # ids this run's papers carry, and those handed to them below
-    for group in _batches(merged, LOOKUP_BATCH):
+    resolved = resolve_ids(index.registry, merged)  # each under the id it is written under, every id once
+    del merged
+    for group in _batches(resolved, LOOKUP_BATCH):
         known = index.registry.get_many([p.id for p, _ in group])
         for paper, tnorm in group:
-            if paper.id not in known and (earlier := _earlier_id(index.registry, paper, tnorm, taken)):
-                paper.id = earlier  # the same paper seen before under another id keeps its first id
-                taken.add(earlier)
-                known |= index.registry.get_many([earlier])
             existing = known.get(paper.id)
             if existing is not None:
-                paper = _merge_with_existing(paper, existing)
+                paper = merge_with_existing(paper, existing)
                 if existing.content_hash == paper.content_hash and paper.id not in repair:
                     report.unchanged += 1
                     if paper != existing:  # new source / metadata only
@@ -210,6 +153,7 @@ def _ingest(
             else:
                 report.new += 1
             todo.append((paper, tnorm, existing is not None))
+    assert len({p.id for p, _, _ in todo}) == len(todo), "two papers of a run under one id"
 
     embedder = index.embedder
     chunker = Chunker(
@@ -223,7 +167,7 @@ def _ingest(
     before = embedder.computed
     if todo:
         index.registry.set_meta(INGEST_OPEN, True)
-    del merged, taken  # ``todo`` holds the papers still to write, and drops each batch once written
+    del resolved  # ``todo`` holds the papers still to write, and drops each batch once written
     release_free_memory()  # what parsing and the lookups freed
     written = 0
     while todo:  # chunk, embed, store, register: memory bounded by a batch
@@ -273,17 +217,17 @@ def _ingest(
 
 
 def _read(
-    files: list[Path], report: IngestReport, empty: list[tuple[Path, Skip]] | None = None
+    files: list[Path], report: IngestReport, per_file: dict[Path, tuple[int, Skip | None]] | None = None
 ) -> list[tuple[Paper, str]]:
     """The unique papers of ``files`` (the parsed entries are dropped here: 0.27 GB at 100k papers);
-    each file that gave none is added to ``empty`` with its first problem."""
+    ``per_file`` gets each file's number of entries and its first problem (or None)."""
     entries = []
     for f in files:
         res = read_listing(f)
         entries.extend(res.entries)
         report.skipped.extend(res.skipped)
-        if not res.entries and empty is not None:
-            empty.append((f, res.skipped[0] if res.skipped else Skip(source_name(f), "", "no entries found")))
+        if per_file is not None:
+            per_file[f] = (len(res.entries), res.skipped[0] if res.skipped else None)
     report.files, report.entries = len(files), len(entries)
     merged = merge_entries(entries)
     del entries
@@ -292,13 +236,24 @@ def _read(
 
 
 def _refuse_rebuild(
-    paths: list[Path], missing: list[Skip], empty: list[tuple[Path, Skip]], merged: list[tuple[Paper, str]]
+    paths: list[Path],
+    missing: list[Skip],
+    origins: dict[Path, list[int]],
+    per_file: dict[Path, tuple[int, Skip | None]],
+    merged: list[tuple[Paper, str]],
 ) -> None:
-    """Raise :class:`InputError` (before anything is reset) when ``--rebuild`` would empty the index for
-    input that is not there: a path named on the command line that is missing or unreadable, a file
-    named there that gave no paper, or no paper at all."""
-    named = {Path(p) for p in paths}
-    problems = [str(sk) for sk in missing] + [str(sk) for f, sk in empty if f in named]
+    """Raise :class:`InputError` (before anything is reset) when ``--rebuild`` would empty the index of
+    input that is not there: a named path (file or folder) that is missing, unreadable or gave no paper
+    (``origins``: the named paths each file came from, as :func:`iter_listing_files` fills it), or a file
+    read that gave none (unreadable, not UTF-8, malformed, every record bad: ``per_file``). A file of
+    which only some records are bad does not stop it: the index is rebuilt from the good ones."""
+    problems = [str(sk) for sk in missing]
+    problems += [str(sk or Skip(source_name(f), "", "no entries found")) for f, (n, sk) in per_file.items() if n == 0]
+    reported = {sk.source for sk in missing}  # a named path that gave files gave none of its papers only
+    yielded = {position for came in origins.values() for position in came}  # when each of them is in problems
+    for position, path in enumerate(paths):
+        if position not in yielded and (name := source_name(Path(path))) not in reported:
+            problems.append(f"{name}: no listing file in it ({', '.join(sorted(LISTING_EXTENSIONS))})")
     if not merged and not problems:
         problems = [f"no paper could be read from {', '.join(source_name(Path(p)) for p in paths) or 'no path'}"]
     if problems:

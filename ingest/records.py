@@ -38,35 +38,62 @@ def has_own_id(pid: str) -> bool:
     return not pid.startswith(("t:", "arxiv:"))
 
 
+def _absorb(old: Paper, new: Entry | Paper) -> None:
+    """Merge ``new`` (a later entry or paper of the same paper) into ``old``: the longer abstract
+    wins, sources are united, and every other field ``old`` has is kept (``new`` fills the gaps)."""
+    abstract = " ".join(new.abstract.split())
+    if len(abstract) > len(old.abstract):
+        old.abstract = abstract
+    for source in new.sources if isinstance(new, Paper) else [new.source]:
+        if source not in old.sources:
+            old.sources.append(source)
+    if new.year and not old.year:
+        old.year, old.date, old.date_iso = new.year, new.date, new.date_iso
+    old.date = _better(old.date, new.date)
+    old.upvotes = max(old.upvotes or 0, new.upvotes or 0) or None
+    old.org = _better(old.org, new.org)
+    old.url = _better(old.url, new.url)
+    old.arxiv_id = _better(old.arxiv_id, new.arxiv_id)
+    old.venue = _better(old.venue, new.venue)
+    old.authors = old.authors or new.authors
+    old.n_authors = old.n_authors or new.n_authors
+
+
+def merge_papers(first: Paper, second: Paper) -> Paper:
+    """``first`` with ``second`` (the same paper, seen later) merged in as :func:`merge_entries` merges
+    entries (union of sources, the longer abstract, ``first``'s other fields kept); the content hash is
+    recomputed. ``first`` is changed in place and returned."""
+    _absorb(first, second)
+    first.content_hash = content_hash(first.title, first.abstract)
+    return first
+
+
 def merge_entries(entries: list[Entry]) -> list[tuple[Paper, str]]:
-    """Deduplicate entries into papers: ids first, then titles.
+    """Deduplicate entries into papers: ids first, then titles, in one pass in listing order.
 
     An entry with its own id (:attr:`Entry.ref`) is the paper of that id and never merges by title, so
     the same title under two ids stays two papers; other entries merge by arXiv id or normalised title,
-    except that two entries of one title with different arXiv ids are two papers.
-    Entries are taken in three passes (those with their own id, then those with an arXiv id, then the
-    rest, each in listing order), so what merges with what does not depend on the order of the
-    listings: an entry without ids merges with the paper of its title even when it comes first.
+    except that two entries of one title with different arXiv ids are two papers. An entry without ids
+    joins an own-id paper of its title only when it comes after it (the first entry of a title decides
+    what the later ones join; see README "Input formats").
     Returns ``(paper, normalised title)`` in first-seen order. When a paper appears several times, the
-    longest abstract wins and every listing it came from is kept in ``sources``.
+    first entry's title and fields are kept (later ones fill the gaps), the longest abstract wins and
+    every listing it came from is kept in ``sources``.
     """
     by_key: dict[str, Paper] = {}
     title_to_key: dict[str, str] = {}
     arxiv_to_key: dict[str, str] = {}  # an arXiv id is one paper, whatever key it was first filed under
-    first: dict[str, int] = {}  # key -> position of its first entry in the listings (the output order)
-    passes = sorted(range(len(entries)), key=lambda i: 0 if entries[i].ref else 1 if entries[i].arxiv_id else 2)
-    for pos in passes:
-        e = entries[pos]
+    order: list[str] = []
+    for e in entries:
         tnorm = normalise_title(e.title)
         same_title = title_to_key.get(tnorm)
         if same_title and other_arxiv(e.arxiv_id, by_key[same_title].arxiv_id):
-            same_title = None  # two arXiv ids under one title: two papers (as across runs, pipeline._same_paper)
+            same_title = None  # two arXiv ids under one title: two papers (as across runs, matching.earlier_id)
         key = e.ref or (arxiv_to_key.get(e.arxiv_id) if e.arxiv_id else None) or same_title or paper_id(e)
         title_to_key.setdefault(tnorm, key)
         if e.arxiv_id and not e.ref:
             arxiv_to_key.setdefault(e.arxiv_id, key)
         old = by_key.get(key)
-        first[key] = min(first.get(key, pos), pos)
         if old is None:
             by_key[key] = Paper(
                 id=key, title=" ".join(e.title.split()), abstract=" ".join(e.abstract.split()),
@@ -74,24 +101,11 @@ def merge_entries(entries: list[Entry]) -> list[tuple[Paper, str]]:
                 date_iso=e.date_iso, upvotes=e.upvotes, org=e.org, url=e.url, arxiv_id=e.arxiv_id,
                 venue=e.venue, sources=[e.source],
             )
+            order.append(key)
             continue
-        abstract = " ".join(e.abstract.split())
-        if len(abstract) > len(old.abstract):
-            old.abstract = abstract
-        if e.source not in old.sources:
-            old.sources.append(e.source)
-        if e.year and not old.year:
-            old.year, old.date, old.date_iso = e.year, e.date, e.date_iso
-        old.date = _better(old.date, e.date)
-        old.upvotes = max(old.upvotes or 0, e.upvotes or 0) or None
-        old.org = _better(old.org, e.org)
-        old.url = _better(old.url, e.url)
-        old.arxiv_id = _better(old.arxiv_id, e.arxiv_id)
-        old.venue = _better(old.venue, e.venue)
-        old.authors = old.authors or e.authors
-        old.n_authors = old.n_authors or e.n_authors
+        _absorb(old, e)
     out = []
-    for key in sorted(by_key, key=first.__getitem__):
+    for key in order:
         p = by_key[key]
         p.content_hash = content_hash(p.title, p.abstract)
         out.append((p, normalise_title(p.title)))

@@ -13,7 +13,7 @@ from ingest.parsers.base import Entry
 from ingest.parsers.bibtex import PARSER as BIBTEX
 from ingest.parsers.jsonl import record_to_entry
 from ingest.pipeline import ingest
-from ingest.records import merge_entries
+from ingest.records import has_own_id, merge_entries, paper_id
 
 ABSTRACT = "We fine-tune adapters and measure forgetting on held-out tasks; forgetting drops by a third."
 
@@ -223,6 +223,9 @@ def test_an_old_registry_gains_the_arxiv_index(tmp_path: Path) -> None:
     path = s.index_dir() / "registry.sqlite"
     with sqlite3.connect(path) as db:  # a registry written before the index existed
         db.execute("DROP INDEX papers_arxiv")
+    has_index = "SELECT COUNT(*) FROM sqlite_master WHERE name='papers_arxiv'"
+    assert Registry(path)._db.execute(has_index).fetchone() == (0,), "opening it (as a question does) writes nothing"
+    ingest([tmp_path / "a.jsonl"], s)  # ingest creates it, under its write lock
     reg = Registry(path)
     plan = reg._db.execute(
         "EXPLAIN QUERY PLAN SELECT id FROM papers WHERE json_extract(data, '$.arxiv_id')=?", ("2401.00001",)
@@ -231,12 +234,69 @@ def test_an_old_registry_gains_the_arxiv_index(tmp_path: Path) -> None:
     assert reg.ids_for_arxiv("2401.00001") == ["arxiv:2401.00001"]
 
 
-@pytest.mark.parametrize("plain_first", [True, False])
-def test_merging_by_title_does_not_depend_on_the_order_of_entries(plain_first: bool) -> None:
-    # B5: an entry without ids merged into a same-title paper of its own id only when it came second
+@pytest.mark.parametrize(("plain_first", "expected"), [
+    (True, [("t:", ["plain.txt"]), ("doc-1", ["a.jsonl"])]),  # the plain entry came first: a paper of its title
+    (False, [("doc-1", ["a.jsonl", "plain.txt"])]),  # after the own-id paper of its title: joins it
+])  # fmt: skip
+def test_an_entry_without_ids_joins_an_own_id_paper_of_its_title_only_when_listed_after_it(
+    plain_first: bool, expected: list[tuple[str, list[str]]]
+) -> None:
+    # documented (README "Input formats"): one pass in listing order; the three-pass merge that made this
+    # order-independent changed which entry's fields win and let an own-id entry absorb an arXiv paper
     entries = [_entry("Adapters and Forgetting", None, "plain.txt"), _entry("Adapters and forgetting", "doc-1")]
     papers = merge_entries(entries if plain_first else entries[::-1])
-    assert [(p.id, sorted(p.sources)) for p, _ in papers] == [("doc-1", ["a.jsonl", "plain.txt"])]
+    assert [(p.id if has_own_id(p.id) else p.id[:2], sorted(p.sources)) for p, _ in papers] == expected
+
+
+def test_the_first_listed_entry_of_a_paper_keeps_its_title_and_fields() -> None:
+    # the three-pass merge took the arXiv entry's title and url: an index built before came back 'updated'
+    plain = record_to_entry({"title": "Deep nets for vision", "abstract": ABSTRACT, "url": "https://example.org/a"},
+                            "l1.jsonl", "line 1")
+    arx = record_to_entry({"title": "Deep Nets for Vision", "abstract": ABSTRACT, "arxiv_id": "2401.00001",
+                           "url": "https://arxiv.org/abs/2401.00001"}, "l1.jsonl", "line 2")
+    [(paper, _)] = merge_entries([plain, arx])
+    assert (paper.id, paper.title, paper.url, paper.arxiv_id) == (
+        paper_id(plain), "Deep nets for vision", "https://example.org/a", "2401.00001")
+
+
+def test_an_own_id_entry_never_takes_an_arxiv_paper_of_its_title(tmp_path: Path) -> None:
+    # doc-7 absorbed arXiv 2402.01234 by title (three-pass merge) while arxiv:2402.01234 stayed indexed
+    long = "We study sparse attention at scale. It is fast and accurate."
+    arx = _jsonl(tmp_path / "arx.jsonl", [{"title": "Sparse Attention at Scale", "abstract": long, "arxiv_id": "2402.01234"}])
+    doc = _jsonl(tmp_path / "doc.jsonl", [{"title": "Sparse attention at scale", "abstract": "We study sparse attention.",
+                                           "id": "doc-7"}])
+    s = _settings(tmp_path)
+    ingest([arx], s)
+    report = ingest([arx, doc], s)
+    assert (report.new, report.updated, report.unchanged) == (1, 0, 1)
+    registry = Index.open(s).registry
+    assert registry.ids_for_arxiv("2402.01234") == ["arxiv:2402.01234"]
+    got = {p.id: (p.arxiv_id, p.abstract, p.sources) for p in registry.papers()}
+    assert got == {"arxiv:2402.01234": ("2402.01234", long, ["arx.jsonl"]),
+                   "doc-7": (None, "We study sparse attention.", ["doc.jsonl"])}
+
+
+@pytest.mark.parametrize("renamed_first", [True, False])
+def test_a_renamed_arxiv_paper_and_its_old_title_in_one_run_are_one_paper(tmp_path: Path, renamed_first: bool) -> None:
+    # the paper is filed under its old title's hash and holds its arXiv id; a run with the old title
+    # (no id: it carries that hash) and the new title (arXiv id) made a second paper of that arXiv id:
+    # a paper never took an id another paper of the run carried, even the same paper
+    r1 = _jsonl(tmp_path / "r1.jsonl", [{"title": "Quokka Networks", "abstract": QUOKKA}])
+    r2 = _jsonl(tmp_path / "r2.jsonl", [{"title": "Quokka Networks", "abstract": QUOKKA, "arxiv_id": "2501.12345"}])
+    r3 = _jsonl(tmp_path / "r3.jsonl", [{"title": "Quokka Networks: Happy Learners", "abstract": QUOKKA + " More.",
+                                         "arxiv_id": "2501.12345"}])
+    s = _settings(tmp_path)
+    ingest([r1, r2], s)
+    [first_id] = Index.open(s).registry.paper_ids()
+    report = ingest([r3, r1] if renamed_first else [r1, r3], s)
+    assert (report.papers, report.new, report.updated, report.total_papers) == (2, 0, 1, 1)
+    [paper] = Index.open(s).registry.papers()
+    assert (paper.id, paper.arxiv_id, paper.abstract) == (first_id, "2501.12345", QUOKKA + " More.")
+    assert paper.title == ("Quokka Networks: Happy Learners" if renamed_first else "Quokka Networks")
+    assert sorted(paper.sources) == ["r1.jsonl", "r2.jsonl", "r3.jsonl"]
+    assert _papers(s)  # one vector per registered chunk
+    again = ingest([r1, r2, r3], s)
+    assert (again.new, again.total_papers) == (0, 1)
 
 
 def test_invisible_characters_in_a_title_make_no_duplicate_even_in_an_index_built_before(

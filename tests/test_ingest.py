@@ -665,6 +665,45 @@ def test_a_rebuild_that_would_read_nothing_leaves_the_index_as_it_was(tmp_path: 
     assert (report.total_papers, len(report.skipped)) == (1, 1)
 
 
+def test_a_rebuild_refuses_when_any_named_path_or_file_read_gave_no_paper(tmp_path: Path, tiny_listing: Path) -> None:
+    # `ingest --rebuild emptydir listing.jsonl` and a corpus folder with one file that cannot be read
+    # rebuilt the index from the rest: the missing papers were dropped
+    from assistant.errors import InputError
+
+    s = _settings(tmp_path)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(tiny_listing, corpus / "good.jsonl")
+    ingest([corpus, tiny_listing], s)
+    before = _consistent(s)
+    empty = tmp_path / "emptydir"
+    empty.mkdir()
+    (empty / "notes.md").write_text("no listing\n")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    shutil.copy(tiny_listing, broken / "good.jsonl")
+    (broken / "latin1.txt").write_bytes(b"\xffnew\n\nCaf\xe9 Paper\n\nAn abstract in Latin-1.\n")
+    all_bad = _write_jsonl(tmp_path / "all-bad.jsonl", [{"title": "x"}, {"abstract": "y"}])
+    cases = {
+        (empty, tiny_listing): "emptydir: no listing file in it",
+        (broken,): "latin1.txt:line 1: not valid UTF-8",
+        (tiny_listing, all_bad): "all-bad.jsonl:line 1: record 1",
+    }
+    for paths, reason in cases.items():
+        with pytest.raises(InputError, match="--rebuild refused") as err:
+            ingest(list(paths), s, rebuild=True)
+        assert reason in str(err.value) and "\n" not in str(err.value), str(err.value)
+        assert _consistent(s) == before, f"the index was changed by a refused rebuild of {paths}"
+    env = {**os.environ, "LITASSIST_DATA_DIR": str(s.data_dir), "LITASSIST_CACHE_DIR": str(s.cache_path())}
+    run = _cli(env, "ingest", "--rebuild", str(empty), str(tiny_listing))
+    assert run.returncode == 1 and run.stderr.count("\n") == 1 and "emptydir: no listing file" in run.stderr, run.stderr
+    assert _consistent(s) == before
+    # a file named twice (on its own and inside its folder) and a file with some bad records: rebuilt
+    partly = _write_jsonl(corpus / "partly.jsonl", [{"title": "Only One", "abstract": "A fine abstract."}, {"title": "x"}])
+    report = ingest([corpus, corpus / "good.jsonl"], s, rebuild=True)
+    assert (report.total_papers, [sk.source for sk in report.skipped]) == (4, [str(partly)])
+
+
 def test_a_file_name_that_is_not_utf8_is_ingested(tmp_path: Path, tiny_listing: Path) -> None:
     # B6: UnicodeEncodeError in the run's digest, then a TypeError in Chroma's metadata
     odd = tmp_path / os.fsdecode(b"caf\xe9.jsonl")
@@ -693,6 +732,32 @@ def test_a_corrupt_registry_is_one_line_naming_it(tmp_path: Path, tiny_listing: 
     with pytest.raises(LitassistError, match="registry.sqlite: the paper registry cannot be read"):  # StoreError
         ingest([tiny_listing], s)
     assert registry.read_bytes().startswith(b"this is not a database"), "the file is left for its owner"
+
+
+def test_a_locked_registry_is_busy_not_corrupt(tmp_path: Path, tiny_listing: Path) -> None:
+    # opening a registry written before the arXiv index created it in a write transaction, in every
+    # process (also `ask`); while another process wrote, that failed and was reported as a corrupt file
+    # to move away
+    from assistant.locking import BusyError
+    from assistant.stores.registry import Registry
+
+    s = _settings(tmp_path)
+    ingest([tiny_listing], s)
+    path = Index.open(s).registry.path
+    with sqlite3.connect(path) as db:  # as a registry of the version before it
+        db.execute("DROP INDEX papers_arxiv")
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another process writing it
+    try:
+        assert Index.open(s).registry.counts()[0] == 3  # a question opens it and reads: no write, no wait
+        Registry(path).close()
+        with pytest.raises(BusyError) as err:  # an ingest waits sqlite's timeout, then says so in one line
+            ingest([tiny_listing], s)
+        assert str(path) in str(err.value) and "locked" in str(err.value) and "move it away" not in str(err.value)
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert ingest([tiny_listing], s).unchanged == 3
 
 
 def test_a_shortened_abstract_replaces_the_longer_unless_it_looks_cut(tmp_path: Path) -> None:

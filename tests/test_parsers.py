@@ -604,6 +604,20 @@ def test_json_lines_in_a_json_file_are_read(tmp_path: Path) -> None:
     assert not read_listing(broken).entries and "Extra data" in read_listing(broken).skipped[0].reason
 
 
+@pytest.mark.parametrize("first", ['{"title": "A", "abstract": ', '{"title": "A" "abstract": "x"}', "[" * 100_000])
+def test_json_lines_in_a_json_file_are_read_when_the_first_record_is_broken(tmp_path: Path, first: str) -> None:
+    # only 'Extra data' fell back to JSON Lines: a broken first record lost every record of the file
+    path = tmp_path / "papers.json"
+    path.write_text(first + '\n{"title": "B", "abstract": "y"}\n{"title": "C", "abstract": "z"}\n', encoding="utf-8")
+    res = read_listing(path)
+    assert [e.title for e in res.entries] == ["B", "C"]
+    assert list(skip_map(res)) == ["line 1"]
+    lone = tmp_path / "lone.json"  # one broken document is still one line naming where
+    lone.write_text('[{"title": "A", "abstract": "x"},\n {"title": "B" "abstract": "y"}]\n', encoding="utf-8")
+    [skip] = read_listing(lone).skipped
+    assert (skip.locator, "invalid JSON at line 2" in skip.reason) == ("line 2", True)
+
+
 def test_invisible_characters_do_not_change_the_title_key() -> None:
     # B9: zero-width space, soft hyphen, direction marks, BOM (category Cf) made duplicates
     plain = normalise_title("Quokka Networks")

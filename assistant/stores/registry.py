@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.errors import StoreError
+from assistant.errors import LitassistError, StoreError
+from assistant.locking import BusyError
 from assistant.models import Chunk, Paper
 
 _SCHEMA = """
@@ -41,6 +42,20 @@ def _reason(err: BaseException) -> str:
     return " ".join(str(getattr(err, "strerror", None) or err).split())
 
 
+def _open_error(path: Path, err: sqlite3.Error) -> LitassistError:
+    """The one-line error for ``err`` met opening the registry at ``path``: busy (another process holds
+    it locked: try again), corrupt (not a database, malformed: only then moving it away is the advice),
+    or another failure to open it (no permission, disk error)."""
+    reason = _reason(err)
+    if isinstance(err, sqlite3.OperationalError) and ("locked" in reason or "busy" in reason):
+        return BusyError(f"{path}: the paper registry is busy ({reason}: another process is writing it); try again")
+    if isinstance(err, sqlite3.DatabaseError) and not isinstance(err, sqlite3.OperationalError):
+        return StoreError(
+            f"{path}: the paper registry cannot be read ({reason}); move it away, then ingest your listings again"
+        )
+    return StoreError(f"{path}: cannot open the paper registry ({reason})")
+
+
 def _blob(vector: np.ndarray) -> bytes:
     return np.asarray(vector, dtype=np.float32).tobytes()
 
@@ -49,8 +64,9 @@ class Registry:
     """SQLite registry of papers and chunks (one file per collection)."""
 
     def __init__(self, path: Path) -> None:
-        """Open (or create) the registry at ``path``; a file that is not a readable SQLite registry is a
-        one-line :class:`~assistant.errors.StoreError` naming it."""
+        """Open (or create) the registry at ``path``. A file that is not a SQLite registry (not a
+        database, malformed) is a one-line :class:`~assistant.errors.StoreError` naming it; one that
+        another process holds locked past the wait is a one-line :class:`~assistant.locking.BusyError`."""
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,12 +77,12 @@ class Registry:
             self._open()
         except sqlite3.Error as err:
             self._db.close()
-            raise StoreError(
-                f"{path}: the paper registry cannot be read ({_reason(err)}); move it away, then "
-                "ingest your listings again"
-            ) from None
+            raise _open_error(path, err) from None
 
     def _open(self) -> None:
+        """Set the connection up and bring the tables of a registry written by an earlier version up to
+        date. The columns are added by any process opening it (readers read them); an index only
+        ingest's lookups use is created by ingest, under its write lock (:meth:`ensure_arxiv_index`)."""
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
@@ -76,7 +92,15 @@ class Registry:
         self._add_column("chunks", "vec BLOB")
         self._add_column("papers", "tok BLOB")  # token bits
         self._db.execute("CREATE INDEX IF NOT EXISTS papers_no_tok ON papers(id) WHERE tok IS NULL")
-        self._add_index("papers_arxiv", f"papers({_ARXIV})")  # ids_for_arxiv (registries before it lack it)
+
+    def ensure_arxiv_index(self) -> None:
+        """Create the index :meth:`ids_for_arxiv` reads in a registry written before it (ingest calls
+        this under its write lock; a question never writes the registry for it). A locked registry is a
+        one-line :class:`~assistant.locking.BusyError`."""
+        try:
+            self._add_index("papers_arxiv", f"papers({_ARXIV})")
+        except sqlite3.Error as err:
+            raise _open_error(self.path, err) from None
 
     def _add_index(self, name: str, target: str) -> None:
         """Create index ``name`` on ``target`` ('table(expression)') in a registry written before it

@@ -126,24 +126,30 @@ def _hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
-def iter_listing_files(paths: list[Path]) -> tuple[list[Path], list[Skip]]:
+def iter_listing_files(
+    paths: list[Path], origins: dict[Path, list[int]] | None = None
+) -> tuple[list[Path], list[Skip]]:
     """Expand ``paths`` into listing files, in order, each once.
 
     A folder is walked recursively (sorted), keeping files with a known listing extension and leaving out
     hidden files and folders; a file named explicitly is kept whatever its extension; a path that does
-    not exist comes back as a :class:`Skip`.
+    not exist comes back as a :class:`Skip`. When ``origins`` is given, it is filled with each file's
+    named paths: the positions in ``paths`` of every path that yielded it (a file found under two named
+    folders counts for both).
     """
     files: list[Path] = []
     skipped: list[Skip] = []
-    seen: set[Path] = set()
+    seen: dict[Path, Path] = {}  # resolved -> the file as first found
 
-    def add(file: Path) -> None:
+    def add(file: Path, position: int) -> None:
         key = file.resolve()
         if key not in seen:
-            seen.add(key)
+            seen[key] = file
             files.append(file)
+        if origins is not None and position not in (came := origins.setdefault(seen[key], [])):
+            came.append(position)
 
-    for raw in paths:
+    for position, raw in enumerate(paths):
         path = Path(raw)
         try:  # one unreadable path (no permission, name too long, ...) must not stop the others
             if path.is_dir():
@@ -153,9 +159,9 @@ def iter_listing_files(paths: list[Path]) -> tuple[list[Path], list[Skip]]:
                     if p.is_file() and p.suffix.lower() in LISTING_EXTENSIONS and not _hidden(p, path)
                 )
                 for file in found:
-                    add(file)
+                    add(file, position)
             elif path.exists():
-                add(path)
+                add(path, position)
             else:
                 skipped.append(Skip(source_name(path), "", "no such file or folder"))
         except OSError as exc:

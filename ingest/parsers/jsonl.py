@@ -232,14 +232,14 @@ class JsonParser:
         result = ParseResult()
         try:
             doc = loads(text)
-        except json.JSONDecodeError as exc:
-            if exc.msg == "Extra data" and _looks_like_jsonl(text):  # JSON Lines in a '.json' file
+        except (ValueError, RecursionError) as exc:
+            if _looks_like_jsonl(text):  # JSON Lines in a '.json' file, whichever record is broken
                 return self._parse_lines(path, text)
+            if not isinstance(exc, json.JSONDecodeError):
+                result.skipped.append(Skip(str(path), "", f"invalid JSON: {exc}"))
+                return result
             reason = f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
             result.skipped.append(Skip(str(path), f"line {exc.lineno}", reason))
-            return result
-        except (ValueError, RecursionError) as exc:
-            result.skipped.append(Skip(str(path), "", f"invalid JSON: {exc}"))
             return result
         records = doc.get("papers") if isinstance(doc, dict) else doc
         if not isinstance(records, list):
