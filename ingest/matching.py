@@ -68,6 +68,8 @@ def earlier_id(registry: Registry, paper: Paper, tnorm: str, holders: dict[str, 
             if not has_own_id(pid) and free(pid):
                 return pid
     for pid in registry.ids_for_title(tnorm):
+        if paper.arxiv_id and has_own_id(pid):  # an arXiv paper is never a record's own-id paper by title
+            continue
         known = registry.get(pid)
         if known is not None and not other_arxiv(paper.arxiv_id, known.arxiv_id) and free(pid):
             return pid
@@ -96,5 +98,6 @@ def resolve_ids(registry: Registry, merged: list[tuple[Paper, str]]) -> list[tup
                 resolved[paper.id] = held = (merge_papers(held[0], paper), held[1])
             else:
                 resolved[paper.id] = held = (paper, tnorm)
-            holders[paper.id] = held[0].arxiv_id
+            # the arXiv id the id stands for: a paper without one taking it does not clear the carrier's
+            holders[paper.id] = held[0].arxiv_id or holders.get(paper.id)
     return list(resolved.values())

@@ -127,12 +127,11 @@ def _ingest(
         return same
     if merged is None:
         merged = _read(files, report)
-    report.papers = len(merged)
-
     index.store.delete(orphans)  # vectors an interrupted run stored for papers never registered
 
     todo: list[tuple[Paper, str, bool]] = []  # (paper, normalised title, is_update)
     resolved = resolve_ids(index.registry, merged)  # each under the id it is written under, every id once
+    report.papers = len(resolved)  # two listings' papers found to be one indexed paper count once
     del merged
     for group in _batches(resolved, LOOKUP_BATCH):
         known = index.registry.get_many([p.id for p, _ in group])

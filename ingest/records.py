@@ -89,6 +89,8 @@ def merge_entries(entries: list[Entry]) -> list[tuple[Paper, str]]:
         same_title = title_to_key.get(tnorm)
         if same_title and other_arxiv(e.arxiv_id, by_key[same_title].arxiv_id):
             same_title = None  # two arXiv ids under one title: two papers (as across runs, matching.earlier_id)
+        if same_title and e.arxiv_id and has_own_id(same_title):
+            same_title = None  # an arXiv paper does not join a record's own-id paper by title alone
         key = e.ref or (arxiv_to_key.get(e.arxiv_id) if e.arxiv_id else None) or same_title or paper_id(e)
         title_to_key.setdefault(tnorm, key)
         if e.arxiv_id and not e.ref:

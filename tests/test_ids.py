@@ -259,15 +259,17 @@ def test_the_first_listed_entry_of_a_paper_keeps_its_title_and_fields() -> None:
         paper_id(plain), "Deep nets for vision", "https://example.org/a", "2401.00001")
 
 
-def test_an_own_id_entry_never_takes_an_arxiv_paper_of_its_title(tmp_path: Path) -> None:
-    # doc-7 absorbed arXiv 2402.01234 by title (three-pass merge) while arxiv:2402.01234 stayed indexed
+@pytest.mark.parametrize("doc_first", [False, True])
+def test_an_own_id_entry_never_takes_an_arxiv_paper_of_its_title(tmp_path: Path, doc_first: bool) -> None:
+    # doc-7 absorbed arXiv 2402.01234 by title (three-pass merge; listed first, also in one pass) while
+    # arxiv:2402.01234 stayed indexed: two papers of one arXiv id
     long = "We study sparse attention at scale. It is fast and accurate."
     arx = _jsonl(tmp_path / "arx.jsonl", [{"title": "Sparse Attention at Scale", "abstract": long, "arxiv_id": "2402.01234"}])
     doc = _jsonl(tmp_path / "doc.jsonl", [{"title": "Sparse attention at scale", "abstract": "We study sparse attention.",
                                            "id": "doc-7"}])
     s = _settings(tmp_path)
     ingest([arx], s)
-    report = ingest([arx, doc], s)
+    report = ingest([doc, arx] if doc_first else [arx, doc], s)
     assert (report.new, report.updated, report.unchanged) == (1, 0, 1)
     registry = Index.open(s).registry
     assert registry.ids_for_arxiv("2402.01234") == ["arxiv:2402.01234"]
@@ -289,7 +291,7 @@ def test_a_renamed_arxiv_paper_and_its_old_title_in_one_run_are_one_paper(tmp_pa
     ingest([r1, r2], s)
     [first_id] = Index.open(s).registry.paper_ids()
     report = ingest([r3, r1] if renamed_first else [r1, r3], s)
-    assert (report.papers, report.new, report.updated, report.total_papers) == (2, 0, 1, 1)
+    assert (report.papers, report.new, report.updated, report.total_papers) == (1, 0, 1, 1)  # two listings, one paper
     [paper] = Index.open(s).registry.papers()
     assert (paper.id, paper.arxiv_id, paper.abstract) == (first_id, "2501.12345", QUOKKA + " More.")
     assert paper.title == ("Quokka Networks: Happy Learners" if renamed_first else "Quokka Networks")
@@ -322,3 +324,33 @@ def test_invisible_characters_in_a_title_make_no_duplicate_even_in_an_index_buil
     again = ingest([a, b], s)  # its own listing again (another run's digest): no second paper either
     assert (again.new, again.total_papers) == (0, 1)
     assert Index.open(s).registry.paper_ids() == old_id
+
+
+@pytest.mark.parametrize("order", ["acb", "bac"])
+def test_two_arxiv_ids_never_merge_into_one_paper_whatever_the_listing_order(tmp_path: Path, order: str) -> None:
+    # filed under 'Quokka Routing''s hash with arXiv 2501.33333, then retitled; a run where a paper without
+    # an id took that hash cleared what arXiv id it stood for, so a third paper (2501.33333, another title)
+    # and the listing carrying the hash with 2502.44444 were all merged into one and 2502.44444 was lost
+    text = "Quokka routing is studied here. It works well."
+    s = _settings(tmp_path)
+    for n, rows in enumerate([
+        [{"title": "Quokka Routing", "abstract": text}],
+        [{"title": "Quokka Routing", "abstract": text, "arxiv_id": "2501.33333"}],
+        [{"title": "Quokka Routing Revisited", "abstract": text, "arxiv_id": "2501.33333"}],
+    ]):  # fmt: skip
+        ingest([_jsonl(tmp_path / f"r{n}.jsonl", rows)], s)
+    files = {
+        "a": _jsonl(tmp_path / "a.jsonl", [{"title": "Quokka Routing Revisited", "abstract": text}]),
+        "b": _jsonl(tmp_path / "b.jsonl", [
+            {"title": "Quokka Routing", "abstract": text},
+            {"title": "Quokka Routing", "abstract": "Wombat routing is another paper. It is about wombats.",
+             "arxiv_id": "2502.44444"},
+        ]),
+        "c": _jsonl(tmp_path / "c.jsonl", [{"title": "Capybara Cascades", "abstract": "Capybara cascades differ.",
+                                            "arxiv_id": "2501.33333"}]),
+    }  # fmt: skip
+    report = ingest([files[k] for k in order], s)
+    registry = Index.open(s).registry
+    held = {p.arxiv_id for p in registry.papers()}
+    assert {"2501.33333", "2502.44444"} <= held, held  # no arXiv id is merged away
+    assert report.papers == report.new + report.updated + report.unchanged
