@@ -282,16 +282,23 @@ def test_slash_command_acks_at_once_and_answers_via_response_url(seed_app: App, 
     assert "Filters: since 2023 · k 5" in context_text(posted["blocks"])
 
 
+def user_message(text: str, ts: str, user: str = "U1") -> dict[str, str]:
+    """A user's message of a thread, as conversations.replies lists it."""
+    return {"type": "message", "user": user, "text": text, "ts": ts}
+
+
+def bot_message(text: str, ts: str) -> dict[str, str]:
+    """The bot's own message of a thread."""
+    return {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "text": text, "ts": ts}
+
+
 def test_follow_up_in_thread_sends_the_thread_as_history(seed_app: App, stub: SlackStub,
                                                          recorded_ask: list[Any]) -> None:
     stub.replies = [
-        {"type": "message", "user": "U1", "text": f"<@{BOT_USER}> {LORA_Q}", "ts": "1700000000.000100"},
-        {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "text": ":mag: Searching the papers…",
-         "ts": "1700000000.000150"},
-        {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "text": "O-LoRA &amp; friends forget less [1].",
-         "ts": "1700000000.000200"},
-        {"type": "message", "user": "U1", "text": f"<@{BOT_USER}> and which of them are from 2024?",
-         "ts": "1700000000.000300"},
+        user_message(f"<@{BOT_USER}> {LORA_Q}", "1700000000.000100"),
+        bot_message(":mag: Searching the papers…", "1700000000.000150"),
+        bot_message("O-LoRA &amp; friends forget less [1].", "1700000000.000200"),
+        user_message(f"<@{BOT_USER}> and which of them are from 2024?", "1700000000.000300"),
     ]
     event = mention("and which of them are from 2024?", ts="1700000000.000300", thread_ts="1700000000.000100")
     assert dispatch(seed_app, event_body(event)).status == 200
@@ -308,9 +315,8 @@ def test_follow_up_in_thread_sends_the_thread_as_history(seed_app: App, stub: Sl
 def test_follow_up_in_thread_keeps_the_threads_inline_filters(seed_app: App, stub: SlackStub,
                                                               recorded_ask: list[Any]) -> None:
     stub.replies = [
-        {"type": "message", "user": "U1", "text": f"<@{BOT_USER}> {LORA_Q} since:2024", "ts": "1700000000.000100"},
-        {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "text": "Two papers address this [1] [2].",
-         "ts": "1700000000.000200"},
+        user_message(f"<@{BOT_USER}> {LORA_Q} since:2024", "1700000000.000100"),
+        bot_message("Two papers address this [1] [2].", "1700000000.000200"),
     ]
     follow_up = "And which of them use mixture-of-experts?"
     event = mention(follow_up, ts="1700000000.000300", thread_ts="1700000000.000100")
@@ -328,10 +334,10 @@ def test_a_replys_own_filters_replace_the_threads(stub: SlackStub, executor: Thr
     ask = FakeAsk()
     app = fake_app(stub, ask, executor)
     stub.replies = [
-        {"type": "message", "user": "U1", "text": f"<@{BOT_USER}> LoRA? since:2023 source:003", "ts": "1700000009.000100"},
-        {"type": "message", "user": "U2", "text": f"<@{BOT_USER}> adapters? until:2024 k:4", "ts": "1700000009.000200"},
-        {"type": "message", "user": "U1", "text": f"<@{BOT_USER}> since:20x oops", "ts": "1700000009.000300"},
-        {"type": "message", "user": "U1", "text": "just chatting", "ts": "1700000009.000400"},
+        user_message(f"<@{BOT_USER}> LoRA? since:2023 source:003", "1700000009.000100"),
+        user_message(f"<@{BOT_USER}> adapters? until:2024 k:4", "1700000009.000200", user="U2"),
+        user_message(f"<@{BOT_USER}> since:20x oops", "1700000009.000300"),
+        user_message("just chatting", "1700000009.000400"),
     ]
     dispatch(app, event_body(mention("which are fastest?", ts="1700000009.000500", thread_ts="1700000009.000100")))
     carried = stub.wait_for("chat.update")[0].data
