@@ -16,7 +16,7 @@ from assistant.text import normalise_number, numbers, split_sentences
 
 CITE_GROUP = re.compile(r"\[(\d+(?:\s*[,;–-]\s*\d+)*)\]")
 _SPACED_CITE = re.compile(r"([ \t]*)((?:" + CITE_GROUP.pattern + r")+)")  # a run of citations, the space before it
-_OPEN_CITE = re.compile(r"\[(?:\d+(?:\s*[,;–-]\s*\d+)*(?:\s*[,;–-]\s*)?)?")  # a citation group not closed yet
+_OPEN_CITE = re.compile(r"\[(?:\d+(?:\s*[,;–-]\s*\d+)*\s*(?:[,;–-]\s*)?)?")  # a citation group not closed yet ('[1 -')
 
 
 def _trailing_cites(text: str) -> int:
@@ -61,6 +61,7 @@ def units(text: str, titles: Sequence[str] = ()) -> list[str]:
         if not line or line.endswith(":"):
             continue
         for title in titles:
+            title = defuse(title)  # as the list line writes it
             if title and line.startswith(title + ":"):
                 line = line[len(title) + 1 :].strip()
                 break
@@ -79,7 +80,7 @@ class Renumberer:
     closes), so streamed text carries the same numbers as the final checked answer.
     """
 
-    HOLD = 200  # longest unclosed citation group ("[1, 2, 3, …") held back while streaming
+    HOLD = 2000  # longest unclosed citation group ("[1, 2, 3, …") held back while streaming
 
     def __init__(self, limit: int) -> None:
         self.limit = limit

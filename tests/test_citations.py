@@ -93,3 +93,10 @@ def test_a_long_citation_group_streamed_a_character_at_a_time_is_renumbered() ->
     runs = "Claim" + " [1]" * 5000 + " [9]" * 3 + "."  # a long trailing run, held back and scanned from its end
     r = Renumberer(limit=2)
     assert "".join(r.feed(runs[i : i + 7]) for i in range(0, len(runs), 7)) + r.flush() == "Claim" + " [1]" * 5000 + "."
+
+
+def test_a_citation_spelt_with_spaces_is_held_until_it_closes() -> None:
+    for reply, shown in [("LoRA helps [1 - 2].", "LoRA helps [1][2]."), ("LoRA helps [1 ,2] a lot.", "LoRA helps [1][2] a lot.")]:
+        r = Renumberer(limit=2)
+        streamed = "".join(r.feed(w + " ") for w in reply.split()) + r.flush()
+        assert streamed.rstrip() == shown == check(reply, HITS[:2])[0]

@@ -383,6 +383,26 @@ def test_a_long_list_quotes_three_sentences_of_its_three_most_relevant_papers(tm
     assert [line.count(f"[{n}]") for n, line in enumerate(lines, start=1)] == [3, 3, 3, 1, 1]
 
 
+def test_a_title_with_a_bracketed_number_is_not_read_as_a_citation(tmp_path: Path) -> None:
+    # '- LoRA Forgetting [3] Study: …' made [3] a citation of an unquoted paper, renumbered to [1]
+    from assistant.backends import Request
+    from assistant.backends.extractive import ExtractiveBackend
+    from assistant.citations import check
+
+    rows = [{"title": f"Forgetting {'[3] ' if i == 0 else ''}study {i}",
+             "abstract": f"Study {i} reduces catastrophic forgetting. It uses adapters of rank {i}."}
+            for i in range(3)]  # fmt: skip
+    a = _assistant_over(tmp_path, rows)
+    q = "Which papers reduce catastrophic forgetting?"
+    hits = a.retriever.retrieve(q, k=3)
+    ev = Evidence(a.index, q, hits)
+    ev.included = [1, 2, 3]
+    text = "".join(ExtractiveBackend(a.settings).generate(Request(question=q, hits=hits, evidence=ev)))
+    cleaned, citations, checks = check(text, hits)
+    assert len(citations) == 3 and checks.uncited_sentences == [], cleaned
+    assert "- Forgetting (3) study 0: " in cleaned  # the title's bracket, as a quote's, is no citation
+
+
 def test_extra_sentences_need_a_quarter_of_the_best_sentence_score() -> None:
     from assistant.backends.extractive import pick
     from assistant.evidence import PaperEvidence, Sentence

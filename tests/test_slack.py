@@ -351,6 +351,29 @@ def test_a_replys_own_filters_replace_the_threads(stub: SlackStub, executor: Thr
     assert "Filters: since 2022" in context_text(own["blocks"]) and "earlier" not in context_text(own["blocks"])
 
 
+def test_channel_talk_not_addressed_to_the_bot_is_not_a_turn(stub: SlackStub, executor: ThreadPoolExecutor) -> None:
+    # 'thanks, interesting what about 2025?' was searched (and refused): chatter joined the conversation
+    ask = FakeAsk()
+    app = fake_app(stub, ask, executor)
+    stub.replies = [
+        user_message(f"<@{BOT_USER}> {LORA_Q}", "1700000010.000100"),
+        bot_message("Two papers address this [1] [2].", "1700000010.000200"),
+        user_message("thanks, interesting", "1700000010.000300"),
+        user_message("<@U7> have a look since:2020", "1700000010.000400", user="U2"),
+    ]
+    dispatch(app, event_body(mention("what about 2025?", ts="1700000010.000500", thread_ts="1700000010.000100")))
+    stub.wait_for("chat.update")
+    dm = {"type": "message", "channel_type": "im", "channel": "D1", "user": "U1", "text": "what about 2025?",
+          "ts": "1700000010.000600", "thread_ts": "1700000010.000100"}
+    dispatch(app, event_body(dm))  # in a DM every message of the thread is addressed to the bot
+    stub.wait_for("chat.update", 2)
+    executor.shutdown(wait=True)
+    channel_turns = ask.calls[0][1]["history"]
+    assert [t["content"] for t in channel_turns] == [LORA_Q, "Two papers address this [1] [2]."]
+    assert ask.calls[0][1]["filters"] is None  # nor do its inline filters carry
+    assert "thanks, interesting" in [t["content"] for t in ask.calls[1][1]["history"]]
+
+
 def test_off_topic_question_is_refused_with_closest_papers(seed_app: App, stub: SlackStub,
                                                            recorded_ask: list[Any]) -> None:
     body = event_body({"type": "message", "channel_type": "im", "channel": "D1", "user": "U1",

@@ -403,3 +403,12 @@ def test_basic_auth_when_configured(seed_settings: Settings) -> None:
                 assert not ok and err.code in (400, 401)
     finally:
         demo.close()
+
+
+@pytest.mark.parametrize("year", [True, -5, 1e30, float("inf"), 99999, "12"])
+def test_a_year_box_takes_a_four_digit_year(year: object) -> None:
+    from ui.gradio_app import make_filters
+
+    with pytest.raises(FilterError, match="since"):
+        make_filters(year, None)
+    assert make_filters(2024, "2025").since == 2024 and make_filters(0, None).since is None

@@ -77,15 +77,20 @@ class ChatState:
 ANY_YEAR = "any"
 
 
+YEARS = (1000, 9999)  # a year box or the API takes a four-digit year (0 or empty: no bound)
+
+
 def _year(value: Any, name: str) -> int | None:
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", ANY_YEAR)):
         return None
     try:
-        number = float(value)
-    except (TypeError, ValueError):
+        number = math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError, OverflowError):
         raise FilterError(f"{name}: {value!r} is not a year") from None
-    if not number.is_integer():
+    if not math.isfinite(number) or not number.is_integer():
         raise FilterError(f"{name}: {value!r} is not a whole year")
+    if number and not YEARS[0] <= number <= YEARS[1]:
+        raise FilterError(f"{name}: {value!r} is not a year from {YEARS[0]} to {YEARS[1]}")
     return int(number) or None  # 0 is what an emptied number box sends: no bound
 
 

@@ -211,7 +211,10 @@ class SlackBot:
         placeholder = post(SEARCHING)
         history = None
         if event.get("thread_ts") and event["thread_ts"] != event["ts"]:
-            history, earlier = self.thread(client, channel, event["thread_ts"], event["ts"], bot_user, bot_id)
+            # in a channel the thread also holds talk not addressed to the bot ("thanks!", "@alice look"):
+            # only its root and the messages that mention the bot are turns (in a DM every message is)
+            history, earlier = self.thread(client, channel, event["thread_ts"], event["ts"], bot_user, bot_id,
+                                           addressed_only=event.get("channel_type") != "im")
             query = carry_filters(query, earlier)
         text, blocks = self.answer(query, history)
         try:
@@ -229,10 +232,12 @@ class SlackBot:
 
     def thread(
         self, client: WebClient, channel: str, thread_ts: str, before_ts: str, bot_user: str | None,
-        bot_id: str | None,
+        bot_id: str | None, *, addressed_only: bool = False,
     ) -> tuple[list[dict[str, str]], Query | None]:
         """The thread before ``before_ts``: its turns (see :meth:`history`) and the latest question in it
-        that typed inline filters (None when none did), whose filters a follow-up carries on."""
+        that typed inline filters (None when none did), whose filters a follow-up carries on. With
+        ``addressed_only`` (a channel thread), a user's message counts only when it is the thread's root
+        or mentions the bot."""
         try:
             messages = client.conversations_replies(channel=channel, ts=thread_ts, limit=200).get("messages") or []
         except SlackApiError as err:  # e.g. a missing *:history scope: answer without the history
@@ -247,6 +252,8 @@ class SlackBot:
             text = msg.get("text") or ""
             if mine and text.startswith(NOTICES):
                 continue  # placeholders and notices are not turns
+            if not mine and addressed_only and msg.get("ts") != thread_ts and not (bot_user and f"<@{bot_user}" in text):
+                continue  # talk among the people in the thread, not a question to the bot
             if not mine:
                 filtered = _filtered_question(sb.unescape(sb.strip_mentions(text, bot_user))) or filtered
             content = sb.unescape(text if mine else sb.strip_filters(sb.strip_mentions(text, bot_user)))

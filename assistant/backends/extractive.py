@@ -146,4 +146,4 @@ class ExtractiveBackend:
             if per == 1:  # one line per paper: the sentence closest in meaning to the question
                 picked = [max(paper.sentences, key=lambda s: s.dense)]
             req.quoted[pos] = max(picked, key=lambda s: s.score).text
-            yield f"- {paper.hit.paper.title}: " + " ".join(cite(s.text, pos) for s in picked) + "\n"
+            yield f"- {defuse(paper.hit.paper.title)}: " + " ".join(cite(s.text, pos) for s in picked) + "\n"
