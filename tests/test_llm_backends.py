@@ -437,6 +437,20 @@ def test_the_stream_is_the_checked_text_character_for_character(
 
 @pytest.mark.slow
 @pytest.mark.network
+@pytest.mark.parametrize("chunks", [["[0] ", REFUSAL, " but [1] agrees."], ["[", "0][", "9] ", REFUSAL[:5], REFUSAL[5:], " [1]."]])
+def test_the_refusal_marker_after_a_citation_of_no_source_is_a_refusal(
+    stub: OpenAIStub, seed_llm: Settings, chunks: list[str]
+) -> None:
+    stub.script(Reply(chunks=chunks))
+    stream = ask(QUESTION, backend="openai", settings=seed_llm, stream=True)
+    assert not isinstance(stream, Answer)
+    streamed = "".join(stream)
+    assert stream.answer is not None and stream.answer.refused
+    assert streamed == stream.answer.text and REFUSAL not in streamed
+
+
+@pytest.mark.slow
+@pytest.mark.network
 def test_an_answer_citing_only_missing_sources_streams_only_the_refusal(stub: OpenAIStub, seed_llm: Settings) -> None:
     stub.script(Reply(chunks=list("Made-up claim [11, 12, 13, 14, 15, 16, 17].")))
     stream = ask(QUESTION, backend="openai", settings=seed_llm, stream=True)
