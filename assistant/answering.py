@@ -7,7 +7,6 @@ citation checks -> typed :class:`Answer`. Nothing here knows who called.
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -16,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from assistant.backends import NO_GROUNDED_ANSWER, REFUSAL, Backend, Request, Turn, get_backend
-from assistant.citations import Renumberer, check
+from assistant.citations import Renumberer, check, opening, opens_unclosed
 from assistant.errors import ConfigError, FilterError
 from assistant.evidence import Evidence
 from assistant.index import Index
@@ -111,25 +110,15 @@ class Assistant:
         return AnswerStream(self, question, k, _as_filters(filters), backend, normalise_history(history), mode)
 
 
-_LEAD = re.compile(r"\s*(?:\[[\d\s,;–-]*\]\s*)*")  # white space and citation groups before a reply's first word
-_LEAD_OPEN = re.compile(r"\s*(?:\[[\d\s,;–-]*\]\s*)*\[[\d\s,;–-]*")  # ... the last group not closed yet
-
-
-def _opening(text: str) -> str:
-    """``text`` from its first word on (a citation of no source before the refusal marker is not a word)."""
-    lead = _LEAD.match(text)
-    return text[lead.end() :] if lead else text
-
-
 def _unless_refusal(deltas: Iterator[str]) -> Iterator[str]:
     """Pass ``deltas`` through, holding the start back until it cannot be the refusal marker; a stream
     that is the refusal marker yields nothing (and is consumed to the end)."""
     buf = ""
     for delta in deltas:
         buf += delta
-        if _LEAD_OPEN.fullmatch(buf):
+        if opens_unclosed(buf):
             continue  # '[0' may still close and be followed by the marker
-        head = _opening(buf)
+        head = opening(buf)
         if len(head) >= len(REFUSAL) or not REFUSAL.startswith(head):
             if head.startswith(REFUSAL):
                 for _ in deltas:
@@ -138,7 +127,7 @@ def _unless_refusal(deltas: Iterator[str]) -> Iterator[str]:
             yield buf
             yield from deltas
             return
-    if _opening(buf).strip() and not REFUSAL.startswith(_opening(buf).strip()):
+    if opening(buf).strip() and not REFUSAL.startswith(opening(buf).strip()):
         yield buf
 
 
@@ -235,7 +224,7 @@ class AnswerStream:
         raw = "".join(parts).strip()
         timings["generate_ms"] = (time.perf_counter() - t3) * 1000
         timings["first_token_ms"] = first_token_ms or 0.0
-        if not raw or _opening(raw).startswith(REFUSAL):
+        if not raw or opening(raw).startswith(REFUSAL):
             answer = self._refusal(standalone, hits, evidence, req.usage, by_backend=not refuse)
             yield answer.text
         else:

@@ -19,6 +19,22 @@ _SPACED_CITE = re.compile(r"([ \t]*)((?:" + CITE_GROUP.pattern + r")+)")  # a ru
 _OPEN_CITE = re.compile(r"\[(?:\d+(?:\s*[,;–-]\s*\d+)*\s*(?:[,;–-]\s*)?)?")  # a citation group not closed yet ('[1 -')
 
 
+_LEADING_CITES = re.compile(r"(?:\s*" + CITE_GROUP.pattern + r")*\s*")  # white space and citations opening a text
+
+
+def opening(text: str) -> str:
+    """``text`` from its first word on: the citations and white space before it dropped (a citation of no
+    source before the refusal marker is not a word of the reply)."""
+    lead = _LEADING_CITES.match(text)
+    return text[lead.end() :] if lead else text
+
+
+def opens_unclosed(text: str) -> bool:
+    """Whether ``text`` is so far only citations and a citation group not closed yet ('[0] [1')."""
+    lead = _LEADING_CITES.match(text)
+    return bool(_OPEN_CITE.fullmatch(text, lead.end() if lead else 0))
+
+
 def _trailing_cites(text: str) -> int:
     """Where the run of citation groups and white space that ends ``text`` starts (``len(text)`` if none);
     scanned from the end, so a long run costs its length once."""
@@ -56,14 +72,14 @@ def units(text: str, titles: Sequence[str] = ()) -> list[str]:
     """Claim units of an answer: each bullet/line, split into sentences; list lead-ins (':') dropped, and
     so is a line's opening '<title>:' when it is one of ``titles`` (a title is a name, not a claim)."""
     out: list[str] = []
+    leads = [defuse(t) + ":" for t in titles if t]  # as a list line writes them
     for line in text.splitlines():
         line = _BULLET.sub("", line).strip()
         if not line or line.endswith(":"):
             continue
-        for title in titles:
-            title = defuse(title)  # as the list line writes it
-            if title and line.startswith(title + ":"):
-                line = line[len(title) + 1 :].strip()
+        for lead in leads:
+            if line.startswith(lead):
+                line = line[len(lead) :].strip()
                 break
         out.extend(s for s in split_sentences(line) if re.search(r"[A-Za-z]", s))
     return out

@@ -209,8 +209,8 @@ def content_words(text: str) -> list[str]:
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
 # C0/C1 control characters (ESC starts ANSI/OSC sequences; BEL ends OSC titles) except tab and newline,
-# and the bidirectional overrides/isolates that reorder what a reader sees (Trojan Source).
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# and the bidirectional marks, overrides and isolates that reorder what a reader sees (Trojan Source).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 # A whole escape sequence: CSI (ESC [ ... final), OSC (ESC ] ... BEL or ESC \), or a 2-char ESC sequence.
 _ESCAPE_SEQ = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]|\x9b[0-?]*[ -/]*[@-~]")
 

@@ -69,10 +69,7 @@ def piece_idf(bm25: BM25Index, question: str, spans: list[tuple[int, int]]) -> n
     (the highest of the word's terms; a misspelt word weighs as the word BM25 corrects it to; 0 for a
     stop word or punctuation)."""
     fixed = dict(zip(terms(question), bm25.query_terms(question), strict=True))  # typos corrected, as BM25 has them
-    idf = {  # a misspelt framing word (corrected to '') weighs nothing, as the framing word would
-        w: max((bm25.idf(f) if (f := fixed.get(t, t)) else 0.0 for t in terms(w)), default=0.0)
-        for w in {question[a:b] for a, b in spans}
-    }
+    idf = {w: max((bm25.idf(fixed.get(t, t)) for t in terms(w)), default=0.0) for w in {question[a:b] for a, b in spans}}
     return np.array([idf[question[a:b]] for a, b in spans], dtype=np.float64)
 
 

@@ -31,8 +31,8 @@ from assistant.backends import Turn, available_backends  # noqa: E402
 from assistant.errors import ConfigError, FilterError, IndexMissingError, LitassistError  # noqa: E402
 from assistant.models import MAX_K, Answer, Filters, Paper  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
+from assistant.text import terminal_safe  # noqa: E402
 from ui.gradio_render import bibtex, chat_markdown, example_questions, sources_html, status_html  # noqa: E402
-from ui.safe import display_safe  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -80,15 +80,21 @@ ANY_YEAR = "any"
 YEARS = (1000, 9999)  # a year box or the API takes a four-digit year (0 or empty: no bound)
 
 
-def _year(value: Any, name: str) -> int | None:
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", ANY_YEAR)):
-        return None
+def _whole(value: Any) -> float | None:
+    """``value`` (a number box, a slider, the API) as a finite whole number, else None (True is not 1)."""
     try:
         number = math.nan if isinstance(value, bool) else float(value)
     except (TypeError, ValueError, OverflowError):
-        raise FilterError(f"{name}: {value!r} is not a year") from None
-    if not math.isfinite(number) or not number.is_integer():
-        raise FilterError(f"{name}: {value!r} is not a whole year")
+        return None
+    return number if math.isfinite(number) and number.is_integer() else None
+
+
+def _year(value: Any, name: str) -> int | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", ANY_YEAR)):
+        return None
+    number = _whole(value)
+    if number is None:
+        raise FilterError(f"{name}: {value!r} is not a year (a whole number)")
     if number and not YEARS[0] <= number <= YEARS[1]:
         raise FilterError(f"{name}: {value!r} is not a year from {YEARS[0]} to {YEARS[1]}")
     return int(number) or None  # 0 is what an emptied number box sends: no bound
@@ -99,11 +105,8 @@ def papers_k(value: Any) -> int | None:
     else a whole number from 1 to ``MAX_K``; anything else (0, 3.5, NaN, inf, text) is a :class:`FilterError`."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    try:
-        number = math.nan if isinstance(value, bool) else float(value)
-    except (TypeError, ValueError, OverflowError):
-        number = math.nan
-    if not math.isfinite(number) or not number.is_integer() or not 1 <= number <= MAX_K:
+    number = _whole(value)
+    if number is None or not 1 <= number <= MAX_K:
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:39] + "…"
         raise FilterError(f"k: expected a whole number of papers from 1 to {MAX_K}, got {shown}")
     return int(number)
@@ -126,7 +129,7 @@ def message_text(content: Any) -> str:
 
 
 def _inline(text: str) -> str:
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(display_safe(text)))
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(terminal_safe(text)))
 
 
 def _markdown_to_html(text: str) -> str:
@@ -190,7 +193,7 @@ class ChatApp:
         except IndexMissingError as err:
             return status_html(None, backend, error=str(err))
         except LitassistError as err:  # e.g. the embedding backend is misconfigured
-            return f'<div class="la-status la-status-missing">{html.escape(display_safe(str(err)))}</div>'
+            return f'<div class="la-status la-status-missing">{html.escape(terminal_safe(str(err)))}</div>'
 
     def years(self) -> list[str]:
         """Choices of the year boxes: 'any', then the years the indexed listings give."""

@@ -1,7 +1,7 @@
 """HTML, BibTeX and example questions for the Gradio UI (pure functions, no Gradio import).
 
 Everything that reaches the page from a paper (titles, abstracts, listing names, URLs) is
-HTML-escaped here, without its control characters and bidi overrides (:func:`ui.safe.display_safe`); the only markup added is our own (``<mark>`` around a citation's supporting
+HTML-escaped here, without its control characters and bidi overrides (:func:`assistant.text.terminal_safe`); the only markup added is our own (``<mark>`` around a citation's supporting
 sentence, links, ``<details>`` for retrieved-but-uncited papers).
 """
 
@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 
 from assistant.models import Answer, Citation, Filters, Paper
-from ui.safe import display_safe
+from assistant.text import terminal_safe
 
 # --- sources panel ---------------------------------------------------------------------------
 
@@ -25,13 +25,13 @@ def chat_markdown(text: str) -> str:
     """Answer text (quoted from abstracts) made safe for the Chatbot's markdown: no raw HTML (``<img>``,
     ``<script>``...), no markdown image (``![x](https://...)`` would make the browser fetch it), no
     terminal escapes or bidi overrides; links stay text the user may click, nothing loads by itself."""
-    text = display_safe(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = terminal_safe(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return _IMAGE_OPEN.sub(r"\\!", text)
 
 
 def _esc(text: object) -> str:
     """HTML-escaped ``text`` without control characters, escape sequences or bidi controls."""
-    return html.escape(display_safe(str(text)), quote=True)
+    return html.escape(terminal_safe(str(text)), quote=True)
 
 
 def paper_url(url: str | None, paper: Paper | None) -> str | None:

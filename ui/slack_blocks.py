@@ -20,7 +20,7 @@ from assistant.backends import NO_GROUNDED_ANSWER
 from assistant.citations import CITE_GROUP
 from assistant.errors import FilterError
 from assistant.models import MAX_K, Answer, Citation
-from ui.safe import display_safe
+from assistant.text import terminal_safe
 
 TEXT_LIMIT = 3000  # characters per section / context text object
 MAX_BLOCKS = 50  # blocks per message
@@ -43,8 +43,8 @@ _FILTER = re.compile(r"(?<!\S)(since|until|source|k):(\S*)", re.IGNORECASE)
 # --- outgoing ---------------------------------------------------------------------------------
 def escape(text: str) -> str:
     """Escape the three characters Slack's mrkdwn reserves (``&``, ``<``, ``>``); control characters,
-    escape sequences and bidi overrides (text from abstracts) are dropped (:func:`ui.safe.display_safe`)."""
-    return display_safe(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    escape sequences and bidi overrides (text from abstracts) are dropped (:func:`assistant.text.terminal_safe`)."""
+    return terminal_safe(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def to_mrkdwn(text: str) -> str:
@@ -118,7 +118,7 @@ def _shorten(text: str, limit: int) -> str:
 
 
 def _url(url: str) -> str:
-    return display_safe(url).strip().replace(" ", "%20").replace("|", "%7C").replace("<", "%3C").replace(">", "%3E")
+    return terminal_safe(url).strip().replace(" ", "%20").replace("|", "%7C").replace("<", "%3C").replace(">", "%3E")
 
 
 def source_line(citation: Citation, label: str, *, snippet: bool = False) -> str:
@@ -169,39 +169,19 @@ def sources_blocks(header: str, lines: list[str], budget: int) -> list[Block]:
 
 def _closest_entry(line: str, title: str) -> bool:
     """Whether ``line`` is the refusal's list entry for ``title``: ``- Title`` or ``- Title — "snippet"``."""
-    line, head = " ".join(line.split()), " ".join(f"- {title}".split())
-    return line == head or line.startswith(f"{head} ")
-
-
-def _closest_list_start(lines: list[str], closest: list[Citation]) -> int | None:
-    """Index of the line where the refusal's list of ``closest`` titles starts (one entry per paper, in
-    order, to the end of the text; a line that starts no entry continues the one before), or None."""
-    for start, line in enumerate(lines):
-        if not _closest_entry(line, closest[0].title):
-            continue
-        want = 1
-        for later in lines[start + 1 :]:
-            if want < len(closest) and _closest_entry(later, closest[want].title):
-                want += 1
-            elif later.lstrip().startswith("- "):
-                break  # another list item: not the closest list
-        else:
-            if want == len(closest):
-                return start
-    return None
+    return line == f"- {title}" or line.startswith(f"- {title} ")
 
 
 def refusal_text(answer: Answer) -> str:
-    """The refusal without its trailing list of closest papers and that list's ``…:`` header (the
-    papers are shown as links, with their best sentence, in the context blocks instead)."""
+    """The refusal without the list of closest papers that ends it (``ask()`` writes a ``…:`` header and
+    one ``- Title`` line per closest paper, in order; they are shown as links, with their best sentence,
+    in the context blocks instead)."""
     lines = answer.text.rstrip().splitlines()
-    start = _closest_list_start(lines, answer.closest) if answer.closest else None
-    if start is None:
-        return answer.text.strip()
-    lines = lines[:start]
-    if lines and lines[-1].rstrip().endswith(":"):
-        lines.pop()
-    return "\n".join(lines).strip() or answer.text.strip()
+    n = len(answer.closest)
+    listed = 0 < n < len(lines) and lines[-n - 1].rstrip().endswith(":") and all(
+        _closest_entry(line, c.title) for line, c in zip(lines[-n:], answer.closest, strict=True)
+    )
+    return ("\n".join(lines[: -n - 1]).strip() if listed else "") or answer.text.strip()
 
 
 def fallback(text: str) -> str:

@@ -211,8 +211,9 @@ class BM25Index:
             return cls(ids, vocab, counts, arrays["lengths"], int(meta["generation"]), arrays["years"], meta["sources"])
 
     def idf(self, term: str) -> float:
-        """Smoothed inverse document frequency (unknown terms get the highest)."""
-        return self.idf_of(self.df.get(term, 0))
+        """Smoothed inverse document frequency (unknown terms get the highest; ``""``, what
+        :meth:`query_terms` gives a misspelt framing word, weighs nothing)."""
+        return self.idf_of(self.df.get(term, 0)) if term else 0.0
 
     def idf_of(self, df: int) -> float:
         """The smoothed idf of anything ``df`` of the indexed papers hold (a term, or a name's terms

@@ -147,11 +147,6 @@ class Registry:
         row = self._db.execute("SELECT data FROM papers WHERE id=?", (paper_id,)).fetchone()
         return Paper.model_validate_json(row[0]) if row else None
 
-    def id_for_title(self, title_norm: str) -> str | None:
-        """The id of the first registered paper of normalised title ``title_norm``, or None."""
-        found = self.ids_for_title(title_norm)
-        return found[0] if found else None
-
     def ids_for_title(self, title_norm: str) -> list[str]:
         """Every registered paper of normalised title ``title_norm``, first registered first."""
         rows = self._db.execute("SELECT id FROM papers WHERE title_norm=? ORDER BY rowid", (title_norm,))
