@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from assistant.backends import NO_GROUNDED_ANSWER, REFUSAL, Backend, Request, Turn, get_backend
 from assistant.citations import Renumberer, check, opening, opens_unclosed
+from assistant.conversation import EVERY, OTHERS, about_earlier_papers, earlier_papers, has_own_topic
 from assistant.errors import ConfigError, FilterError
 from assistant.evidence import Evidence
 from assistant.index import Index
@@ -131,6 +132,14 @@ def _unless_refusal(deltas: Iterator[str]) -> Iterator[str]:
         yield buf
 
 
+def _settle(judge: Judge, evidence: Evidence, refers: str | None, earlier: float) -> None:
+    """The judgement of a follow-up on the previous answer's papers (see :mod:`assistant.conversation`)."""
+    if refers == EVERY:  # a question about every paper the reader was just shown
+        judge.cover(evidence, earlier)
+    elif refers == OTHERS:  # the answered topic again, beyond the papers already shown
+        judge.beyond(evidence, earlier)
+
+
 class AnswerStream:
     """Iterate for text deltas as they are generated; ``answer`` holds the checked result at the end."""
 
@@ -146,6 +155,8 @@ class AnswerStream:
         self.question = replace_surrogates(question).strip()  # undecodable command-line bytes
         self.k, self.filters, self.history, self.mode = k, filters, history, mode
         self.backend = owner.backend(backend)
+        self.narrowed: str | None = None  # asked of the previous answer's papers only: CHOOSE or EVERY (_read)
+        self.earlier_confidence = 0.0  # the previous answer's, when narrowed
         self.answer: Answer | None = None
         self._iter = self._run()
 
@@ -166,17 +177,18 @@ class AnswerStream:
         owner, t0 = self._owner, time.perf_counter()
         timings: dict[str, float] = {}
         owner.index.refresh()
-        standalone = self.backend.condense(self.question, self.history) if self.history else self.question
-        timings["condense_ms"] = (time.perf_counter() - t0) * 1000
-        t1 = time.perf_counter()
         k = self.k or owner.settings.retrieval.k
         candidates = max(k, owner.settings.retrieval.rerank_candidates)
+        standalone = self._read(k, candidates)
+        timings["condense_ms"] = (time.perf_counter() - t0) * 1000
+        t1 = time.perf_counter()
         hits = owner.retriever.retrieve(standalone, k=candidates, filters=self.filters, mode=self.mode)
         timings["retrieve_ms"] = (time.perf_counter() - t1) * 1000
         t2 = time.perf_counter()
         evidence = Evidence(owner.index, standalone, hits)
         judge = owner.judge
         judge.assess(evidence, k=k)
+        _settle(judge, evidence, self.narrowed, self.earlier_confidence)
         hits = [p.hit for p in evidence.papers]
         refuse = judge.refuses(evidence)
         timings["evidence_ms"] = (time.perf_counter() - t2) * 1000
@@ -184,6 +196,11 @@ class AnswerStream:
         screen = self.backend.name != "extractive" and owner.settings.llm.screen
         shown = evidence.screened() if screen else evidence
         req = Request(question=standalone, hits=[p.hit for p in shown.papers], evidence=shown)
+        if self.narrowed == OTHERS:
+            req.scope = "the other indexed papers"
+        elif self.narrowed:
+            req.scope = f"the {len(self.filters.papers or [])} papers of the previous answer"
+            req.every = self.narrowed == EVERY
         t3 = time.perf_counter()
         parts: list[str] = []  # everything the backend said, for the checks below
         first_token_ms: float | None = None
@@ -246,6 +263,43 @@ class AnswerStream:
         answer.timings = timings
         self.answer = answer
 
+    def _read(self, k: int, candidates: int) -> str:
+        """The question to retrieve and judge with. A follow-up about the previous answer's papers ("Which
+        of them…") is asked of those papers only (``filters.papers``), in its own words when it names
+        something to choose by; any other follow-up is condensed with the conversation by the backend."""
+        if not self.history:
+            return self.question
+        prior = [t["content"] for t in self.history if t.get("role") == "user" and t.get("content")]
+        refers = about_earlier_papers(self.question) if prior else None
+        if refers:
+            owner = self._owner
+
+            def cited(
+                question: str, within: list[str] | None, without: list[str], refers: str | None, earlier: float
+            ) -> tuple[list[str], float]:
+                filters = self.filters.model_copy(update={"papers": within, "exclude": without or None})
+                hits = owner.retriever.retrieve(question, k=candidates, filters=filters, mode=self.mode)
+                evidence = Evidence(owner.index, question, hits)
+                owner.judge.assess(evidence, k=k)
+                _settle(owner.judge, evidence, refers, earlier)
+                if owner.judge.refuses(evidence):
+                    return [], evidence.confidence
+                return [p.hit.paper.id for _, p in evidence.chosen()], evidence.confidence
+
+            earlier = earlier_papers(prior, cited)
+            if refers == OTHERS and earlier.seen:
+                self.filters = self.filters.model_copy(update={"exclude": earlier.seen})
+                self.narrowed = refers
+                self.earlier_confidence = earlier.confidence
+                return earlier.topic
+            if refers != OTHERS and earlier.papers:
+                self.filters = self.filters.model_copy(update={"papers": earlier.papers})
+                self.narrowed = refers
+                self.earlier_confidence = earlier.confidence
+                if has_own_topic(self.question):
+                    return self.question
+        return self.backend.condense(self.question, self.history)
+
     def _usage(self, usage: Usage, question: str, hits: list[Hit], text: str) -> Usage:
         if usage.prompt_tokens or usage.completion_tokens:
             return usage
@@ -258,6 +312,10 @@ class AnswerStream:
         """The refusal: the judgement found the papers do not answer, or (``by_backend``) it found they
         may, but the backend gave no answer it grounded in them (the confidence stays the judgement's)."""
         note = "" if self.filters.is_empty() else " within the active filters"
+        if self.narrowed == OTHERS:
+            note = f" beyond the {len(self.filters.exclude or [])} papers already cited"
+        elif self.narrowed:
+            note = f" among the {len(self.filters.papers or [])} papers of the previous answer"
         text = render("refusal", filter_note=note)
         if by_backend:
             text = (f"{NO_GROUNDED_ANSWER}: the {self.backend.name} backend found none it could cite in the papers it "

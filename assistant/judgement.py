@@ -233,6 +233,22 @@ class Judge:
         chosen = [i for i, paper in enumerate(ev.papers, start=1) if paper.relevance >= p.include_threshold]
         ev.included = chosen[: p.max_papers] or [1]
 
+    def cover(self, ev: Evidence, confidence: float) -> None:
+        """After :meth:`assess`, for a question about every one of an earlier answer's papers ("What
+        datasets did they use?"): each of them answers, as sure as that answer was (they were judged then);
+        the sentences stay chosen for this question."""
+        ev.included = list(range(1, len(ev.papers) + 1))[: self.params.max_papers]
+        ev.confidence = confidence if ev.papers else 0.0
+
+    def beyond(self, ev: Evidence, confidence: float) -> None:
+        """After :meth:`assess`, for the topic of an earlier answer asked again without the papers it
+        cited ("Any others?"): the topic was judged answerable then, so the confidence is that answer's
+        when the paper model accepts another paper, and the best remaining paper's probability (a
+        refusal: there are no others) when it accepts none."""
+        accepted = [i for i, paper in enumerate(ev.papers, start=1) if paper.relevance >= self.params.include_threshold]
+        ev.included = accepted[: self.params.max_papers] or [1]
+        ev.confidence = confidence if accepted else max((p.relevance for p in ev.papers), default=0.0)
+
     def refuses(self, ev: Evidence) -> bool:
         """Whether the evidence is too weak to answer from."""
         return not ev.papers or ev.confidence < self.params.answer_threshold

@@ -67,14 +67,25 @@ class Filters(BaseModel):
     since: int | None = Field(default=None, description="Earliest year (inclusive).")
     until: int | None = Field(default=None, description="Latest year (inclusive).")
     source: str | None = Field(default=None, description="Substring of the listing file name.")
+    papers: list[str] | None = Field(
+        default=None,
+        description="Only these paper ids (a follow-up about the previous answer's papers is asked of them).",
+    )
+
+    exclude: list[str] | None = Field(
+        default=None, description="Never these paper ids (a follow-up asking for others leaves out those shown)."
+    )
 
     def is_empty(self) -> bool:
-        return self.since is None and self.until is None and not self.source
+        return (self.since is None and self.until is None and not self.source and self.papers is None
+                and not self.exclude)
 
     def describe(self) -> str:
         """The active filters in words ('since 2030, source "003_"'); empty when there are none."""
         parts = [f"since {self.since}" if self.since is not None else "", f"until {self.until}" if self.until is not None else "",
-                 f"source {' '.join(self.source.split())!r}" if self.source else ""]
+                 f"source {' '.join(self.source.split())!r}" if self.source else "",
+                 f"among {len(self.papers)} chosen papers" if self.papers is not None else "",
+                 f"without {len(self.exclude)} papers already shown" if self.exclude else ""]
         return ", ".join(p for p in parts if p)
 
 

@@ -52,12 +52,12 @@ def passes_any(index: Index, filters: Filters) -> bool:
     sources = matching_sources(index, filters)
     if sources == []:
         return False
-    allowed = index.ensure_keyword_index().mask(filters.since, filters.until, sources)
+    allowed = index.ensure_keyword_index().mask(filters.since, filters.until, sources, filters.papers, filters.exclude)
     return allowed is None or bool(allowed.any())
 
 
 def chroma_where(filters: Filters, sources: list[str] | None) -> dict[str, Any] | None:
-    """The filters as a Chroma ``where`` on chunk metadata (year, sources); papers without a year
+    """The filters as a Chroma ``where`` on chunk metadata (year, sources, paper ids in or out); papers without a year
     have no ``year`` key, so a year filter drops them."""
     conds: list[dict[str, Any]] = []
     if filters.since is not None:
@@ -67,6 +67,10 @@ def chroma_where(filters: Filters, sources: list[str] | None) -> dict[str, Any] 
     if sources is not None:
         by_source = [{"sources": {"$contains": name}} for name in sources]
         conds.append(by_source[0] if len(by_source) == 1 else {"$or": by_source})
+    if filters.papers is not None:
+        conds.append({"paper_id": {"$in": list(filters.papers)}})
+    if filters.exclude:
+        conds.append({"paper_id": {"$nin": list(filters.exclude)}})
     if not conds:
         return None
     return conds[0] if len(conds) == 1 else {"$and": conds}
@@ -148,14 +152,14 @@ class Retriever:
         filters = filters or Filters()
         check_filters(filters)
         sources = matching_sources(self.index, filters)
-        if sources == []:
+        if sources == [] or filters.papers == []:
             return []
         if not filters.is_empty():
             self.index.ensure_chunk_metadata()
         n = max(self.cfg.candidates, k * 4)
         allowed = None
         if not filters.is_empty():
-            allowed = self.index.ensure_keyword_index().mask(filters.since, filters.until, sources)
+            allowed = self.index.ensure_keyword_index().mask(filters.since, filters.until, sources, filters.papers, filters.exclude)
         where = chroma_where(filters, sources)
         dense_c = self.dense_chunks(question, n, where, allowed) if mode in ("hybrid", "dense") else {}
         bm25_p = self.bm25_papers(question, n, allowed) if mode in ("hybrid", "bm25") else {}

@@ -222,7 +222,7 @@ def test_a_new_question_in_a_conversation_is_not_read_as_a_follow_up(seed_settin
     "What about 2025?",
 ])  # fmt: skip
 def test_a_follow_up_is_read_with_the_question_before_it(question: str) -> None:
-    from assistant.backends.extractive import is_follow_up
+    from assistant.conversation import is_follow_up
 
     assert is_follow_up(question)
 
@@ -234,13 +234,50 @@ def test_a_follow_up_is_read_with_the_question_before_it(question: str) -> None:
     "Is it possible to distill chain-of-thought reasoning into small models?",
 ])  # fmt: skip
 def test_a_question_with_a_topic_of_its_own_is_not_a_follow_up(question: str) -> None:
-    from assistant.backends.extractive import is_follow_up
+    from assistant.conversation import is_follow_up
 
     assert not is_follow_up(question)
 
 
+@pytest.mark.parametrize(("question", "refers"), [
+    ("Which of them use mixture of experts?", "choose"), ("Do any of these report results on ImageNet?", "choose"),
+    ("Which one uses fewer parameters?", "choose"), ("And among those, which are open source?", "choose"),
+    ("What datasets did they use?", "every"), ("How do these methods compare?", "every"),
+    ("Is it open source?", "every"), ("What are their limitations?", "every"),
+    ("Any others?", "others"), ("What else is there?", "others"), ("Any other papers?", "others"),
+    ("Anything else?", "others"),
+    ("What about for vision models?", None), ("Any from 2024?", None), ("for vision models?", None),
+    ("How do LLM agents use tools and what limits them?", None), ("Any other papers on speculative decoding?", None),
+])  # fmt: skip
+def test_how_a_follow_up_refers_to_the_previous_answers_papers(question: str, refers: str | None) -> None:
+    from assistant.conversation import about_earlier_papers
+
+    assert about_earlier_papers(question) == refers
+
+
+def test_the_conversation_is_replayed_from_its_latest_new_question() -> None:
+    from assistant.conversation import earlier_papers
+
+    calls: list[tuple[str, list[str] | None, list[str], str | None]] = []
+    answers = {"Q1": ["a", "b", "c"], "Q1 for LLMs?": ["a", "d"], "Which of them use MoE?": ["d"], "Q2": []}
+
+    def cited(
+        q: str, within: list[str] | None, without: list[str], refers: str | None, conf: float
+    ) -> tuple[list[str], float]:
+        calls.append((q, within, without, refers))
+        found = ["a", "e", "f"] if refers == "others" else answers.get(q, ["e", "f"])
+        return [p for p in found if p not in without and (within is None or p in within)], 0.5
+
+    out = earlier_papers(["Old question", "Q1", "for LLMs?", "Which of them use MoE?", "Any others?"], cited)
+    assert [c[0] for c in calls] == ["Q1", "Q1 for LLMs?", "Which of them use MoE?", "Q1 for LLMs?"]
+    assert calls[2][1] == ["a", "d"] and calls[3][2] == ["a", "b", "c", "d"]  # chosen among; others past all seen
+    assert out.papers == ["e", "f"] and out.topic == "Q1 for LLMs?"
+    assert earlier_papers(["Q2", "Which of them use MoE?"], cited).papers != []  # a refusal: the topic again
+    assert earlier_papers(["Q2"], cited).papers == []
+
+
 def test_a_chain_of_follow_ups_keeps_the_topic_it_started_from() -> None:
-    from assistant.backends.extractive import standalone
+    from assistant.conversation import standalone
 
     first, second = LORA_Q, "And which of them use mixture-of-experts?"
     third = "Which of those are from 2025?"
@@ -260,9 +297,70 @@ def test_a_one_paper_answer_marks_its_best_sentence_not_its_first(seed_settings:
 def test_history_combines_turns_for_extractive(seed_settings: Settings) -> None:
     history = [{"role": "user", "content": "Which papers build a mixture-of-experts out of LoRA modules?"},
                {"role": "assistant", "content": "…"}]
-    a = _answer("And which of them are for continual learning?", seed_settings, history=history)
+    a = _answer("And for continual learning?", seed_settings, history=history)
     assert "mixture-of-experts" in a.standalone_question
-    assert not a.refused
+    assert not a.refused and a.filters.papers is None  # the topic continues over the whole corpus
+
+
+def _lora_history(seed_settings: Settings) -> tuple[Answer, list[dict[str, str]]]:
+    first = _answer(LORA_Q, seed_settings)
+    assert len(first.citations) >= 3
+    return first, [{"role": "user", "content": LORA_Q}, {"role": "assistant", "content": first.text}]
+
+
+def test_which_of_them_chooses_among_the_previous_answers_papers(seed_settings: Settings) -> None:
+    first, history = _lora_history(seed_settings)
+    shown = {c.paper_id for c in first.citations}
+    a = _answer("Which of them use mixture of experts?", seed_settings, history=history)
+    assert set(a.filters.papers or []) == shown  # asked of what the reader was just shown, in its own words
+    assert a.standalone_question == "Which of them use mixture of experts?"
+    assert not a.refused and 0 < len(a.citations) < len(shown)
+    assert {c.paper_id for c in a.citations} <= shown
+    assert all("mixture" in (c.title + c.snippet).lower() for c in a.citations)
+    # over the whole corpus the same words would find other papers
+    alone = _answer("Which papers use mixture of experts?", seed_settings)
+    assert {c.paper_id for c in alone.citations} - shown
+
+
+def test_which_of_them_is_refused_when_none_of_them_does_it(seed_settings: Settings) -> None:
+    first, history = _lora_history(seed_settings)
+    a = _answer("Which of these evaluate on instruction tuning?", seed_settings, history=history)
+    assert a.refused and f"among the {len(first.citations)} papers of the previous answer" in a.text
+    assert {c.paper_id for c in a.closest} <= {c.paper_id for c in first.citations}
+
+
+def test_a_question_about_every_one_of_them_answers_from_each(seed_settings: Settings) -> None:
+    first, history = _lora_history(seed_settings)
+    for q in ["What datasets did they use?", "How do they compare?"]:
+        a = _answer(q, seed_settings, history=history)
+        assert not a.refused, q
+        assert {c.paper_id for c in a.citations} == {c.paper_id for c in first.citations}, q
+        assert a.text.startswith(f"Each of the {len(first.citations)} papers of the previous answer:"), q
+        assert a.confidence == first.confidence  # they were judged when the reader was shown them
+
+
+def test_any_others_leaves_out_the_papers_already_cited(seed_settings: Settings) -> None:
+    first, history = _lora_history(seed_settings)
+    shown = {c.paper_id for c in first.citations}
+    a = _answer("Any others?", seed_settings, history=history)
+    assert not a.refused and a.citations
+    assert not {c.paper_id for c in a.citations} & shown
+    gold = {normalise_title(t) for t in _dev("A01")["gold_titles"]}  # type: ignore[union-attr]
+    assert gold & {normalise_title(c.title) for c in a.citations}  # the first answer missed some
+    assert a.text.startswith(f"{len(a.citations)} of the other indexed papers address this:")
+    history += [{"role": "user", "content": "Any others?"}, {"role": "assistant", "content": a.text}]
+    again = _answer("What else is there?", seed_settings, history=history)
+    assert set(again.filters.exclude or []) == shown | {c.paper_id for c in a.citations}
+    assert not {c.paper_id for c in again.citations} & (shown | {c.paper_id for c in a.citations})
+
+
+def test_no_earlier_papers_no_narrowing(seed_settings: Settings) -> None:
+    off = "Which papers measure the sodium content of kimchi?"
+    refused = _answer(off, seed_settings)
+    assert refused.refused
+    history = [{"role": "user", "content": off}, {"role": "assistant", "content": refused.text}]
+    a = _answer("Which of them use LoRA?", seed_settings, history=history)
+    assert a.filters.papers is None and a.filters.exclude is None
 
 
 def test_aask(seed_settings: Settings) -> None:

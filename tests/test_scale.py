@@ -52,6 +52,9 @@ def test_chroma_where_uses_chunk_metadata_not_paper_lists() -> None:
             {"$or": [{"sources": {"$contains": "x.jsonl"}}, {"sources": {"$contains": "y.jsonl"}}]},
         ]
     }  # fmt: skip
+    assert chroma_where(Filters(papers=["a"], exclude=["b"]), None) == {
+        "$and": [{"paper_id": {"$in": ["a"]}}, {"paper_id": {"$nin": ["b"]}}]
+    }
 
 
 @pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
@@ -62,6 +65,11 @@ def test_filters_inside_each_store(tmp_path: Path, mode: str) -> None:
     assert _ids(s, mode, until=2023) == {"a"}  # papers without a year fail a year filter
     assert _ids(s, mode, source="FIRST") == {"a", "b", "c"}
     assert _ids(s, mode, source="second") == set()
+    # a follow-up's narrowing to the previous answer's papers, or past them ("Any others?")
+    assert _ids(s, mode, papers=["a", "c", "no-such-id"]) == {"a", "c"}
+    assert _ids(s, mode, papers=[]) == set()
+    assert _ids(s, mode, exclude=["a"]) == {"b", "c"}
+    assert _ids(s, mode, papers=["a", "b"], exclude=["a"], since=2023) == {"b"}
     # an unchanged paper seen in a second listing gains that source, in both stores
     second = tmp_path / "second.jsonl"
     second.write_text(json.dumps(ROWS[2]) + "\n", encoding="utf-8")

@@ -328,6 +328,8 @@ def test_follow_up_in_thread_keeps_the_threads_inline_filters(seed_app: App, stu
     assert answer.filters.since == 2024
     assert all(c.year is not None and c.year >= 2024 for c in answer.citations + answer.closest)
     assert "Filters from earlier in this thread: since 2024" in context_text(update["blocks"])
+    assert answer.filters.papers  # the replayed first answer cited papers: it is asked of them only
+    assert f"Asked of the {len(answer.filters.papers)} papers of the previous answer" in context_text(update["blocks"])
 
 
 def test_a_replys_own_filters_replace_the_threads(stub: SlackStub, executor: ThreadPoolExecutor) -> None:

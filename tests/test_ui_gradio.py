@@ -27,7 +27,7 @@ from assistant.models import Answer, Citation, Paper  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
 from ui import gradio_app  # noqa: E402
 from ui.gradio_app import ChatApp, ChatState, launch, make_filters, message_text  # noqa: E402
-from ui.gradio_render import bibtex, example_questions, excerpt, highlight, sources_html  # noqa: E402
+from ui.gradio_render import bibtex, example_questions, excerpt, filters_label, highlight, sources_html  # noqa: E402
 
 QUESTION = "Which papers reduce catastrophic forgetting with LoRA?"
 OFF_TOPIC = "What is a good recipe for sourdough bread with a crunchy crust?"
@@ -121,6 +121,11 @@ def test_follow_up_passes_history_and_keeps_filters(app: ChatApp, monkeypatch: p
     assert state.answer.filters.since == 2024
     years = [c.year for c in state.answer.citations + state.answer.closest]
     assert years and all(y is not None and y >= 2024 for y in years)
+    # asked of the papers the first answer cited, and the panel says so
+    shown = {c.paper_id for c in first_answer.citations}
+    assert set(state.answer.filters.papers or []) == shown
+    assert {c.paper_id for c in state.answer.citations + state.answer.closest} <= shown
+    assert f"among {len(shown)} earlier papers" in filters_label(state.answer.filters)
 
 
 @pytest.mark.slow

@@ -88,7 +88,8 @@ def excerpt(abstract: str, snippet: str, width: int = 220) -> str:
 
 
 def filters_label(filters: Filters) -> str:
-    """'2024–2025', 'since 2024', 'until 2023' or '' (plus the listing filter when set)."""
+    """'2024–2025', 'since 2024', 'until 2023' or '' (plus the listing filter, and a follow-up's narrowing to
+    or past the papers of the previous answer, when set)."""
     parts = []
     if filters.since is not None and filters.until is not None:
         parts.append(f"years {filters.since}–{filters.until}")
@@ -98,6 +99,10 @@ def filters_label(filters: Filters) -> str:
         parts.append(f"until {filters.until}")
     if filters.source:
         parts.append(f"listing ~ {filters.source}")
+    if filters.papers is not None:
+        parts.append(f"among {len(filters.papers)} earlier papers")
+    if filters.exclude:
+        parts.append(f"without {len(filters.exclude)} already cited")
     return ", ".join(parts)
 
 

@@ -268,7 +268,13 @@ class SlackBot:
                 result = self.ask(query.question, k=query.k, filters=query.filters or None, history=history)
             note = query.describe()
             label = "Filters from earlier in this thread" if query.carried else "Filters"
-            return sb.answer_blocks(result, note=f"{label}: {escape(note)}" if note else None)
+            notes = [f"{label}: {escape(note)}"] if note else []
+            got = getattr(result, "filters", None)  # a follow-up asked of, or past, the previous answer's papers
+            if got is not None and got.papers is not None:
+                notes.append(f"Asked of the {len(got.papers)} papers of the previous answer")
+            if got is not None and got.exclude:
+                notes.append(f"Leaving out the {len(got.exclude)} papers already cited")
+            return sb.answer_blocks(result, note=" · ".join(notes) or None)
         except LitassistError as err:
             log.warning("question not answered: %s", err)
             return sb.notice(f":warning: {escape(str(err))}")

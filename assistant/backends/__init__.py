@@ -34,6 +34,8 @@ class Request:
     usage: Usage = field(default_factory=Usage)
     shown: int | None = None  # set by a backend whose prompt held only hits[:shown] (context budget)
     quoted: dict[int, str] = field(default_factory=dict)  # hit n -> the abstract sentence the answer quotes
+    scope: str = "the indexed papers"  # what the papers were drawn from, in words (a follow-up narrows it)
+    every: bool = False  # the question is about every one of them (a follow-up on an earlier answer's papers)
 
 
 class Backend(Protocol):

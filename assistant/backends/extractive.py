@@ -15,57 +15,11 @@ from typing import TYPE_CHECKING
 
 from assistant.backends import REFUSAL, Request, Turn
 from assistant.citations import defuse
+from assistant.conversation import standalone
 from assistant.evidence import PaperEvidence, Sentence
-from assistant.text import content_words
 
 if TYPE_CHECKING:
     from assistant.settings import Settings
-
-# A follow-up leans on the previous question: it opens with a connective or a bare pronoun, refers back
-# to earlier results ("which of them", "the above"), uses a pronoun with hardly a topic of its own ("What
-# datasets did they use?"), or is a fragment of a few words opening with a preposition ("for vision
-# models?"; "Any work on MoE?" is a new question, "Any from 2024?" refers back). A
-# pronoun inside a question that names its own topic ("…speculative decoding and its acceptance rate",
-# "…use tools and what limits them") does not make it one. English anaphora, not any question's wording;
-# ``(?![\w-])`` so that 'In-context' or 'So-called' do not open like 'in' or 'so'.
-_END = r"(?![\w-])"
-_OPENS_FOLLOW_UP = re.compile(
-    r"^\W*(and|also|or|but|then|so|what about|how about|same|those|these|they|them|it|its|their)" + _END,
-    re.IGNORECASE,
-)
-_REFERS_BACK = re.compile(
-    r"\b((of|among|from|in) (them|these|those)|the above|that one|this one|which one|the ones"
-    r"|any (others|of|from|since|before|after|in|newer|older)"
-    r"|(these|those) (papers|ones|works|methods|approaches|models|results))" + _END,
-    re.IGNORECASE,
-)
-_PRONOUN = re.compile(r"\b(they|them|it|its|their|these|those)" + _END, re.IGNORECASE)
-OWN_TOPIC_WORDS = 3  # a question with a pronoun and this many content words has a topic of its own
-_OPENS_FRAGMENT = re.compile(
-    r"^\W*(for|in|on|with|without|only|except|excluding|beyond|more|fewer|just|even)" + _END, re.IGNORECASE
-)
-FRAGMENT_WORDS = 4
-
-
-def is_follow_up(question: str) -> bool:
-    """Whether ``question`` reads as a continuation of the previous one rather than a new question."""
-    if _OPENS_FOLLOW_UP.search(question) or _REFERS_BACK.search(question):
-        return True
-    if _PRONOUN.search(question) and len(content_words(question)) < OWN_TOPIC_WORDS:
-        return True
-    return len(question.split()) <= FRAGMENT_WORDS and bool(_OPENS_FRAGMENT.search(question))
-
-
-def standalone(question: str, prior: list[str]) -> str:
-    """``question`` made standalone from the earlier user turns ``prior`` (oldest first): each turn that
-    is a follow-up is read with the standalone form of the turn before it, so a chain of follow-ups keeps
-    the topic the conversation started from; a new question starts over."""
-    current = ""
-    for turn in [*prior, question]:
-        turn = turn.strip()
-        current = f"{current} {turn}" if current and is_follow_up(turn) else turn
-    return current
-
 
 LEAD_SENTENCES = 3  # each of the LEAD_PAPERS most relevant of two or more answering papers (a layout choice,
 # not fitted: length against facts, see evals/README.md)
@@ -137,7 +91,7 @@ class ExtractiveBackend:
             req.quoted[pos] = max(picked, key=lambda s: s.score).text if picked else paper.hit.paper.abstract[:200]
             yield " ".join(cite(s.text, pos) for s in picked) if picked else REFUSAL
             return
-        yield f"{len(chosen)} of the indexed papers address this:\n"
+        yield f"Each of {req.scope}:\n" if req.every else f"{len(chosen)} of {req.scope} address this:\n"
         for rank, (pos, paper) in enumerate(chosen):
             per = sentences_per_paper(len(chosen), rank)
             picked = pick(paper, per)

@@ -154,12 +154,21 @@ class BM25Index:
         """Paper id -> its position in ``ids`` (and in masks and score arrays)."""
         return {pid: i for i, pid in enumerate(self.ids)}
 
-    def mask(self, since: int | None, until: int | None, sources: list[str] | None) -> np.ndarray | None:
-        """Papers passing a year range and/or any of ``sources`` (None = no filter); papers
-        without a year fail a year filter."""
-        if since is None and until is None and sources is None:
+    def mask(
+        self, since: int | None, until: int | None, sources: list[str] | None, papers: list[str] | None = None,
+        exclude: list[str] | None = None,
+    ) -> np.ndarray | None:
+        """Papers passing a year range, any of ``sources``, being one of ``papers`` and none of ``exclude``
+        (None = no filter); papers without a year fail a year filter."""
+        if since is None and until is None and sources is None and papers is None and not exclude:
             return None
         keep = np.ones(self.n_docs, dtype=bool)
+        if papers is not None:
+            chosen = np.zeros(self.n_docs, dtype=bool)
+            chosen[[r for pid in papers if (r := self.rows.get(pid)) is not None]] = True
+            keep &= chosen
+        if exclude:
+            keep[[r for pid in exclude if (r := self.rows.get(pid)) is not None]] = False
         if since is not None:
             keep &= self.years >= since
         if until is not None:
