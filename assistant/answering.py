@@ -10,13 +10,14 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from pydantic import ValidationError
 
 from assistant.backends import NO_GROUNDED_ANSWER, REFUSAL, Backend, Request, Turn, get_backend
-from assistant.citations import Renumberer, check, opening, opens_unclosed
-from assistant.conversation import EVERY, OTHERS, about_earlier_papers, earlier_papers, has_own_topic
+from assistant.citations import Renumberer, check, cited_numbers, opening, opens_unclosed
+from assistant.conversation import EVERY, OTHERS, Step, about_earlier_papers, earlier_papers, plan
 from assistant.errors import ConfigError, FilterError
 from assistant.evidence import Evidence
 from assistant.index import Index
@@ -63,7 +64,7 @@ def _as_filters(filters: Filters | dict[str, Any] | None) -> Filters:
     except ValidationError as err:
         first = err.errors()[0]
         name = ".".join(str(x) for x in first["loc"]) or "filters"
-        raise FilterError(f"filter {name}: {first['msg']} (known filters: since, until, source)") from None
+        raise FilterError(f"filter {name}: {first['msg']} (known filters: since, until, source, papers, exclude)") from None
 
 
 
@@ -155,7 +156,7 @@ class AnswerStream:
         self.question = replace_surrogates(question).strip()  # undecodable command-line bytes
         self.k, self.filters, self.history, self.mode = k, filters, history, mode
         self.backend = owner.backend(backend)
-        self.narrowed: str | None = None  # asked of the previous answer's papers only: CHOOSE or EVERY (_read)
+        self.narrowed: str | None = None  # a follow-up on the previous answer's papers: CHOOSE, EVERY or OTHERS
         self.earlier_confidence = 0.0  # the previous answer's, when narrowed
         self.answer: Answer | None = None
         self._iter = self._run()
@@ -265,40 +266,51 @@ class AnswerStream:
 
     def _read(self, k: int, candidates: int) -> str:
         """The question to retrieve and judge with. A follow-up about the previous answer's papers ("Which
-        of them…") is asked of those papers only (``filters.papers``), in its own words when it names
-        something to choose by; any other follow-up is condensed with the conversation by the backend."""
+        of them…", "What datasets did they use?", "Any others?") is asked of those papers only, or past
+        them (``filters.papers``, ``filters.exclude``; see :mod:`assistant.conversation`); any other
+        follow-up is condensed with the conversation by the backend."""
         if not self.history:
             return self.question
         prior = [t["content"] for t in self.history if t.get("role") == "user" and t.get("content")]
-        refers = about_earlier_papers(self.question) if prior else None
-        if refers:
-            owner = self._owner
+        if not prior or not about_earlier_papers(self.question):
+            return self.backend.condense(self.question, self.history)
+        earlier = earlier_papers(prior, lambda step, conf: self._cited(step, conf, k, candidates))
+        step = plan(self.question, earlier)
+        last = next((t["content"] for t in reversed(self.history) if t.get("role") == "assistant"), "")
+        shown = len({n for n in cited_numbers(last) if n > 0})
+        replayed = len(earlier.papers)  # what the last answer cited, found again: it must tally with its text
+        if not step.refers or (step.refers != OTHERS and not (
+                shown == replayed or (self.backend.name != "extractive" and 0 < shown < replayed))):
+            return self.backend.condense(self.question, self.history)
+        self.filters, self.narrowed = self._narrowed(step), step.refers
+        self.earlier_confidence = earlier.confidence
+        if step.refers == EVERY:
+            self.earlier_confidence = self._cited(replace(step, question=step.glued, refers=None), 0.0, k, candidates)[1]
+        return step.question
 
-            def cited(
-                question: str, within: list[str] | None, without: list[str], refers: str | None, earlier: float
-            ) -> tuple[list[str], float]:
-                filters = self.filters.model_copy(update={"papers": within, "exclude": without or None})
-                hits = owner.retriever.retrieve(question, k=candidates, filters=filters, mode=self.mode)
-                evidence = Evidence(owner.index, question, hits)
-                owner.judge.assess(evidence, k=k)
-                _settle(owner.judge, evidence, refers, earlier)
-                if owner.judge.refuses(evidence):
-                    return [], evidence.confidence
-                return [p.hit.paper.id for _, p in evidence.chosen()], evidence.confidence
+    def _narrowed(self, step: Step) -> Filters:
+        """The filters of ``step``: the caller's, narrowed to the papers it is asked of, past those it is
+        not, and to the years it names."""
+        f = self.filters
+        papers = step.within if f.papers is None or step.within is None else [p for p in step.within if p in f.papers]
+        exclude = sorted({*(f.exclude or []), *step.without}) or None
+        since = max(y for y in (f.since, step.since) if y is not None) if (f.since, step.since) != (None, None) else None
+        until = min(y for y in (f.until, step.until) if y is not None) if (f.until, step.until) != (None, None) else None
+        return f.model_copy(update={"papers": papers if papers is not None else f.papers, "exclude": exclude,
+                                    "since": since, "until": until})
 
-            earlier = earlier_papers(prior, cited)
-            if refers == OTHERS and earlier.seen:
-                self.filters = self.filters.model_copy(update={"exclude": earlier.seen})
-                self.narrowed = refers
-                self.earlier_confidence = earlier.confidence
-                return earlier.topic
-            if refers != OTHERS and earlier.papers:
-                self.filters = self.filters.model_copy(update={"papers": earlier.papers})
-                self.narrowed = refers
-                self.earlier_confidence = earlier.confidence
-                if has_own_topic(self.question):
-                    return self.question
-        return self.backend.condense(self.question, self.history)
+    def _cited(self, step: Step, earlier: float, k: int, candidates: int) -> tuple[list[str], float]:
+        """The papers an answer to ``step`` cites, and its confidence (the replay of an earlier turn)."""
+        owner = self._owner
+        hits = owner.retriever.retrieve(step.question, k=candidates, filters=self._narrowed(step), mode=self.mode)
+        evidence = Evidence(owner.index, step.question, hits)
+        owner.judge.assess(evidence, k=k)
+        if step.refers == EVERY:
+            earlier = self._cited(replace(step, question=step.glued, refers=None), 0.0, k, candidates)[1]
+        _settle(owner.judge, evidence, step.refers, earlier)
+        if owner.judge.refuses(evidence):
+            return [], evidence.confidence
+        return [p.hit.paper.id for _, p in evidence.chosen()], evidence.confidence
 
     def _usage(self, usage: Usage, question: str, hits: list[Hit], text: str) -> Usage:
         if usage.prompt_tokens or usage.completion_tokens:
@@ -311,12 +323,14 @@ class AnswerStream:
     ) -> Answer:
         """The refusal: the judgement found the papers do not answer, or (``by_backend``) it found they
         may, but the backend gave no answer it grounded in them (the confidence stays the judgement's)."""
-        note = "" if self.filters.is_empty() else " within the active filters"
-        if self.narrowed == OTHERS:
-            note = f" beyond the {len(self.filters.exclude or [])} papers already cited"
-        elif self.narrowed:
-            note = f" among the {len(self.filters.papers or [])} papers of the previous answer"
+        f = self.filters
+        own = f.since is not None or f.until is not None or bool(f.source)  # the filters a reader set
+        note = "" if f.is_empty() or (self.narrowed and not own) else " within the active filters"
         text = render("refusal", filter_note=note)
+        if self.narrowed == OTHERS:
+            text = f"No other indexed paper addresses this{note} beyond the {len(f.exclude or [])} already cited."
+        elif self.narrowed:
+            text = f"None of the {len(f.papers or [])} papers of the previous answer addresses this{note}."
         if by_backend:
             text = (f"{NO_GROUNDED_ANSWER}: the {self.backend.name} backend found none it could cite in the papers it "
                     f"was shown{note}, though the judgement rated them likely to answer (check them below).")

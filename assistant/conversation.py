@@ -31,7 +31,7 @@ _OPENS_FOLLOW_UP = re.compile(
     re.IGNORECASE,
 )
 _REFERS_BACK = re.compile(
-    r"\b((of|among|from|in) (them|these|those)|the above|that one|this one|which one|the ones"
+    r"\b((of|among|from|in) (them|these|those)|the above|that one|this one|which ones?|the ones"
     r"|any (others|of|from|since|before|after|in|newer|older)"
     r"|(these|those) (papers|ones|works|methods|approaches|models|results))" + _END,
     re.IGNORECASE,
@@ -42,20 +42,33 @@ _OPENS_FRAGMENT = re.compile(
     r"^\W*(for|in|on|with|without|only|except|excluding|beyond|more|fewer|just|even)" + _END, re.IGNORECASE
 )
 FRAGMENT_WORDS = 4
-# What points at the previous answer's papers. A partitive ("which of them", "any of these", "among
-# those") or "which one" *chooses* among them; a demonstrative with a noun for papers or methods ("these
-# methods"), "the above", or a pronoun standing for them ("did they", "does it", "their") asks about *every*
-# one of them. "Any others?", "Any from 2024?" and "What about for vision models?" continue the topic instead
-# (more papers, not these).
-_CHOOSES = re.compile(r"\b((of|among|between) (them|these|those|the above)|(which|that|this) one)" + _END, re.IGNORECASE)
+# What points at the previous answer's papers. A partitive after a word that picks ("which of them", "any
+# of these", "none of those", "among them, …") or "which one(s)" *chooses* among them; a demonstrative with
+# a noun for papers or methods ("these methods", "the limitations of these approaches"), "the above", or a
+# pronoun standing for them ("did they", "does it", "their") asks about *every* one of them. Only the
+# question's first clause counts, unless it opens with a connective: in "Which papers study hallucination
+# and how do they measure it?" the pronouns stand for what the question itself names.
+_CHOOSES = re.compile(
+    r"\b(which|what|any|one|some|none|many|who|each)( \w+)? (of|among|between) (them|these|those|the above)"
+    r"|^\W*(and |so |but )?(among|of|between) (them|these|those)|\bwhich ones?|\b(that|this) one" + _END,
+    re.IGNORECASE,
+)
 _POINTS_AT = re.compile(
     r"\b(the above|(these|those|both|all) (papers|ones|works|studies|methods|approaches|models)"
     r"|they|them|it|its|their|both)" + _END,
     re.IGNORECASE,
 )
-# More papers on the same topic than those shown ("Any others?", "What else is there?", "other papers?").
+# A question that asks for papers afresh ("Which papers study…", "Any work on…") names its own subject.
+_ASKS_AFRESH = re.compile(
+    r"\b(which|what|any|find|list|show me)( \w+)? (papers|works|work|studies|articles)" + _END, re.IGNORECASE
+)
+_CLAUSE = re.compile(r",|;|:| - | and | or | but ", re.IGNORECASE)
+# More papers than those shown ("Any others?", "Are there others?", "What else is there?", "other
+# approaches?", "alternatives?"), on the same topic, or on it with a further condition when the question
+# reads as a follow-up ("What about others that use mixture of experts?").
 _OTHERS = re.compile(
-    r"\b(any (others|more)|anything else|what else|(other|more|further) (papers|ones|works|studies|work))" + _END,
+    r"\b(others|anything else|what else|alternatives|any more"
+    r"|(other|more|further) (papers|ones|works|studies|work|approaches|methods|models|options))" + _END,
     re.IGNORECASE,
 )
 CHOOSE, EVERY, OTHERS = "choose", "every", "others"
@@ -86,14 +99,17 @@ def about_earlier_papers(question: str) -> str | None:
     of these…"), :data:`EVERY` ("What datasets did they use?", "How do these methods compare?"),
     :data:`OTHERS` (the topic again, without them: "Any others?", "What else is there?"), or None (a new
     question, or a follow-up that continues the topic)."""
-    asks_for_more = _OTHERS.search(question) and len(content_words(_OTHERS.sub(" ", question))) == 0
-    if not is_follow_up(question) and not asks_for_more:
-        return None
-    if _OTHERS.search(question):
+    follows = is_follow_up(question)
+    if _OTHERS.search(question) and (follows or not has_own_topic(_OTHERS.sub(" ", question))):
         return OTHERS
-    if _CHOOSES.search(question):
+    if not follows:
+        return None
+    head = question if _OPENS_FOLLOW_UP.search(question) else _CLAUSE.split(question, maxsplit=1)[0]
+    if _ASKS_AFRESH.search(head) and not _CHOOSES.search(head):
+        return None
+    if _CHOOSES.search(head):
         return CHOOSE
-    return EVERY if _POINTS_AT.search(question) else None
+    return EVERY if _POINTS_AT.search(head) else None
 
 
 def has_own_topic(question: str) -> bool:
@@ -102,9 +118,24 @@ def has_own_topic(question: str) -> bool:
     return any(not w.isdigit() for w in content_words(question))
 
 
-# (question, only these papers or None, none of these papers, how it refers to them, the earlier answer's
-# confidence) -> (ids of the papers its answer cites, its confidence)
-Cited = Callable[[str, list[str] | None, list[str], str | None, float], tuple[list[str], float]]
+_YEAR = r"((?:19|20)\d\d)"
+_IN_YEAR = re.compile(r"\b(?:from|in|during|of) " + _YEAR + r"\b", re.IGNORECASE)
+_SINCE = re.compile(r"\b(since|after) " + _YEAR + r"|\b(from) " + _YEAR + r" (?:on|onwards?)\b", re.IGNORECASE)
+_UNTIL = re.compile(r"\b(before|until|up to|through) " + _YEAR + r"\b", re.IGNORECASE)
+
+
+def years_in(question: str) -> tuple[int | None, int | None]:
+    """The year range a follow-up on earlier papers names ("from 2024", "since 2023", "before 2025"):
+    ``(since, until)``, None where it names no bound."""
+    since = until = None
+    if m := _SINCE.search(question):
+        word, year = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+        since = int(year) + (1 if word.lower() == "after" else 0)
+    if m := _UNTIL.search(question):
+        until = int(m.group(2)) - (1 if m.group(1).lower() == "before" else 0)
+    if since is None and until is None and (m := _IN_YEAR.search(question)):
+        since = until = int(m.group(1))
+    return since, until
 
 
 @dataclass
@@ -117,26 +148,62 @@ class Earlier:
     topic: str = ""  # the standalone form of the topic's questions
 
 
+@dataclass
+class Step:
+    """How one turn is asked, given what came before it (:func:`plan`)."""
+
+    question: str  # what is retrieved and judged
+    refers: str | None = None  # CHOOSE, EVERY, OTHERS, or None: asked of the whole index
+    within: list[str] | None = None  # only these papers
+    without: list[str] = field(default_factory=list)  # none of these papers
+    since: int | None = None  # the years the turn names
+    until: int | None = None
+    glued: str = ""  # the turn read with the topic: how sure an answer about every paper is
+    topic: str = ""  # the conversation's topic after this turn
+
+
+def plan(turn: str, earlier: Earlier) -> Step:
+    """How ``turn`` is asked after ``earlier``: among the papers it refers to, past them, or (a new
+    question, or one that continues the topic) as its standalone form. A turn that picks among the papers
+    by year only ("Which of those are from 2024?") is about every one of them that the years let through."""
+    turn = turn.strip()
+    refers = about_earlier_papers(turn) if earlier.seen else None
+    if refers in (CHOOSE, EVERY) and not earlier.papers:
+        refers = None  # the last answer cited nothing: the turn continues the topic
+    since, until = years_in(turn) if refers else (None, None)
+    glued = f"{earlier.topic} {turn}"
+    if refers in (CHOOSE, EVERY):
+        if refers == CHOOSE and not has_own_topic(turn):
+            refers = EVERY
+        question = turn if has_own_topic(turn) else glued
+        return Step(question, refers, list(earlier.papers), [], since, until, glued, earlier.topic)
+    if refers == OTHERS:
+        return Step(others_query(earlier.topic, turn), OTHERS, None, list(earlier.seen), since, until, glued,
+                    earlier.topic)
+    topic = glued if earlier.topic and is_follow_up(turn) else turn
+    return Step(topic, topic=topic)
+
+
+Cited = Callable[[Step, float], tuple[list[str], float]]  # (step, the earlier answer's confidence) -> (ids
+# of the papers its answer cites, its confidence)
+
+
 def earlier_papers(prior: list[str], cited: Cited) -> Earlier:
     """Replay the user turns ``prior`` (oldest first) through ``cited`` (the judgement ``ask()`` makes,
-    so the same papers) from the conversation's latest new question on: a turn that chooses among the
-    papers before it is asked among them, one about every one of them keeps them, one asking for others
-    is asked without any shown so far, and any other turn is asked as its standalone form. No papers
-    when there is no earlier turn or the last answer cited nothing (a refusal)."""
+    so the same papers) from the conversation's latest new question on, each turn as :func:`plan` asks it.
+    No papers when there is no earlier turn or the last answer cited nothing (a refusal)."""
     out = Earlier()
-    fresh = [i for i, turn in enumerate(prior) if not is_follow_up(turn) and not about_earlier_papers(turn)]
-    for turn in prior[fresh[-1] if fresh else 0 :]:
-        turn = turn.strip()
-        refers = about_earlier_papers(turn) if out.seen else None
-        if refers == EVERY and out.papers:
-            continue
-        if refers == CHOOSE and out.papers:
-            query = turn if has_own_topic(turn) else f"{out.topic} {turn}"
-            out.papers, out.confidence = cited(query, out.papers, [], CHOOSE, out.confidence)
-        elif refers == OTHERS:
-            out.papers, out.confidence = cited(out.topic, None, out.seen, OTHERS, out.confidence)
-        else:
-            out.topic = f"{out.topic} {turn}" if out.topic and is_follow_up(turn) else turn
-            out.papers, out.confidence = cited(out.topic, None, [], None, 0.0)
+    turns = [turn.strip() for turn in prior]
+    fresh = [i for i, turn in enumerate(turns) if not is_follow_up(turn) and not about_earlier_papers(turn)]
+    for turn in turns[fresh[-1] if fresh else 0 :]:
+        step = plan(turn, out)
+        out.papers, out.confidence = cited(step, out.confidence)
+        out.topic = step.topic
         out.seen = out.seen + [p for p in out.papers if p not in out.seen]  # a new list: cited may keep it
     return out
+
+
+def others_query(topic: str, question: str) -> str:
+    """What an "others" follow-up is asked as: the topic, with the question's own condition if it has one
+    ("What about others that use mixture of experts?")."""
+    return topic if not has_own_topic(_OTHERS.sub(" ", question)) else f"{topic} {question}"

@@ -235,8 +235,9 @@ class Judge:
 
     def cover(self, ev: Evidence, confidence: float) -> None:
         """After :meth:`assess`, for a question about every one of an earlier answer's papers ("What
-        datasets did they use?"): each of them answers, as sure as that answer was (they were judged then);
-        the sentences stay chosen for this question."""
+        datasets did they use?"): each of them answers (they were judged when the reader was shown them),
+        with ``confidence``, the question model's for the question read with the one it follows and asked of
+        those papers; the sentences stay chosen for the question in its own words."""
         ev.included = list(range(1, len(ev.papers) + 1))[: self.params.max_papers]
         ev.confidence = confidence if ev.papers else 0.0
 

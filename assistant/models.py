@@ -5,7 +5,7 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Paper(BaseModel):
@@ -75,6 +75,11 @@ class Filters(BaseModel):
     exclude: list[str] | None = Field(
         default=None, description="Never these paper ids (a follow-up asking for others leaves out those shown)."
     )
+
+    @field_validator("papers", "exclude")
+    @classmethod
+    def _strip_ids(cls, ids: list[str] | None) -> list[str] | None:
+        return None if ids is None else [i.strip() for i in ids]
 
     def is_empty(self) -> bool:
         return (self.since is None and self.until is None and not self.source and self.papers is None

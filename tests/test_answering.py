@@ -248,6 +248,10 @@ def test_a_question_with_a_topic_of_its_own_is_not_a_follow_up(question: str) ->
     ("Anything else?", "others"),
     ("What about for vision models?", None), ("Any from 2024?", None), ("for vision models?", None),
     ("How do LLM agents use tools and what limits them?", None), ("Any other papers on speculative decoding?", None),
+    ("Which papers study hallucination and how do they measure it?", None),
+    ("How does LoRA work and what are its limits?", None), ("What are the limitations of these approaches?", "every"),
+    ("Which ones use mixture of experts?", "choose"), ("What about others that use mixture of experts?", "others"),
+    ("any other approaches?", "others"), ("Are there others?", "others"),
 ])  # fmt: skip
 def test_how_a_follow_up_refers_to_the_previous_answers_papers(question: str, refers: str | None) -> None:
     from assistant.conversation import about_earlier_papers
@@ -256,24 +260,63 @@ def test_how_a_follow_up_refers_to_the_previous_answers_papers(question: str, re
 
 
 def test_the_conversation_is_replayed_from_its_latest_new_question() -> None:
-    from assistant.conversation import earlier_papers
+    from assistant.conversation import Step, earlier_papers
 
-    calls: list[tuple[str, list[str] | None, list[str], str | None]] = []
+    calls: list[Step] = []
     answers = {"Q1": ["a", "b", "c"], "Q1 for LLMs?": ["a", "d"], "Which of them use MoE?": ["d"], "Q2": []}
 
-    def cited(
-        q: str, within: list[str] | None, without: list[str], refers: str | None, conf: float
-    ) -> tuple[list[str], float]:
-        calls.append((q, within, without, refers))
-        found = ["a", "e", "f"] if refers == "others" else answers.get(q, ["e", "f"])
-        return [p for p in found if p not in without and (within is None or p in within)], 0.5
+    def cited(step: Step, conf: float) -> tuple[list[str], float]:
+        calls.append(step)
+        found = ["a", "e", "f"] if step.refers == "others" else answers.get(step.question, ["g"])
+        return [p for p in found if p not in step.without and (step.within is None or p in step.within)], 0.5
 
     out = earlier_papers(["Old question", "Q1", "for LLMs?", "Which of them use MoE?", "Any others?"], cited)
-    assert [c[0] for c in calls] == ["Q1", "Q1 for LLMs?", "Which of them use MoE?", "Q1 for LLMs?"]
-    assert calls[2][1] == ["a", "d"] and calls[3][2] == ["a", "b", "c", "d"]  # chosen among; others past all seen
-    assert out.papers == ["e", "f"] and out.topic == "Q1 for LLMs?"
-    assert earlier_papers(["Q2", "Which of them use MoE?"], cited).papers != []  # a refusal: the topic again
+    assert [(c.question, c.refers) for c in calls] == [
+        ("Q1", None), ("Q1 for LLMs?", None), ("Which of them use MoE?", "choose"), ("Q1 for LLMs?", "others")
+    ]
+    assert calls[2].within == ["a", "d"] and calls[3].without == ["a", "b", "c", "d"]  # among; past all seen
+    assert out.papers == ["e", "f"] and out.seen == ["a", "b", "c", "d", "e", "f"] and out.topic == "Q1 for LLMs?"
+    calls.clear()  # after a refusal there is nothing to choose among: the turn continues the topic
+    assert earlier_papers(["Q2", "Which of them use MoE?"], cited).papers == ["g"]
+    assert calls[-1].question == "Q2 Which of them use MoE?" and calls[-1].refers is None
     assert earlier_papers(["Q2"], cited).papers == []
+    # picking by year only is about every one of them that the years let through
+    calls.clear()
+    earlier_papers(["Q1", "Which of those are from 2024?"], cited)
+    assert (calls[-1].refers, calls[-1].within, calls[-1].since, calls[-1].until) == ("every", ["a", "b", "c"], 2024, 2024)
+
+
+@pytest.mark.parametrize(("question", "years"), [
+    ("Which of those are from 2024?", (2024, 2024)), ("Any of them since 2023?", (2023, None)),
+    ("Which ones came out after 2023?", (2024, None)), ("Those before 2025?", (None, 2024)),
+    ("Which of them use GPT-4?", (None, None)), ("Those from 2023 onwards?", (2023, None)),
+])  # fmt: skip
+def test_years_a_follow_up_names(question: str, years: tuple[int | None, int | None]) -> None:
+    from assistant.conversation import years_in
+
+    assert years_in(question) == years
+
+
+def test_a_follow_up_is_narrowed_only_when_the_replay_tallies_with_the_answer_shown(seed_settings: Settings) -> None:
+    first, history = _lora_history(seed_settings)
+    q = "What datasets did they use?"
+    assert _answer(q, seed_settings, history=history).filters.papers
+    # the reader saw no numbered citations (an answer not written by ask(), or a refusal under other filters)
+    other = [history[0], {"role": "assistant", "content": "Several papers do."}]
+    assert _answer(q, seed_settings, history=other).filters.papers is None
+    refused = _answer(LORA_Q, seed_settings, filters={"since": 2030})
+    assert refused.refused
+    a = _answer(q, seed_settings, history=[history[0], {"role": "assistant", "content": refused.text}])
+    assert a.filters.papers is None and not a.text.startswith("Each of")
+
+
+def test_a_follow_ups_narrowing_keeps_the_callers_own_paper_filters(seed_settings: Settings) -> None:
+    first, history = _lora_history(seed_settings)
+    ids = [c.paper_id for c in first.citations]
+    a = _answer("Any others?", seed_settings, history=history, filters={"exclude": ["x:not-a-paper"]})
+    assert set(a.filters.exclude or []) == {*ids, "x:not-a-paper"}
+    b = _answer("What datasets did they use?", seed_settings, history=history, filters={"papers": ids[:2]})
+    assert b.filters.papers == ids[:2] and {c.paper_id for c in b.citations} <= set(ids[:2])
 
 
 def test_a_chain_of_follow_ups_keeps_the_topic_it_started_from() -> None:
@@ -325,7 +368,7 @@ def test_which_of_them_chooses_among_the_previous_answers_papers(seed_settings: 
 def test_which_of_them_is_refused_when_none_of_them_does_it(seed_settings: Settings) -> None:
     first, history = _lora_history(seed_settings)
     a = _answer("Which of these evaluate on instruction tuning?", seed_settings, history=history)
-    assert a.refused and f"among the {len(first.citations)} papers of the previous answer" in a.text
+    assert a.refused and a.text.startswith(f"None of the {len(first.citations)} papers of the previous answer addresses this.")
     assert {c.paper_id for c in a.closest} <= {c.paper_id for c in first.citations}
 
 
@@ -336,7 +379,9 @@ def test_a_question_about_every_one_of_them_answers_from_each(seed_settings: Set
         assert not a.refused, q
         assert {c.paper_id for c in a.citations} == {c.paper_id for c in first.citations}, q
         assert a.text.startswith(f"Each of the {len(first.citations)} papers of the previous answer:"), q
-        assert a.confidence == first.confidence  # they were judged when the reader was shown them
+        assert 0 < a.confidence <= 1  # the question model's, for the question read with the one it follows
+    a = _answer("Do they release code?", seed_settings, history=history)  # the sentences answer it in its own words
+    assert any("github.com" in c.snippet or "code" in c.snippet.lower() for c in a.citations)
 
 
 def test_any_others_leaves_out_the_papers_already_cited(seed_settings: Settings) -> None:
@@ -352,6 +397,21 @@ def test_any_others_leaves_out_the_papers_already_cited(seed_settings: Settings)
     again = _answer("What else is there?", seed_settings, history=history)
     assert set(again.filters.exclude or []) == shown | {c.paper_id for c in a.citations}
     assert not {c.paper_id for c in again.citations} & (shown | {c.paper_id for c in a.citations})
+
+
+def test_asking_for_others_again_and_again_runs_out_without_repeating_a_paper(seed_settings: Settings) -> None:
+    first, history = _lora_history(seed_settings)
+    cited = [c.paper_id for c in first.citations]
+    for _ in range(8):
+        a = _answer("Any others?", seed_settings, history=history)
+        if a.refused:
+            break
+        new = [c.paper_id for c in a.citations]
+        assert not set(new) & set(cited)
+        cited += new
+        history += [{"role": "user", "content": "Any others?"}, {"role": "assistant", "content": a.text}]
+    assert a.refused, "the topic's papers ran out"
+    assert a.text.startswith(f"No other indexed paper addresses this beyond the {len(cited)} already cited.")
 
 
 def test_no_earlier_papers_no_narrowing(seed_settings: Settings) -> None:

@@ -66,7 +66,7 @@ def test_filters_inside_each_store(tmp_path: Path, mode: str) -> None:
     assert _ids(s, mode, source="FIRST") == {"a", "b", "c"}
     assert _ids(s, mode, source="second") == set()
     # a follow-up's narrowing to the previous answer's papers, or past them ("Any others?")
-    assert _ids(s, mode, papers=["a", "c", "no-such-id"]) == {"a", "c"}
+    assert _ids(s, mode, papers=["a", " c ", "no-such-id"]) == {"a", "c"}
     assert _ids(s, mode, papers=[]) == set()
     assert _ids(s, mode, exclude=["a"]) == {"b", "c"}
     assert _ids(s, mode, papers=["a", "b"], exclude=["a"], since=2023) == {"b"}

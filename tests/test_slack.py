@@ -23,6 +23,7 @@ from pydantic import SecretStr
 from slack_bolt import App, BoltRequest
 from slack_stub import BOT_ID, BOT_USER, SlackStub, sign  # tests/ is on sys.path (pytest rootdir-less import)
 
+from assistant import ask
 from assistant.errors import ConfigError, IndexMissingError
 from assistant.models import Answer, Citation
 from assistant.settings import Settings, SlackSettings
@@ -313,11 +314,12 @@ def test_follow_up_in_thread_sends_the_thread_as_history(seed_app: App, stub: Sl
 
 
 def test_follow_up_in_thread_keeps_the_threads_inline_filters(seed_app: App, stub: SlackStub,
-                                                              recorded_ask: list[Any]) -> None:
-    stub.replies = [
-        user_message(f"<@{BOT_USER}> {LORA_Q} since:2024", "1700000000.000100"),
-        bot_message("Two papers address this [1] [2].", "1700000000.000200"),
-    ]
+                                                              recorded_ask: list[Any], seed_settings: Settings) -> None:
+    first = ask(LORA_Q, filters={"since": 2024}, settings=seed_settings)
+    assert isinstance(first, Answer) and first.citations
+    text, blocks = answer_blocks(first)
+    reply = {**bot_message(text[:120] + " …", "1700000000.000200"), "blocks": blocks}  # a cut fallback
+    stub.replies = [user_message(f"<@{BOT_USER}> {LORA_Q} since:2024", "1700000000.000100"), reply]
     follow_up = "And which of them use mixture-of-experts?"
     event = mention(follow_up, ts="1700000000.000300", thread_ts="1700000000.000100")
     assert dispatch(seed_app, event_body(event)).status == 200
@@ -328,7 +330,7 @@ def test_follow_up_in_thread_keeps_the_threads_inline_filters(seed_app: App, stu
     assert answer.filters.since == 2024
     assert all(c.year is not None and c.year >= 2024 for c in answer.citations + answer.closest)
     assert "Filters from earlier in this thread: since 2024" in context_text(update["blocks"])
-    assert answer.filters.papers  # the replayed first answer cited papers: it is asked of them only
+    assert set(answer.filters.papers or []) == {c.paper_id for c in first.citations}  # asked of them only
     assert f"Asked of the {len(answer.filters.papers)} papers of the previous answer" in context_text(update["blocks"])
 
 

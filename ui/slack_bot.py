@@ -256,6 +256,8 @@ class SlackBot:
                 continue  # talk among the people in the thread, not a question to the bot
             if not mine:
                 filtered = _filtered_question(sb.unescape(sb.strip_mentions(text, bot_user))) or filtered
+            if mine:  # the whole answer: the plain-text fallback is cut at 3,000 characters, the sections are not
+                text = _sections_text(msg.get("blocks")) or text
             content = sb.unescape(text if mine else sb.strip_filters(sb.strip_mentions(text, bot_user)))
             if content.strip():
                 turns.append({"role": "assistant" if mine else "user", "content": content.strip()})
@@ -288,6 +290,15 @@ class SlackBot:
         many = "question" if s.rate_limit == 1 else f"{s.rate_limit} questions"
         return (f":hourglass: You have reached my limit of {many} per {s.rate_window_s} seconds. "
                 "Please try again in a little while.")
+
+
+def _sections_text(blocks: Any) -> str:
+    """The text of a message's Block Kit sections (the answer, then its sources), one per line."""
+    if not isinstance(blocks, list):
+        return ""
+    parts = [b["text"].get("text") for b in blocks
+             if isinstance(b, dict) and b.get("type") == "section" and isinstance(b.get("text"), dict)]
+    return "\n".join(p for p in parts if isinstance(p, str) and p.strip())
 
 
 # --- app, servers, run ---------------------------------------------------------------------
