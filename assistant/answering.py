@@ -283,7 +283,7 @@ class AnswerStream:
                 shown == replayed or (self.backend.name != "extractive" and 0 < shown < replayed))):
             return self.backend.condense(self.question, self.history)
         self.filters, self.narrowed = self._narrowed(step), step.refers
-        self.earlier_confidence = earlier.confidence
+        self.earlier_confidence = earlier.topic_confidence if step.refers == OTHERS else earlier.confidence
         if step.refers == EVERY:
             self.earlier_confidence = self._cited(replace(step, question=step.glued, refers=None), 0.0, k, candidates)[1]
         return step.question

@@ -149,7 +149,7 @@ def _register_optional_commands() -> None:
     """Commands added by later modules (ask, eval, ui, slack) register here if present."""
     import importlib
 
-    for mod in ("assistant.cli_ask", "evals.cli", "ui.cli"):
+    for mod in ("assistant.cli_ask", "assistant.cli_chat", "evals.cli", "ui.cli"):
         try:
             importlib.import_module(mod).register(app)
         except ModuleNotFoundError as err:

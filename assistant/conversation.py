@@ -146,6 +146,7 @@ class Earlier:
     seen: list[str] = field(default_factory=list)  # cited by any answer since the topic was set
     confidence: float = 0.0  # the last answer's
     topic: str = ""  # the standalone form of the topic's questions
+    topic_confidence: float = 0.0  # the answer's to the topic itself (what "others" are as sure as)
 
 
 @dataclass
@@ -197,8 +198,10 @@ def earlier_papers(prior: list[str], cited: Cited) -> Earlier:
     fresh = [i for i, turn in enumerate(turns) if not is_follow_up(turn) and not about_earlier_papers(turn)]
     for turn in turns[fresh[-1] if fresh else 0 :]:
         step = plan(turn, out)
-        out.papers, out.confidence = cited(step, out.confidence)
+        out.papers, out.confidence = cited(step, out.topic_confidence if step.refers == OTHERS else out.confidence)
         out.topic = step.topic
+        if step.refers is None:
+            out.topic_confidence = out.confidence
         out.seen = out.seen + [p for p in out.papers if p not in out.seen]  # a new list: cited may keep it
     return out
 

@@ -442,6 +442,32 @@ def test_cli_ask_json(seed_env: Path) -> None:
     assert data["backend"] == "extractive" and data["refused"] is False
 
 
+def _sources(block: str) -> list[str]:
+    """The titles a ``litassist chat`` answer lists under Sources."""
+    return [line.split("] ", 1)[1].rsplit(" (", 1)[0] for line in block.splitlines() if line.startswith("  [")]
+
+
+def test_cli_chat_keeps_the_conversation(seed_env: Path) -> None:
+    lines = [LORA_Q, "Which of them use mixture of experts?", "", "Any others?", "/new",
+             "Which of them use mixture of experts?", "/quit", "never asked"]
+    run = subprocess.run([sys.executable, "-m", "assistant.cli", "chat"], input="\n".join(lines) + "\n",
+                         capture_output=True, text=True, check=True, timeout=300)
+    answers = run.stdout.split("-- backend: ")[:-1]
+    assert len(answers) == 4 and "-- new conversation" in run.stdout and "never asked" not in run.stdout
+    first, chosen, others, fresh = (_sources(a) for a in answers)
+    assert chosen and set(chosen) < set(first)  # among the papers just shown
+    assert others and not set(others) & set(first + chosen)  # past them
+    assert len(others) == 1 or f"{len(others)} of the other indexed papers address this:" in answers[2]
+    assert set(fresh) - set(first)  # after /new the same words search the whole index
+
+
+def test_cli_chat_reports_a_bad_question_and_goes_on(seed_env: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "assistant.cli", "chat", "--since", "2026", "--until", "2024"],
+                         input=f"{LORA_Q}\n{LORA_Q}\n", capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and "Traceback" not in run.stderr
+    assert run.stderr.count("litassist: filter since=2026 is after until=2024") == 2
+
+
 def test_cli_ask_text_and_bad_filter(seed_env: Path) -> None:
     ok = subprocess.run([sys.executable, "-m", "assistant.cli", "ask", LORA_Q, "--k", "5"],
                         capture_output=True, text=True, check=True).stdout

@@ -1,0 +1,73 @@
+"""``litassist chat``: a conversation in the terminal, follow-ups included ("Which of them…", "Any others?").
+
+Reads one question per line from standard input (a ``> `` prompt when it is a terminal), streams each
+answer with its sources, and passes the earlier turns to ``ask()`` as history. ``/new`` starts a new
+conversation, ``/quit`` (or end of input) leaves. A question that cannot be answered (a bad filter, an
+unreachable LLM) is one line on standard error, and the conversation goes on.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+HISTORY_MESSAGES = 12  # earlier messages handed to ask(), as the Gradio chat does
+NEW, QUIT = ("/new", "/reset"), ("/quit", "/exit", "/q")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def chat(
+        k: Annotated[int | None, typer.Option("--k", "-k", help="Papers to retrieve.")] = None,
+        since: Annotated[int | None, typer.Option(help="Only papers from this year on (listing gave a year).")] = None,
+        until: Annotated[int | None, typer.Option(help="Only papers up to this year.")] = None,
+        source: Annotated[str | None, typer.Option(help="Only papers from listings whose name contains this.")] = None,
+        backend: Annotated[str | None, typer.Option(help="extractive | openai | local (default: settings).")] = None,
+        mode: Annotated[str | None, typer.Option(help="Retrieval mode: hybrid | dense | bm25.")] = None,
+    ) -> None:
+        """Ask questions one per line, follow-ups included; /new starts over, /quit leaves."""
+        from assistant.answering import get_assistant
+        from assistant.cli import _err, _settings
+        from assistant.cli_ask import render_text
+        from assistant.errors import LitassistError
+        from assistant.models import Filters
+        from assistant.text import terminal_safe
+
+        settings = _settings()
+        assistant = get_assistant(settings)  # the index opens once, before the first question
+        filters = Filters(since=since, until=until, source=source)
+        tty = sys.stdin.isatty()
+        if tty:
+            typer.echo("Ask about the indexed papers; follow-ups see the conversation. /new starts over, /quit leaves.",
+                       err=True)
+        history: list[dict[str, str]] = []
+        while True:
+            if tty:
+                sys.stderr.write("> ")
+                sys.stderr.flush()
+            line = sys.stdin.readline()
+            if not line:
+                break
+            question = line.strip()
+            if not question:
+                continue
+            if question.lower() in QUIT:
+                break
+            if question.lower() in NEW:
+                history = []
+                typer.echo("-- new conversation")
+                continue
+            try:
+                run = assistant.stream(question, k=k, filters=filters, backend=backend, mode=mode,
+                                       history=history[-HISTORY_MESSAGES:])
+                for delta in run:
+                    sys.stdout.write(terminal_safe(delta))
+                    sys.stdout.flush()
+                answer = run.result()
+            except LitassistError as err:
+                _err(str(err))
+                continue
+            typer.echo(terminal_safe("\n" + render_text(answer, with_text=False)) + "\n")
+            history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
