@@ -52,6 +52,19 @@ def main() -> None:
         assistant.stream(f"{q} ({i})").result()
         fresh.append((time.perf_counter() - t) * 1000)
     print(f"warm ask with a never-seen question (query embedded): p50 {statistics.median(fresh):.1f} ms")
+    # follow-ups about the previous answer's papers replay the conversation (one judgement per earlier turn)
+    follow: dict[str, list[float]] = {}
+    for q in questions:
+        first = assistant.stream(q).result()
+        history = [{"role": "user", "content": q}, {"role": "assistant", "content": first.text}]
+        for kind, follow_up in (("choose", "Which of them use reinforcement learning?"),
+                                ("every", "What datasets did they use?"), ("others", "Any others?")):
+            assistant.stream(follow_up, history=history).result()  # its query embedding, once
+            t = time.perf_counter()
+            assistant.stream(follow_up, history=history).result()
+            follow.setdefault(kind, []).append((time.perf_counter() - t) * 1000)
+    print("warm follow-up on the previous answer's papers, p50 (ms): "
+          + ", ".join(f"{k} {statistics.median(v):.1f}" for k, v in follow.items()))
 
 
 if __name__ == "__main__":
