@@ -10,19 +10,19 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import replace
 from typing import Any
 
 from pydantic import ValidationError
 
 from assistant.backends import NO_GROUNDED_ANSWER, REFUSAL, Backend, Request, Turn, get_backend
-from assistant.citations import Renumberer, check, cited_numbers, opening, opens_unclosed
-from assistant.conversation import EVERY, OTHERS, Step, about_earlier_papers, earlier_papers, plan
+from assistant.citations import Renumberer, check, opening, opens_unclosed
+from assistant.conversation import EVERY, OTHERS, papers_of_previous, years_phrase
 from assistant.errors import ConfigError, FilterError
 from assistant.evidence import Evidence
 from assistant.index import Index
 from assistant.judgement import Judge, load_params
 from assistant.models import Answer, Citation, Filters, Hit, Usage, check_k
+from assistant.narrowing import Narrowed, narrow, settle
 from assistant.offline import count_tokens
 from assistant.prompts import render
 from assistant.retrieval import Retriever, passes_any
@@ -42,7 +42,13 @@ def normalise_history(history: History) -> list[Turn]:
     for item in history or []:
         if isinstance(item, dict):
             if item.get("content"):
-                turns.append({"role": str(item.get("role", "user")), "content": replace_surrogates(str(item["content"]))})
+                turn: Turn = {"role": str(item.get("role", "user")), "content": replace_surrogates(str(item["content"]))}
+                papers = item.get("papers")  # what an answer cited, as a front end kept it (assistant.narrowing)
+                if isinstance(papers, (list, tuple)) and all(isinstance(p, str) for p in papers):
+                    turn["papers"] = list(papers)
+                    if isinstance(item.get("confidence"), (int, float)):
+                        turn["confidence"] = float(item["confidence"])
+                turns.append(turn)
         elif isinstance(item, (str, bytes)) or not isinstance(item, Sequence) or len(item) != 2:
             raise ConfigError("history: each turn is a {'role', 'content'} dict or a (user, assistant) pair")
         else:
@@ -133,14 +139,6 @@ def _unless_refusal(deltas: Iterator[str]) -> Iterator[str]:
         yield buf
 
 
-def _settle(judge: Judge, evidence: Evidence, refers: str | None, earlier: float) -> None:
-    """The judgement of a follow-up on the previous answer's papers (see :mod:`assistant.conversation`)."""
-    if refers == EVERY:  # a question about every paper the reader was just shown
-        judge.cover(evidence, earlier)
-    elif refers == OTHERS:  # the answered topic again, beyond the papers already shown
-        judge.beyond(evidence, earlier)
-
-
 class AnswerStream:
     """Iterate for text deltas as they are generated; ``answer`` holds the checked result at the end."""
 
@@ -156,8 +154,8 @@ class AnswerStream:
         self.question = replace_surrogates(question).strip()  # undecodable command-line bytes
         self.k, self.filters, self.history, self.mode = k, filters, history, mode
         self.backend = owner.backend(backend)
-        self.narrowed: str | None = None  # a follow-up on the previous answer's papers: CHOOSE, EVERY or OTHERS
-        self.earlier_confidence = 0.0  # the previous answer's, when narrowed
+        self.asked = filters  # the caller's filters (a follow-up on earlier papers narrows self.filters)
+        self.narrowed: Narrowed | None = None  # a follow-up on the previous answer's papers (see _read)
         self.answer: Answer | None = None
         self._iter = self._run()
 
@@ -189,7 +187,8 @@ class AnswerStream:
         evidence = Evidence(owner.index, standalone, hits)
         judge = owner.judge
         judge.assess(evidence, k=k)
-        _settle(judge, evidence, self.narrowed, self.earlier_confidence)
+        if self.narrowed is not None:
+            settle(judge, evidence, self.narrowed.step.refers, self.narrowed.confidence)
         hits = [p.hit for p in evidence.papers]
         refuse = judge.refuses(evidence)
         timings["evidence_ms"] = (time.perf_counter() - t2) * 1000
@@ -197,11 +196,11 @@ class AnswerStream:
         screen = self.backend.name != "extractive" and owner.settings.llm.screen
         shown = evidence.screened() if screen else evidence
         req = Request(question=standalone, hits=[p.hit for p in shown.papers], evidence=shown)
-        if self.narrowed == OTHERS:
+        if self.narrowed is not None and self.narrowed.step.refers == OTHERS:
             req.scope = "the other indexed papers"
-        elif self.narrowed:
-            req.scope = f"the {len(self.filters.papers or [])} papers of the previous answer"
-            req.every = self.narrowed == EVERY
+        elif self.narrowed is not None:
+            req.scope = papers_of_previous(self.narrowed.pool)
+            req.every = self.narrowed.step.refers == EVERY and len(evidence.chosen()) == self.narrowed.pool
         t3 = time.perf_counter()
         parts: list[str] = []  # everything the backend said, for the checks below
         first_token_ms: float | None = None
@@ -267,50 +266,18 @@ class AnswerStream:
     def _read(self, k: int, candidates: int) -> str:
         """The question to retrieve and judge with. A follow-up about the previous answer's papers ("Which
         of them…", "What datasets did they use?", "Any others?") is asked of those papers only, or past
-        them (``filters.papers``, ``filters.exclude``; see :mod:`assistant.conversation`); any other
+        them (``filters.papers``, ``filters.exclude``; see :mod:`assistant.narrowing`); any other
         follow-up is condensed with the conversation by the backend."""
         if not self.history:
             return self.question
-        prior = [t["content"] for t in self.history if t.get("role") == "user" and t.get("content")]
-        if not prior or not about_earlier_papers(self.question):
+        self.narrowed = narrow(
+            self._owner, self.question, self.history, self.filters, k=k, candidates=candidates, mode=self.mode,
+            exact_citations=self.backend.name == "extractive",
+        )
+        if self.narrowed is None:
             return self.backend.condense(self.question, self.history)
-        earlier = earlier_papers(prior, lambda step, conf: self._cited(step, conf, k, candidates))
-        step = plan(self.question, earlier)
-        last = next((t["content"] for t in reversed(self.history) if t.get("role") == "assistant"), "")
-        shown = len({n for n in cited_numbers(last) if n > 0})
-        replayed = len(earlier.papers)  # what the last answer cited, found again: it must tally with its text
-        if not step.refers or (step.refers != OTHERS and not (
-                shown == replayed or (self.backend.name != "extractive" and 0 < shown < replayed))):
-            return self.backend.condense(self.question, self.history)
-        self.filters, self.narrowed = self._narrowed(step), step.refers
-        self.earlier_confidence = earlier.topic_confidence if step.refers == OTHERS else earlier.confidence
-        if step.refers == EVERY:
-            self.earlier_confidence = self._cited(replace(step, question=step.glued, refers=None), 0.0, k, candidates)[1]
-        return step.question
-
-    def _narrowed(self, step: Step) -> Filters:
-        """The filters of ``step``: the caller's, narrowed to the papers it is asked of, past those it is
-        not, and to the years it names."""
-        f = self.filters
-        papers = step.within if f.papers is None or step.within is None else [p for p in step.within if p in f.papers]
-        exclude = sorted({*(f.exclude or []), *step.without}) or None
-        since = max(y for y in (f.since, step.since) if y is not None) if (f.since, step.since) != (None, None) else None
-        until = min(y for y in (f.until, step.until) if y is not None) if (f.until, step.until) != (None, None) else None
-        return f.model_copy(update={"papers": papers if papers is not None else f.papers, "exclude": exclude,
-                                    "since": since, "until": until})
-
-    def _cited(self, step: Step, earlier: float, k: int, candidates: int) -> tuple[list[str], float]:
-        """The papers an answer to ``step`` cites, and its confidence (the replay of an earlier turn)."""
-        owner = self._owner
-        hits = owner.retriever.retrieve(step.question, k=candidates, filters=self._narrowed(step), mode=self.mode)
-        evidence = Evidence(owner.index, step.question, hits)
-        owner.judge.assess(evidence, k=k)
-        if step.refers == EVERY:
-            earlier = self._cited(replace(step, question=step.glued, refers=None), 0.0, k, candidates)[1]
-        _settle(owner.judge, evidence, step.refers, earlier)
-        if owner.judge.refuses(evidence):
-            return [], evidence.confidence
-        return [p.hit.paper.id for _, p in evidence.chosen()], evidence.confidence
+        self.filters = self.narrowed.filters
+        return self.narrowed.step.question
 
     def _usage(self, usage: Usage, question: str, hits: list[Hit], text: str) -> Usage:
         if usage.prompt_tokens or usage.completion_tokens:
@@ -323,18 +290,21 @@ class AnswerStream:
     ) -> Answer:
         """The refusal: the judgement found the papers do not answer, or (``by_backend``) it found they
         may, but the backend gave no answer it grounded in them (the confidence stays the judgement's)."""
-        f = self.filters
-        own = f.since is not None or f.until is not None or bool(f.source)  # the filters a reader set
-        note = "" if f.is_empty() or (self.narrowed and not own) else " within the active filters"
+        mine = self.asked  # the filters the caller set, not the narrowing to earlier papers
+        note = "" if mine.since is None and mine.until is None and not mine.source else " within the active filters"
         text = render("refusal", filter_note=note)
-        if self.narrowed == OTHERS:
-            text = f"No other indexed paper addresses this{note} beyond the {len(f.exclude or [])} already cited."
-        elif self.narrowed:
-            text = f"None of the {len(f.papers or [])} papers of the previous answer addresses this{note}."
+        n = self.narrowed
+        if n is not None and n.step.refers == OTHERS:
+            text = f"No other indexed paper addresses this{note} beyond the {n.pool} already cited."
+        elif n is not None:
+            text = f"None of {papers_of_previous(n.pool)} addresses this{note}."
+            years = years_phrase(n.step.since, n.step.until)
+            if years and not hits:
+                text = f"None of {papers_of_previous(n.pool)} is {years}{note}."
         if by_backend:
             text = (f"{NO_GROUNDED_ANSWER}: the {self.backend.name} backend found none it could cite in the papers it "
                     f"was shown{note}, though the judgement rated them likely to answer (check them below).")
-        if not hits and not passes_any(self._owner.index, self.filters):  # say so, not "no abstract addresses it"
+        if not hits and n is None and not passes_any(self._owner.index, self.filters):  # not "no abstract addresses it"
             text = f"No indexed paper matches the filters ({self.filters.describe()}): widen or drop them."
         closest = [
             Citation(

@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
         if tty:
             typer.echo("Ask about the indexed papers; follow-ups see the conversation. /new starts over, /quit leaves.",
                        err=True)
-        history: list[dict[str, str]] = []
+        history: list[dict[str, object]] = []
         while True:
             if tty:
                 sys.stderr.write("> ")
@@ -70,4 +70,4 @@ def register(app: typer.Typer) -> None:
                 _err(str(err))
                 continue
             typer.echo(terminal_safe("\n" + render_text(answer, with_text=False)) + "\n")
-            history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
+            history += [{"role": "user", "content": question}, answer.as_turn()]

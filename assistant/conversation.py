@@ -49,8 +49,8 @@ FRAGMENT_WORDS = 4
 # question's first clause counts, unless it opens with a connective: in "Which papers study hallucination
 # and how do they measure it?" the pronouns stand for what the question itself names.
 _CHOOSES = re.compile(
-    r"\b(which|what|any|one|some|none|many|who|each)( \w+)? (of|among|between) (them|these|those|the above)"
-    r"|^\W*(and |so |but )?(among|of|between) (them|these|those)|\bwhich ones?|\b(that|this) one" + _END,
+    r"(\b(which|what|any|one|some|none|many|who|each)( \w+)? (of|among|between) (them|these|those|the above)"
+    r"|^\W*(and |so |but )?(among|of|between) (them|these|those)|\bwhich ones?|\b(that|this) one)" + _END,
     re.IGNORECASE,
 )
 _POINTS_AT = re.compile(
@@ -63,6 +63,7 @@ _ASKS_AFRESH = re.compile(
     r"\b(which|what|any|find|list|show me)( \w+)? (papers|works|work|studies|articles)" + _END, re.IGNORECASE
 )
 _CLAUSE = re.compile(r",|;|:| - | and | or | but ", re.IGNORECASE)
+_SUBJECT = re.compile(r"\b(they|it)" + _END, re.IGNORECASE)  # "Do they outperform others?": about them
 # More papers than those shown ("Any others?", "Are there others?", "What else is there?", "other
 # approaches?", "alternatives?"), on the same topic, or on it with a further condition when the question
 # reads as a follow-up ("What about others that use mixture of experts?").
@@ -85,13 +86,16 @@ def is_follow_up(question: str) -> bool:
 
 def standalone(question: str, prior: list[str]) -> str:
     """``question`` made standalone from the earlier user turns ``prior`` (oldest first): each turn that
-    is a follow-up is read with the standalone form of the turn before it, so a chain of follow-ups keeps
-    the topic the conversation started from; a new question starts over."""
-    current = ""
-    for turn in [*prior, question]:
+    is a follow-up is read with the topic before it, so a chain of follow-ups keeps the topic the
+    conversation started from, and a new question starts over. An earlier turn about the papers of the
+    answer before it ("Which of them…", "Any others?") leaves the topic as it was."""
+    topic = ""
+    for turn in prior:
         turn = turn.strip()
-        current = f"{current} {turn}" if current and is_follow_up(turn) else turn
-    return current
+        if not about_earlier_papers(turn):
+            topic = f"{topic} {turn}" if topic and is_follow_up(turn) else turn
+    question = question.strip()
+    return f"{topic} {question}" if topic and (is_follow_up(question) or about_earlier_papers(question)) else question
 
 
 def about_earlier_papers(question: str) -> str | None:
@@ -100,11 +104,12 @@ def about_earlier_papers(question: str) -> str | None:
     :data:`OTHERS` (the topic again, without them: "Any others?", "What else is there?"), or None (a new
     question, or a follow-up that continues the topic)."""
     follows = is_follow_up(question)
-    if _OTHERS.search(question) and (follows or not has_own_topic(_OTHERS.sub(" ", question))):
+    head = question if _OPENS_FOLLOW_UP.search(question) else _CLAUSE.split(question, maxsplit=1)[0]
+    others = _OTHERS.search(question) and (follows or not has_own_topic(_OTHERS.sub(" ", question)))
+    if others and not _SUBJECT.search(head):
         return OTHERS
     if not follows:
         return None
-    head = question if _OPENS_FOLLOW_UP.search(question) else _CLAUSE.split(question, maxsplit=1)[0]
     if _ASKS_AFRESH.search(head) and not _CHOOSES.search(head):
         return None
     if _CHOOSES.search(head):
@@ -112,16 +117,27 @@ def about_earlier_papers(question: str) -> str | None:
     return EVERY if _POINTS_AT.search(head) else None
 
 
+# Words that only point at papers or date them ("which ones", "released in 2024", "came out later").
+_DATING = frozenset("one ones released published appeared came come out later earlier newer older recent "
+                    "latest year years onwards".split())
+
+
 def has_own_topic(question: str) -> bool:
     """Whether ``question`` names something of its own ("use vision-language models", "datasets"),
-    beyond pointing at papers and years ("How do they compare?", "Which of those are from 2024?")."""
-    return any(not w.isdigit() for w in content_words(question))
+    beyond pointing at papers and dating them ("How do they compare?", "Which ones came out in 2024?")."""
+    return any(not w.isdigit() and w not in _DATING for w in content_words(question))
 
 
 _YEAR = r"((?:19|20)\d\d)"
 _IN_YEAR = re.compile(r"\b(?:from|in|during|of) " + _YEAR + r"\b", re.IGNORECASE)
-_SINCE = re.compile(r"\b(since|after) " + _YEAR + r"|\b(from) " + _YEAR + r" (?:on|onwards?)\b", re.IGNORECASE)
-_UNTIL = re.compile(r"\b(before|until|up to|through) " + _YEAR + r"\b", re.IGNORECASE)
+_SINCE = re.compile(
+    r"\b(since|after) " + _YEAR + r"|\b(from|in) " + _YEAR + r" (?:on\b|onwards?\b|or (?:later|after|newer)\b)",
+    re.IGNORECASE,
+)
+_UNTIL = re.compile(
+    r"\b(before|until|up to|through) " + _YEAR + r"|\b(from|in) " + _YEAR + r" or (?:earlier|before|older)\b",
+    re.IGNORECASE,
+)
 
 
 def years_in(question: str) -> tuple[int | None, int | None]:
@@ -132,7 +148,8 @@ def years_in(question: str) -> tuple[int | None, int | None]:
         word, year = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
         since = int(year) + (1 if word.lower() == "after" else 0)
     if m := _UNTIL.search(question):
-        until = int(m.group(2)) - (1 if m.group(1).lower() == "before" else 0)
+        word, year = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+        until = int(year) - (1 if word.lower() == "before" else 0)
     if since is None and until is None and (m := _IN_YEAR.search(question)):
         since = until = int(m.group(1))
     return since, until
@@ -161,47 +178,53 @@ class Step:
     until: int | None = None
     glued: str = ""  # the turn read with the topic: how sure an answer about every paper is
     topic: str = ""  # the conversation's topic after this turn
+    asks_topic: bool = False  # the turn asks the topic itself (a new question, or one continuing it)
 
 
 def plan(turn: str, earlier: Earlier) -> Step:
     """How ``turn`` is asked after ``earlier``: among the papers it refers to, past them, or (a new
-    question, or one that continues the topic) as its standalone form. A turn that picks among the papers
-    by year only ("Which of those are from 2024?") is about every one of them that the years let through."""
+    question, or one that continues the topic) as :func:`standalone` reads it. A turn that picks among the
+    papers by year only ("Which of those are from 2024?") is about every one of them the years let through."""
     turn = turn.strip()
-    refers = about_earlier_papers(turn) if earlier.seen else None
-    if refers in (CHOOSE, EVERY) and not earlier.papers:
-        refers = None  # the last answer cited nothing: the turn continues the topic
-    since, until = years_in(turn) if refers else (None, None)
-    glued = f"{earlier.topic} {turn}"
-    if refers in (CHOOSE, EVERY):
+    refers = about_earlier_papers(turn)
+    glued = f"{earlier.topic} {turn}" if earlier.topic else turn
+    if refers in (CHOOSE, EVERY) and earlier.papers:
+        since, until = years_in(turn)
         if refers == CHOOSE and not has_own_topic(turn):
             refers = EVERY
         question = turn if has_own_topic(turn) else glued
         return Step(question, refers, list(earlier.papers), [], since, until, glued, earlier.topic)
-    if refers == OTHERS:
+    if refers == OTHERS and earlier.seen:
+        since, until = years_in(turn)
         return Step(others_query(earlier.topic, turn), OTHERS, None, list(earlier.seen), since, until, glued,
                     earlier.topic)
-    topic = glued if earlier.topic and is_follow_up(turn) else turn
-    return Step(topic, topic=topic)
+    if refers:  # nothing to refer to (the last answer was a refusal): read with the topic, which it leaves as is
+        return Step(glued, topic=earlier.topic)
+    topic = glued if is_follow_up(turn) else turn
+    return Step(topic, topic=topic, asks_topic=True)
 
 
-Cited = Callable[[Step, float], tuple[list[str], float]]  # (step, the earlier answer's confidence) -> (ids
-# of the papers its answer cites, its confidence)
+Recorded = tuple[list[str], float]  # (ids of the papers an answer cited, its confidence)
+Cited = Callable[[Step, float], Recorded]  # (step, the earlier answer's confidence) -> what its answer cites
 
 
-def earlier_papers(prior: list[str], cited: Cited) -> Earlier:
-    """Replay the user turns ``prior`` (oldest first) through ``cited`` (the judgement ``ask()`` makes,
-    so the same papers) from the conversation's latest new question on, each turn as :func:`plan` asks it.
-    No papers when there is no earlier turn or the last answer cited nothing (a refusal)."""
+def earlier_papers(prior: list[str], cited: Cited, recorded: list[Recorded | None] | None = None) -> Earlier:
+    """What the answers to the user turns ``prior`` (oldest first) showed, from the conversation's latest
+    new question on, each turn asked as :func:`plan` asks it: taken from ``recorded`` (what each answer
+    cited, as a front end kept it) where it is given, else replayed through ``cited`` (the judgement
+    ``ask()`` makes, so the same papers). No papers when the last answer cited nothing (a refusal)."""
     out = Earlier()
     turns = [turn.strip() for turn in prior]
+    known = recorded if recorded is not None else [None] * len(turns)
     fresh = [i for i, turn in enumerate(turns) if not is_follow_up(turn) and not about_earlier_papers(turn)]
-    for turn in turns[fresh[-1] if fresh else 0 :]:
+    start = fresh[-1] if fresh else 0
+    for turn, kept in zip(turns[start:], known[start:], strict=True):
         step = plan(turn, out)
-        out.papers, out.confidence = cited(step, out.topic_confidence if step.refers == OTHERS else out.confidence)
-        out.topic = step.topic
-        if step.refers is None:
+        earlier = out.topic_confidence if step.refers == OTHERS else out.confidence
+        out.papers, out.confidence = kept if kept is not None else cited(step, earlier)
+        if step.asks_topic:
             out.topic_confidence = out.confidence
+        out.topic = step.topic
         out.seen = out.seen + [p for p in out.papers if p not in out.seen]  # a new list: cited may keep it
     return out
 
@@ -210,3 +233,16 @@ def others_query(topic: str, question: str) -> str:
     """What an "others" follow-up is asked as: the topic, with the question's own condition if it has one
     ("What about others that use mixture of experts?")."""
     return topic if not has_own_topic(_OTHERS.sub(" ", question)) else f"{topic} {question}"
+
+
+def years_phrase(since: int | None, until: int | None) -> str:
+    """'from 2024', 'from 2023 on', 'up to 2024', or '' for no bound."""
+    if since is not None and since == until:
+        return f"from {since}"
+    return " and ".join(x for x in (f"from {since} on" if since is not None else "",
+                                     f"up to {until}" if until is not None else "") if x)
+
+
+def papers_of_previous(n: int) -> str:
+    """'the paper of the previous answer' or 'the 4 papers of the previous answer'."""
+    return "the paper of the previous answer" if n == 1 else f"the {n} papers of the previous answer"

@@ -237,15 +237,19 @@ class Judge:
         """After :meth:`assess`, for a question about every one of an earlier answer's papers ("What
         datasets did they use?"): each of them answers (they were judged when the reader was shown them),
         with ``confidence``, the question model's for the question read with the one it follows and asked of
-        those papers; the sentences stay chosen for the question in its own words."""
+        those papers; the sentences stay chosen for the question in its own words. Asked in its own words
+        the question may find them wanting ("Do they use protein folding?"): then the answer says the
+        evidence is weak."""
+        ev.partial = ev.confidence < self.params.answer_threshold
         ev.included = list(range(1, len(ev.papers) + 1))[: self.params.max_papers]
         ev.confidence = confidence if ev.papers else 0.0
 
     def beyond(self, ev: Evidence, confidence: float) -> None:
         """After :meth:`assess`, for the topic of an earlier answer asked again without the papers it
         cited ("Any others?"): the topic was judged answerable then, so the confidence is that answer's
-        when the paper model accepts another paper, and the best remaining paper's probability (a
-        refusal: there are no others) when it accepts none."""
+        when the paper model accepts another paper, and the best remaining paper's probability (a refusal:
+        there are no others) when it accepts none. (The question model is no judge here: without the
+        papers that answered best, the features of those left fall outside what it was fitted on.)"""
         accepted = [i for i, paper in enumerate(ev.papers, start=1) if paper.relevance >= self.params.include_threshold]
         ev.included = accepted[: self.params.max_papers] or [1]
         ev.confidence = confidence if accepted else max((p.relevance for p in ev.papers), default=0.0)
@@ -256,4 +260,4 @@ class Judge:
 
     def weak(self, ev: Evidence) -> bool:
         """Answered, but close to the refusal threshold: the answer should say so."""
-        return not self.refuses(ev) and ev.confidence < self.params.answer_threshold + self.params.weak_margin
+        return not self.refuses(ev) and (ev.partial or ev.confidence < self.params.answer_threshold + self.params.weak_margin)

@@ -59,6 +59,10 @@ def check_k(k: int | None) -> None:
         raise FilterError(f"k must be between 1 and {MAX_K} (got {k!r})")
 
 
+def _papers(n: int) -> str:
+    return "1 paper" if n == 1 else f"{n} papers"
+
+
 class Filters(BaseModel):
     """Retrieval filters. Years apply only to papers whose listing gave a year."""
 
@@ -89,8 +93,8 @@ class Filters(BaseModel):
         """The active filters in words ('since 2030, source "003_"'); empty when there are none."""
         parts = [f"since {self.since}" if self.since is not None else "", f"until {self.until}" if self.until is not None else "",
                  f"source {' '.join(self.source.split())!r}" if self.source else "",
-                 f"among {len(self.papers)} chosen papers" if self.papers is not None else "",
-                 f"without {len(self.exclude)} papers already shown" if self.exclude else ""]
+                 f"among {_papers(len(self.papers))} chosen" if self.papers is not None else "",
+                 f"without {_papers(len(self.exclude))} already shown" if self.exclude else ""]
         return ", ".join(p for p in parts if p)
 
 
@@ -159,6 +163,12 @@ class Answer(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict, description="Milliseconds per stage.")
     usage: Usage = Field(default_factory=Usage)
     filters: Filters = Field(default_factory=Filters)
+
+    def as_turn(self) -> dict[str, Any]:
+        """This answer as an assistant turn of ``ask(history=…)``, with the papers it cited kept, so that a
+        follow-up about them ("Which of them…", "Any others?") needs no replay of the conversation."""
+        return {"role": "assistant", "content": self.text, "papers": [c.paper_id for c in self.citations],
+                "confidence": self.confidence}
 
     def confidence_label(self) -> str:
         """'confidence 0.82', with '(weak evidence)' when answered close to the refusal line; '' if unknown.

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from assistant import aask, ask
-from assistant.answering import AnswerStream
+from assistant.answering import WEAK_NOTE, AnswerStream
 from assistant.errors import FilterError, IndexMissingError, LitassistError
 from assistant.models import Answer
 from assistant.settings import Settings
@@ -252,6 +252,8 @@ def test_a_question_with_a_topic_of_its_own_is_not_a_follow_up(question: str) ->
     ("How does LoRA work and what are its limits?", None), ("What are the limitations of these approaches?", "every"),
     ("Which ones use mixture of experts?", "choose"), ("What about others that use mixture of experts?", "others"),
     ("any other approaches?", "others"), ("Are there others?", "others"),
+    ("Do they outperform others?", "every"), ("What else do they propose?", "every"),
+    ("Which oneshot methods exist?", None),
 ])  # fmt: skip
 def test_how_a_follow_up_refers_to_the_previous_answers_papers(question: str, refers: str | None) -> None:
     from assistant.conversation import about_earlier_papers
@@ -324,7 +326,7 @@ def test_a_chain_of_follow_ups_keeps_the_topic_it_started_from() -> None:
 
     first, second = LORA_Q, "And which of them use mixture-of-experts?"
     third = "Which of those are from 2025?"
-    assert standalone(third, [first, second]) == f"{first} {second} {third}"
+    assert standalone(third, [first, second]) == f"{first} {third}"  # a turn about the papers keeps the topic
     assert standalone(third, [first, second, "Which papers study speculative decoding?"]) == (
         f"Which papers study speculative decoding? {third}"
     )
@@ -378,10 +380,15 @@ def test_a_question_about_every_one_of_them_answers_from_each(seed_settings: Set
         a = _answer(q, seed_settings, history=history)
         assert not a.refused, q
         assert {c.paper_id for c in a.citations} == {c.paper_id for c in first.citations}, q
-        assert a.text.startswith(f"Each of the {len(first.citations)} papers of the previous answer:"), q
+        body = a.text.removeprefix(WEAK_NOTE + "\n")
+        assert body.startswith(f"Each of the {len(first.citations)} papers of the previous answer:"), q
         assert 0 < a.confidence <= 1  # the question model's, for the question read with the one it follows
     a = _answer("Do they release code?", seed_settings, history=history)  # the sentences answer it in its own words
     assert any("github.com" in c.snippet or "code" in c.snippet.lower() for c in a.citations)
+    # asked in its own words the papers do not answer it: each is still shown, with a weak-evidence note
+    off = _answer("Do they use protein folding?", seed_settings, history=history)
+    assert off.weak_evidence and off.text.startswith(WEAK_NOTE)
+    assert not _answer("How do they compare?", seed_settings, history=history).weak_evidence
 
 
 def test_any_others_leaves_out_the_papers_already_cited(seed_settings: Settings) -> None:
@@ -412,6 +419,65 @@ def test_asking_for_others_again_and_again_runs_out_without_repeating_a_paper(se
         history += [{"role": "user", "content": "Any others?"}, {"role": "assistant", "content": a.text}]
     assert a.refused, "the topic's papers ran out"
     assert a.text.startswith(f"No other indexed paper addresses this beyond the {len(cited)} already cited.")
+
+
+RAG_Q = "Which papers study long-context LLMs with retrieval-augmented generation?"
+
+
+def _turns(*pairs: tuple[str, Answer]) -> list[dict[str, str]]:
+    """Plain-text history (no papers kept with the turns: the conversation is replayed)."""
+    return [t for q, a in pairs for t in ({"role": "user", "content": q}, {"role": "assistant", "content": a.text})]
+
+
+def test_a_chain_is_replayed_as_the_reader_saw_it(seed_settings: Settings) -> None:
+    turns: list[tuple[str, Answer]] = []
+    for q in [RAG_Q, "Which of them use mixture of experts?", "And for vision models?", "What datasets did they use?"]:
+        a = _answer(q, seed_settings, history=_turns(*turns))
+        turns.append((q, a))
+    third, fourth = turns[2][1], turns[3][1]
+    assert third.filters.papers is None and third.citations  # the topic continues over the whole index
+    assert set(fourth.filters.papers or []) == {c.paper_id for c in third.citations}
+    assert {c.paper_id for c in fourth.citations} == {c.paper_id for c in third.citations}
+
+
+def test_papers_kept_with_a_turn_are_used_as_they_are(seed_settings: Settings) -> None:
+    first = _answer(LORA_Q, seed_settings)
+    kept = [c.paper_id for c in first.citations][:2]
+    history = [{"role": "user", "content": LORA_Q},
+               {"role": "assistant", "content": "(shown elsewhere)", "papers": kept, "confidence": 0.8}]
+    a = _answer("What datasets did they use?", seed_settings, history=history)
+    assert a.filters.papers == kept and {c.paper_id for c in a.citations} == set(kept)
+
+
+def test_a_year_that_cannot_meet_the_filters_is_a_refusal_not_an_error(seed_settings: Settings) -> None:
+    first = _answer(RAG_Q, seed_settings, filters={"since": 2023})
+    assert first.citations
+    history = [{"role": "user", "content": RAG_Q}, first.as_turn()]
+    a = _answer("Which of those are from 2019?", seed_settings, history=history, filters={"since": 2023})
+    n = len(first.citations)
+    assert a.refused and a.text.startswith(
+        f"None of {'the paper' if n == 1 else f'the {n} papers'} of the previous answer is from 2019 within the active filters.")
+    # and asked again later in the thread, the replayed turn is no error either
+    history += [{"role": "user", "content": "Which of those are from 2019?"}, {"role": "assistant", "content": a.text}]
+    assert _answer("Any others?", seed_settings, history=history, filters={"since": 2023}).filters.exclude
+
+
+def test_a_choice_by_year_keeps_the_papers_of_that_year(seed_settings: Settings) -> None:
+    first = _answer(RAG_Q, seed_settings)
+    history = [{"role": "user", "content": RAG_Q}, first.as_turn()]
+    a = _answer("Which ones came out in 2024?", seed_settings, history=history)
+    of_2024 = {c.paper_id for c in first.citations if c.year == 2024}
+    assert of_2024 and {c.paper_id for c in a.citations} == of_2024
+    if len(of_2024) > 1:
+        assert f"{len(of_2024)} of the {len(first.citations)} papers of the previous answer address this:" in a.text
+
+
+def test_others_after_an_answer_under_other_filters_does_not_narrow(seed_settings: Settings) -> None:
+    first = _answer(RAG_Q, seed_settings, filters={"since": 2024})
+    a = _answer("Any others?", seed_settings, history=_turns((RAG_Q, first)))  # replayed without the filter
+    whole = _answer(RAG_Q, seed_settings)
+    assert len(whole.citations) != len(first.citations)  # the replay finds what the reader did not see
+    assert a.filters.exclude is None  # so the follow-up is read as before, not past the wrong papers
 
 
 def test_no_earlier_papers_no_narrowing(seed_settings: Settings) -> None:

@@ -113,9 +113,10 @@ def test_follow_up_passes_history_and_keeps_filters(app: ChatApp, monkeypatch: p
     chat, _, _, state, _ = run_turn(app, "Which of them use Fisher information?", state, chat, since="2024")[-1]
     assert len(chat) == 4 and state.turn == 2
     assert calls[0]["history"] == []
-    assert calls[1]["history"] == [
+    assert calls[1]["history"] == [  # the answer's papers kept with its turn: a follow-up needs no replay
         {"role": "user", "content": QUESTION},
-        {"role": "assistant", "content": first_answer.text},
+        {"role": "assistant", "content": first_answer.text, "papers": [c.paper_id for c in first_answer.citations],
+         "confidence": first_answer.confidence},
     ]
     assert calls[0]["filters"].since == calls[1]["filters"].since == 2024
     assert state.answer.filters.since == 2024

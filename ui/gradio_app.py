@@ -254,7 +254,7 @@ class ChatApp:
             yield list(chat), gr.skip(), gr.skip(), state, ""
             return
         turn = state.turn + 1
-        history = [*state.history, {"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
+        history = [*state.history, {"role": "user", "content": question}, answer.as_turn()]
         state = ChatState(history=history, answer=answer, turn=turn)
         chat[-1] = answer_message(answer)
         panel = sources_html(answer, self._papers(), turn=turn)

@@ -100,7 +100,8 @@ def filters_label(filters: Filters) -> str:
     if filters.source:
         parts.append(f"listing ~ {filters.source}")
     if filters.papers is not None:
-        parts.append(f"among {len(filters.papers)} earlier papers")
+        n = len(filters.papers)
+        parts.append(f"among {n} earlier paper{'' if n == 1 else 's'}")
     if filters.exclude:
         parts.append(f"without {len(filters.exclude)} already cited")
     return ", ".join(parts)

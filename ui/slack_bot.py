@@ -18,6 +18,7 @@ from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from assistant.conversation import papers_of_previous
 from assistant.errors import ConfigError, LitassistError, redact
 from assistant.models import Answer
 from assistant.settings import Settings
@@ -273,9 +274,10 @@ class SlackBot:
             notes = [f"{label}: {escape(note)}"] if note else []
             got = getattr(result, "filters", None)  # a follow-up asked of, or past, the previous answer's papers
             if got is not None and got.papers is not None:
-                notes.append(f"Asked of the {len(got.papers)} papers of the previous answer")
+                notes.append(f"Asked of {papers_of_previous(len(got.papers))}")
             if got is not None and got.exclude:
-                notes.append(f"Leaving out the {len(got.exclude)} papers already cited")
+                n = len(got.exclude)
+                notes.append("Leaving out the paper already cited" if n == 1 else f"Leaving out the {n} papers already cited")
             return sb.answer_blocks(result, note=" · ".join(notes) or None)
         except LitassistError as err:
             log.warning("question not answered: %s", err)

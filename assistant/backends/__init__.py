@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from assistant.errors import ConfigError
 from assistant.models import Hit, Usage
@@ -21,7 +21,7 @@ REFUSAL = "INSUFFICIENT_EVIDENCE"
 NO_GROUNDED_ANSWER = "No grounded answer"  # how a refusal by the backend opens (the judgement had found papers)
 BACKENDS = ("extractive", "openai", "local")
 
-Turn = dict[str, str]  # {"role": "user"|"assistant", "content": ...}
+Turn = dict[str, Any]  # {"role": "user"|"assistant", "content": str}; an answer may keep "papers", "confidence"
 
 
 @dataclass

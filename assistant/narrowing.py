@@ -1,0 +1,122 @@
+"""A follow-up asked of the previous answer's papers: which papers, filters, question and confidence.
+
+:mod:`assistant.conversation` reads the turns; this module finds the papers they refer to (recorded by the
+front end with each answer, or found again by replaying the conversation through the judgement) and
+checks that what it found is what the reader saw, else the follow-up is read as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from assistant.citations import cited_numbers
+from assistant.conversation import EVERY, OTHERS, Recorded, Step, about_earlier_papers, earlier_papers, plan
+from assistant.evidence import Evidence
+from assistant.models import Filters
+
+if TYPE_CHECKING:
+    from assistant.answering import Assistant
+    from assistant.judgement import Judge
+
+
+@dataclass
+class Narrowed:
+    """How a follow-up on earlier papers is asked (see :func:`narrow`)."""
+
+    step: Step
+    filters: Filters  # the caller's, narrowed
+    confidence: float  # what the answer is as sure as (see :func:`settle`)
+    pool: int  # papers it is asked of (CHOOSE, EVERY) or left out (OTHERS)
+
+
+def recorded_answers(history: Sequence[dict[str, Any]]) -> list[Recorded | None]:
+    """For each user turn of ``history``, what the answer after it cited, when the front end kept it with
+    the turn (``{"role": "assistant", "content": …, "papers": [ids], "confidence": 0.8}``), else None."""
+    out: list[Recorded | None] = []
+    for turn in history:
+        if turn.get("role") == "user" and turn.get("content"):
+            out.append(None)
+        elif turn.get("role") == "assistant" and out and isinstance(turn.get("papers"), list):
+            out[-1] = ([str(p) for p in turn["papers"]], float(turn.get("confidence") or 0.0))
+    return out
+
+
+def filters_for(base: Filters, step: Step) -> Filters:
+    """``base`` (the caller's filters) narrowed to the papers ``step`` is asked of, past those it is not,
+    and to the years it names; no papers at all when its years and the caller's do not meet."""
+    papers = step.within
+    if base.papers is not None:
+        papers = base.papers if papers is None else [p for p in papers if p in base.papers]
+    exclude = sorted({*(base.exclude or []), *step.without}) or None
+    since = max((y for y in (base.since, step.since) if y is not None), default=None)
+    until = min((y for y in (base.until, step.until) if y is not None), default=None)
+    if since is not None and until is not None and since > until:
+        return base.model_copy(update={"papers": [], "exclude": exclude})
+    return base.model_copy(update={"papers": papers, "exclude": exclude, "since": since, "until": until})
+
+
+def narrow(
+    owner: Assistant, question: str, history: Sequence[dict[str, Any]], filters: Filters, *,
+    k: int, candidates: int, mode: str | None, exact_citations: bool,
+) -> Narrowed | None:
+    """How ``question`` is asked when it refers to the previous answer's papers, or None (not such a
+    follow-up, nothing to refer to, or papers found again that do not tally with the answer the reader
+    saw: as many distinct citations in its text as papers, or with ``exact_citations`` false (an LLM's
+    answer may cite only some of the papers it was shown) at least one and no more)."""
+    prior = [str(t["content"]) for t in history if t.get("role") == "user" and t.get("content")]
+    if not prior or not about_earlier_papers(question):
+        return None
+
+    def cited(step: Step, earlier: float) -> Recorded:
+        evidence = judged(owner, step, filters, k=k, candidates=candidates, mode=mode, earlier=earlier)
+        if owner.judge.refuses(evidence):
+            return [], evidence.confidence
+        return [p.hit.paper.id for _, p in evidence.chosen()], evidence.confidence
+
+    recorded = recorded_answers(history)
+    earlier = earlier_papers(prior, cited, recorded)
+    step = plan(question, earlier)
+    if not step.refers:
+        return None
+    if recorded[-1] is None:  # found again by the replay: it must tally with what the reader saw
+        last = next((str(t["content"]) for t in reversed(history) if t.get("role") == "assistant"), "")
+        shown, found = len({n for n in cited_numbers(last) if n > 0}), len(earlier.papers)
+        if not (shown == found or (not exact_citations and 0 < shown < found)):
+            return None
+    confidence = earlier.topic_confidence if step.refers == OTHERS else earlier.confidence
+    if step.refers == EVERY:
+        confidence = glued_confidence(owner, step, filters, k=k, candidates=candidates, mode=mode)
+    pool = len(step.without) if step.refers == OTHERS else len(step.within or [])
+    return Narrowed(step, filters_for(filters, step), confidence, pool)
+
+
+def judged(
+    owner: Assistant, step: Step, filters: Filters, *, k: int, candidates: int, mode: str | None, earlier: float
+) -> Evidence:
+    """The judged evidence for ``step`` (a turn being replayed), as ``ask()`` judges it."""
+    hits = owner.retriever.retrieve(step.question, k=candidates, filters=filters_for(filters, step), mode=mode)
+    evidence = Evidence(owner.index, step.question, hits)
+    owner.judge.assess(evidence, k=k)
+    if step.refers == EVERY:
+        earlier = glued_confidence(owner, step, filters, k=k, candidates=candidates, mode=mode)
+    settle(owner.judge, evidence, step.refers, earlier)
+    return evidence
+
+
+def glued_confidence(
+    owner: Assistant, step: Step, filters: Filters, *, k: int, candidates: int, mode: str | None
+) -> float:
+    """How sure the question model is that the papers ``step`` is about answer it read with the topic (a
+    question about every one of them: "What datasets did they use?" after "Which papers…?")."""
+    glued = replace(step, question=step.glued, refers=None)
+    return judged(owner, glued, filters, k=k, candidates=candidates, mode=mode, earlier=0.0).confidence
+
+
+def settle(judge: Judge, evidence: Evidence, refers: str | None, earlier: float) -> None:
+    """The judgement of a follow-up on the previous answer's papers, after :meth:`Judge.assess`."""
+    if refers == EVERY:  # a question about every paper the reader was just shown
+        judge.cover(evidence, earlier)
+    elif refers == OTHERS:  # the answered topic again, beyond the papers already shown
+        judge.beyond(evidence, earlier)
