@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from assistant.backends import NO_GROUNDED_ANSWER, REFUSAL, Backend, Request, Turn, get_backend
 from assistant.citations import Renumberer, check, opening, opens_unclosed
-from assistant.conversation import EVERY, OTHERS, papers_of_previous, years_phrase
+from assistant.conversation import EVERY, OTHERS, none_of_previous, papers_of_previous, years_phrase
 from assistant.errors import ConfigError, FilterError
 from assistant.evidence import Evidence
 from assistant.index import Index
@@ -188,7 +188,7 @@ class AnswerStream:
         judge = owner.judge
         judge.assess(evidence, k=k)
         if self.narrowed is not None:
-            settle(judge, evidence, self.narrowed.step.refers, self.narrowed.confidence)
+            settle(judge, evidence, self.narrowed.step, self.narrowed.confidence)
         hits = [p.hit for p in evidence.papers]
         refuse = judge.refuses(evidence)
         timings["evidence_ms"] = (time.perf_counter() - t2) * 1000
@@ -297,10 +297,13 @@ class AnswerStream:
         if n is not None and n.step.refers == OTHERS:
             text = f"No other indexed paper addresses this{note} beyond the {n.pool} already cited."
         elif n is not None:
-            text = f"None of {papers_of_previous(n.pool)} addresses this{note}."
+            none, one = none_of_previous(n.pool), n.pool == 1
+            text = f"{none} {'address' if one else 'addresses'} this{note}."
             years = years_phrase(n.step.since, n.step.until)
             if years and not hits:
-                text = f"None of {papers_of_previous(n.pool)} is {years}{note}."
+                text = f"{none} {'date' if one else 'is'} {years}{note}."
+            elif note and not hits:
+                text = f"{none} {'pass' if one else 'passes'} the active filters: widen or drop them."
         if by_backend:
             text = (f"{NO_GROUNDED_ANSWER}: the {self.backend.name} backend found none it could cite in the papers it "
                     f"was shown{note}, though the judgement rated them likely to answer (check them below).")

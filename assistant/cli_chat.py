@@ -59,6 +59,9 @@ def register(app: typer.Typer) -> None:
                 history = []
                 typer.echo("-- new conversation")
                 continue
+            if question.startswith("/") and " " not in question:
+                _err(f"unknown command {question}: /new starts a new conversation, /quit leaves")
+                continue
             try:
                 run = assistant.stream(question, k=k, filters=filters, backend=backend, mode=mode,
                                        history=history[-HISTORY_MESSAGES:])

@@ -119,7 +119,7 @@ def about_earlier_papers(question: str) -> str | None:
 
 # Words that only point at papers or date them ("which ones", "released in 2024", "came out later").
 _DATING = frozenset("one ones released published appeared came come out later earlier newer older recent "
-                    "latest year years onwards".split())
+                    "latest year years onwards since after before until".split())
 
 
 def has_own_topic(question: str) -> bool:
@@ -179,6 +179,7 @@ class Step:
     glued: str = ""  # the turn read with the topic: how sure an answer about every paper is
     topic: str = ""  # the conversation's topic after this turn
     asks_topic: bool = False  # the turn asks the topic itself (a new question, or one continuing it)
+    dated: bool = False  # a choice among the papers by year only ("Which of those are from 2024?")
 
 
 def plan(turn: str, earlier: Earlier) -> Step:
@@ -190,10 +191,11 @@ def plan(turn: str, earlier: Earlier) -> Step:
     glued = f"{earlier.topic} {turn}" if earlier.topic else turn
     if refers in (CHOOSE, EVERY) and earlier.papers:
         since, until = years_in(turn)
-        if refers == CHOOSE and not has_own_topic(turn):
+        dated = refers == CHOOSE and not has_own_topic(turn)
+        if dated:
             refers = EVERY
         question = turn if has_own_topic(turn) else glued
-        return Step(question, refers, list(earlier.papers), [], since, until, glued, earlier.topic)
+        return Step(question, refers, list(earlier.papers), [], since, until, glued, earlier.topic, dated=dated)
     if refers == OTHERS and earlier.seen:
         since, until = years_in(turn)
         return Step(others_query(earlier.topic, turn), OTHERS, None, list(earlier.seen), since, until, glued,
@@ -241,6 +243,11 @@ def years_phrase(since: int | None, until: int | None) -> str:
         return f"from {since}"
     return " and ".join(x for x in (f"from {since} on" if since is not None else "",
                                      f"up to {until}" if until is not None else "") if x)
+
+
+def none_of_previous(n: int) -> str:
+    """'None of the 4 papers of the previous answer' or 'The paper of the previous answer' (then 'does not')."""
+    return "The paper of the previous answer does not" if n == 1 else f"None of the {n} papers of the previous answer"
 
 
 def papers_of_previous(n: int) -> str:

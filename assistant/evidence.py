@@ -116,7 +116,7 @@ class Evidence:
         names = self.names
         self._written: list[list[bool]] = []  # per paper: which of ``names`` its title + abstract writes
         self.unwritten: list[str] = []  # what no indexed paper writes (set with the question features)
-        self.partial = False  # a follow-up on earlier papers they only partly answer (see Judge.cover, beyond)
+        self.partial = False  # a follow-up on earlier papers they only partly answer (see Judge.cover)
         profs = profiles(index, [h.paper for h in hits])
         rare, rare_texts = self._piece_matches(index, bm25, profs, len(qvec))
         for pos, (hit, prof) in enumerate(zip(hits, profs, strict=True), start=1):

@@ -233,14 +233,16 @@ class Judge:
         chosen = [i for i, paper in enumerate(ev.papers, start=1) if paper.relevance >= p.include_threshold]
         ev.included = chosen[: p.max_papers] or [1]
 
-    def cover(self, ev: Evidence, confidence: float) -> None:
+    def cover(self, ev: Evidence, confidence: float, own_words: bool = True) -> None:
         """After :meth:`assess`, for a question about every one of an earlier answer's papers ("What
         datasets did they use?"): each of them answers (they were judged when the reader was shown them),
         with ``confidence``, the question model's for the question read with the one it follows and asked of
-        those papers; the sentences stay chosen for the question in its own words. Asked in its own words
-        the question may find them wanting ("Do they use protein folding?"): then the answer says the
+        those papers; the sentences stay chosen for the question in its own words (``own_words``). When
+        the paper model accepts none of them for the question in its own words ("Do they use protein
+        folding?", or "What datasets did they use?" where no abstract names one), the answer says the
         evidence is weak."""
-        ev.partial = ev.confidence < self.params.answer_threshold
+        accepted = any(p.relevance >= self.params.include_threshold for p in ev.papers)
+        ev.partial = own_words and not accepted
         ev.included = list(range(1, len(ev.papers) + 1))[: self.params.max_papers]
         ev.confidence = confidence if ev.papers else 0.0
 

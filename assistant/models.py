@@ -177,7 +177,8 @@ class Answer(BaseModel):
             return ""
         label = f"confidence {self.confidence:.2f}" + (" (weak evidence)" if self.weak_evidence else "")
         if (self.refused or self.weak_evidence) and self.not_in_corpus:
-            label += " · no indexed paper writes " + ", ".join(f"'{w}'" for w in self.not_in_corpus[:MAX_UNWRITTEN])
+            label += " · no indexed paper writes " + ", ".join(
+                f"'{w if len(w) <= 40 else w[:39] + '…'}'" for w in self.not_in_corpus[:MAX_UNWRITTEN])
         return label
 
     def to_dict(self) -> dict[str, Any]:

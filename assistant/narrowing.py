@@ -12,9 +12,19 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from assistant.citations import cited_numbers
-from assistant.conversation import EVERY, OTHERS, Recorded, Step, about_earlier_papers, earlier_papers, plan
+from assistant.conversation import (
+    EVERY,
+    OTHERS,
+    Recorded,
+    Step,
+    about_earlier_papers,
+    earlier_papers,
+    has_own_topic,
+    plan,
+)
 from assistant.evidence import Evidence
-from assistant.models import Filters
+from assistant.models import Filters, Paper
+from assistant.text import split_sentences
 
 if TYPE_CHECKING:
     from assistant.answering import Assistant
@@ -78,18 +88,33 @@ def narrow(
     recorded = recorded_answers(history)
     earlier = earlier_papers(prior, cited, recorded)
     step = plan(question, earlier)
-    if not step.refers:
+    if not step.refers or not step.question.strip():  # no topic left (trimmed history): read as before
         return None
     if recorded[-1] is None:  # found again by the replay: it must tally with what the reader saw
         last = next((str(t["content"]) for t in reversed(history) if t.get("role") == "assistant"), "")
         shown, found = len({n for n in cited_numbers(last) if n > 0}), len(earlier.papers)
         if not (shown == found or (not exact_citations and 0 < shown < found)):
             return None
+        if exact_citations and not all(visible(p, last) for p in owner.index.papers.many(earlier.papers).values()):
+            return None
     confidence = earlier.topic_confidence if step.refers == OTHERS else earlier.confidence
-    if step.refers == EVERY:
+    if step.refers == EVERY and not step.dated:  # a choice by year keeps the papers as sure as they were
         confidence = glued_confidence(owner, step, filters, k=k, candidates=candidates, mode=mode)
     pool = len(step.without) if step.refers == OTHERS else len(step.within or [])
     return Narrowed(step, filters_for(filters, step), confidence, pool)
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.replace("~", " ").replace("\\%", "%").split()).lower()
+
+
+def visible(paper: Paper, text: str) -> bool:
+    """Whether the extractive answer ``text`` shows ``paper``: its title (a list line) or the opening of
+    one of its sentences (every answer quotes them verbatim)."""
+    flat = _flat(text)
+    if _flat(paper.title) in flat:
+        return True
+    return any(len(o := _flat(sent)[:40]) >= 20 and o in flat for sent in split_sentences(paper.abstract))
 
 
 def judged(
@@ -99,9 +124,9 @@ def judged(
     hits = owner.retriever.retrieve(step.question, k=candidates, filters=filters_for(filters, step), mode=mode)
     evidence = Evidence(owner.index, step.question, hits)
     owner.judge.assess(evidence, k=k)
-    if step.refers == EVERY:
+    if step.refers == EVERY and not step.dated:
         earlier = glued_confidence(owner, step, filters, k=k, candidates=candidates, mode=mode)
-    settle(owner.judge, evidence, step.refers, earlier)
+    settle(owner.judge, evidence, step, earlier)
     return evidence
 
 
@@ -114,9 +139,11 @@ def glued_confidence(
     return judged(owner, glued, filters, k=k, candidates=candidates, mode=mode, earlier=0.0).confidence
 
 
-def settle(judge: Judge, evidence: Evidence, refers: str | None, earlier: float) -> None:
-    """The judgement of a follow-up on the previous answer's papers, after :meth:`Judge.assess`."""
-    if refers == EVERY:  # a question about every paper the reader was just shown
-        judge.cover(evidence, earlier)
-    elif refers == OTHERS:  # the answered topic again, beyond the papers already shown
+def settle(judge: Judge, evidence: Evidence, step: Step, earlier: float) -> None:
+    """The judgement of a follow-up on the previous answer's papers, after :meth:`Judge.assess`. Others in
+    a given year ("Any others from 2019?") are judged as any question is: so few papers are left that the
+    topic's confidence says nothing of them."""
+    if step.refers == EVERY:  # a question about every paper the reader was just shown
+        judge.cover(evidence, earlier, own_words=has_own_topic(step.question) and step.question != step.glued)
+    elif step.refers == OTHERS and step.since is None and step.until is None:  # the topic again, past them
         judge.beyond(evidence, earlier)

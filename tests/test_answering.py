@@ -467,9 +467,10 @@ def test_a_choice_by_year_keeps_the_papers_of_that_year(seed_settings: Settings)
     history = [{"role": "user", "content": RAG_Q}, first.as_turn()]
     a = _answer("Which ones came out in 2024?", seed_settings, history=history)
     of_2024 = {c.paper_id for c in first.citations if c.year == 2024}
-    assert of_2024 and {c.paper_id for c in a.citations} == of_2024
-    if len(of_2024) > 1:
-        assert f"{len(of_2024)} of the {len(first.citations)} papers of the previous answer address this:" in a.text
+    assert len(of_2024) > 1 and {c.paper_id for c in a.citations} == of_2024
+    assert f"{len(of_2024)} of the {len(first.citations)} papers of the previous answer address this:" in a.text
+    # others in a given year are judged as any question is (the topic's confidence says nothing of so few)
+    assert _answer("Any others from 2019?", seed_settings, history=history).refused
 
 
 def test_others_after_an_answer_under_other_filters_does_not_narrow(seed_settings: Settings) -> None:
@@ -478,6 +479,32 @@ def test_others_after_an_answer_under_other_filters_does_not_narrow(seed_setting
     whole = _answer(RAG_Q, seed_settings)
     assert len(whole.citations) != len(first.citations)  # the replay finds what the reader did not see
     assert a.filters.exclude is None  # so the follow-up is read as before, not past the wrong papers
+
+
+def test_a_replay_that_finds_papers_the_reader_did_not_see_does_not_narrow(seed_settings: Settings) -> None:
+    first = _answer(RAG_Q, seed_settings, k=2, filters={"since": 2024})  # as many papers as unfiltered, not the same
+    whole = _answer(RAG_Q, seed_settings, k=2)
+    assert len(first.citations) == len(whole.citations)
+    assert {c.paper_id for c in first.citations} != {c.paper_id for c in whole.citations}
+    a = _answer("Any others?", seed_settings, k=2, history=_turns((RAG_Q, first)))
+    assert a.filters.exclude is None
+    kept = _answer("Any others?", seed_settings, k=2, history=[{"role": "user", "content": RAG_Q}, first.as_turn()])
+    assert set(kept.filters.exclude or []) == {c.paper_id for c in first.citations}  # kept papers need no replay
+
+
+def test_one_earlier_paper_is_named_in_the_singular(seed_settings: Settings) -> None:
+    first = _answer(LORA_Q, seed_settings, k=1)
+    assert len(first.citations) == 1
+    a = _answer("Which of them evaluate on instruction tuning?", seed_settings, k=1,
+                history=[{"role": "user", "content": LORA_Q}, first.as_turn()])
+    assert a.refused and a.text.startswith("The paper of the previous answer does not address this.")
+
+
+def test_a_history_trimmed_past_its_topic_is_read_as_before(seed_settings: Settings) -> None:
+    first = _answer(LORA_Q, seed_settings)
+    history = [{"role": "user", "content": "Any others?"}, first.as_turn()]  # the topic question was cut off
+    a = _answer("Any others?", seed_settings, history=history)
+    assert a.filters.exclude is None and a.standalone_question.strip()
 
 
 def test_no_earlier_papers_no_narrowing(seed_settings: Settings) -> None:
@@ -514,12 +541,13 @@ def _sources(block: str) -> list[str]:
 
 
 def test_cli_chat_keeps_the_conversation(seed_env: Path) -> None:
-    lines = [LORA_Q, "Which of them use mixture of experts?", "", "Any others?", "/new",
+    lines = [LORA_Q, "Which of them use mixture of experts?", "", "/help", "Any others?", "/new",
              "Which of them use mixture of experts?", "/quit", "never asked"]
     run = subprocess.run([sys.executable, "-m", "assistant.cli", "chat"], input="\n".join(lines) + "\n",
                          capture_output=True, text=True, check=True, timeout=300)
     answers = run.stdout.split("-- backend: ")[:-1]
     assert len(answers) == 4 and "-- new conversation" in run.stdout and "never asked" not in run.stdout
+    assert "litassist: unknown command /help" in run.stderr
     first, chosen, others, fresh = (_sources(a) for a in answers)
     assert chosen and set(chosen) < set(first)  # among the papers just shown
     assert others and not set(others) & set(first + chosen)  # past them
