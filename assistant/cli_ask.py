@@ -37,16 +37,21 @@ def render_text(answer: object, with_text: bool = True) -> str:
     return "\n".join(lines)
 
 
+# The options `ask` and `chat` share.
+K = Annotated[int | None, typer.Option("--k", "-k", help="Papers to retrieve.")]
+SINCE = Annotated[int | None, typer.Option(help="Only papers from this year on (listing gave a year).")]
+UNTIL = Annotated[int | None, typer.Option(help="Only papers up to this year.")]
+SOURCE = Annotated[str | None, typer.Option(help="Only papers from listings whose name contains this.")]
+BACKEND = Annotated[str | None, typer.Option(help="extractive | openai | local (default: settings).")]
+MODE = Annotated[str | None, typer.Option(help="Retrieval mode: hybrid | dense | bm25.")]
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def ask(
         question: Annotated[str, typer.Argument(help="Your question.")],
-        k: Annotated[int | None, typer.Option("--k", "-k", help="Papers to retrieve.")] = None,
-        since: Annotated[int | None, typer.Option(help="Only papers from this year on (listing gave a year).")] = None,
-        until: Annotated[int | None, typer.Option(help="Only papers up to this year.")] = None,
-        source: Annotated[str | None, typer.Option(help="Only papers from listings whose name contains this.")] = None,
-        backend: Annotated[str | None, typer.Option(help="extractive | openai | local (default: settings).")] = None,
-        mode: Annotated[str | None, typer.Option(help="Retrieval mode: hybrid | dense | bm25.")] = None,
+        k: K = None, since: SINCE = None, until: UNTIL = None, source: SOURCE = None, backend: BACKEND = None,
+        mode: MODE = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the Answer as JSON.")] = False,
         stream: Annotated[bool, typer.Option("--stream/--no-stream", help="Stream text as it is generated.")] = False,
     ) -> None:

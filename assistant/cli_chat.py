@@ -9,9 +9,10 @@ unreachable LLM) is one line on standard error, and the conversation goes on.
 from __future__ import annotations
 
 import sys
-from typing import Annotated
 
 import typer
+
+from assistant.cli_ask import BACKEND, MODE, SINCE, SOURCE, UNTIL, K
 
 HISTORY_MESSAGES = 12  # earlier messages handed to ask(), as the Gradio chat does
 NEW, QUIT = ("/new", "/reset"), ("/quit", "/exit", "/q")
@@ -20,12 +21,8 @@ NEW, QUIT = ("/new", "/reset"), ("/quit", "/exit", "/q")
 def register(app: typer.Typer) -> None:
     @app.command()
     def chat(
-        k: Annotated[int | None, typer.Option("--k", "-k", help="Papers to retrieve.")] = None,
-        since: Annotated[int | None, typer.Option(help="Only papers from this year on (listing gave a year).")] = None,
-        until: Annotated[int | None, typer.Option(help="Only papers up to this year.")] = None,
-        source: Annotated[str | None, typer.Option(help="Only papers from listings whose name contains this.")] = None,
-        backend: Annotated[str | None, typer.Option(help="extractive | openai | local (default: settings).")] = None,
-        mode: Annotated[str | None, typer.Option(help="Retrieval mode: hybrid | dense | bm25.")] = None,
+        k: K = None, since: SINCE = None, until: UNTIL = None, source: SOURCE = None, backend: BACKEND = None,
+        mode: MODE = None,
     ) -> None:
         """Ask questions one per line, follow-ups included; /new starts over, /quit leaves."""
         from assistant.answering import get_assistant
