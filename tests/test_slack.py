@@ -334,6 +334,34 @@ def test_follow_up_in_thread_keeps_the_threads_inline_filters(seed_app: App, stu
     assert f"Asked of the {len(answer.filters.papers)} papers of the previous answer" in context_text(update["blocks"])
 
 
+def test_an_answer_keeps_what_it_cited_in_its_message_metadata(seed_app: App, stub: SlackStub,
+                                                                recorded_ask: list[Any]) -> None:
+    event = mention(LORA_Q, ts="1700000000.000100")
+    assert dispatch(seed_app, event_body(event)).status == 200
+    update = stub.wait_for("chat.update")[0].data
+    _, _, answer = recorded_ask[0]
+    meta = update["metadata"] if isinstance(update["metadata"], dict) else json.loads(update["metadata"])
+    assert meta == {"event_type": "litassist_answer",
+                    "event_payload": {"papers": [c.paper_id for c in answer.citations], "confidence": answer.confidence}}
+
+
+def test_a_follow_up_uses_the_papers_kept_in_the_threads_metadata(seed_app: App, stub: SlackStub,
+                                                                 recorded_ask: list[Any], seed_settings: Settings) -> None:
+    first = ask(LORA_Q, settings=seed_settings)
+    assert isinstance(first, Answer) and len(first.citations) >= 3
+    kept = [c.paper_id for c in first.citations][:2]
+    reply = {**bot_message("(an answer whose text names no paper)", "1700000000.000200"),
+             "metadata": {"event_type": "litassist_answer", "event_payload": {"papers": kept, "confidence": 0.8}}}
+    stub.replies = [user_message(f"<@{BOT_USER}> {LORA_Q}", "1700000000.000100"), reply]
+    event = mention("What datasets did they use?", ts="1700000000.000300", thread_ts="1700000000.000100")
+    assert dispatch(seed_app, event_body(event)).status == 200
+    stub.wait_for("chat.update")
+    assert stub.of("conversations.replies")[0].data["include_all_metadata"] in (True, "true", "1", 1)
+    _, kwargs, answer = recorded_ask[0]
+    assert kwargs["history"][1]["papers"] == kept  # no replay: the text alone would not tally
+    assert answer.filters.papers == kept and {c.paper_id for c in answer.citations} == set(kept)
+
+
 def test_a_replys_own_filters_replace_the_threads(stub: SlackStub, executor: ThreadPoolExecutor) -> None:
     ask = FakeAsk()
     app = fake_app(stub, ask, executor)

@@ -32,6 +32,7 @@ SLACK_API = "https://slack.com/api/"
 COMMAND = "/litassist"
 SEARCHING = ":mag: Searching the papers…"
 HISTORY_TURNS = 12
+METADATA_EVENT = "litassist_answer"  # message metadata on an answer: the ids of the papers it cited
 NOTICES = (":mag:", ":warning:", ":hourglass:", ":wave:")  # bot messages that are not answers
 HELP = (
     ":wave: Ask me about the indexed ML papers, e.g. `Which papers reduce catastrophic forgetting with LoRA?`\n"
@@ -217,9 +218,9 @@ class SlackBot:
             history, earlier = self.thread(client, channel, event["thread_ts"], event["ts"], bot_user, bot_id,
                                            addressed_only=event.get("channel_type") != "im")
             query = carry_filters(query, earlier)
-        text, blocks = self.answer(query, history)
+        text, blocks, metadata = self.reply(query, history)
         try:
-            client.chat_update(channel=channel, ts=placeholder, text=text, blocks=blocks)
+            client.chat_update(channel=channel, ts=placeholder, text=text, blocks=blocks, metadata=metadata)
         except SlackApiError as err:
             log.warning("chat.update failed (%s); posting the answer instead", err.response.get("error"))
             post(text, blocks)
@@ -227,20 +228,22 @@ class SlackBot:
     def history(
         self, client: WebClient, channel: str, thread_ts: str, before_ts: str, bot_user: str | None,
         bot_id: str | None,
-    ) -> list[dict[str, str]]:
+    ) -> list[dict[str, Any]]:
         """The thread's turns before ``before_ts`` as ``[{"role", "content"}]`` (bot messages → assistant)."""
         return self.thread(client, channel, thread_ts, before_ts, bot_user, bot_id)[0]
 
     def thread(
         self, client: WebClient, channel: str, thread_ts: str, before_ts: str, bot_user: str | None,
         bot_id: str | None, *, addressed_only: bool = False,
-    ) -> tuple[list[dict[str, str]], Query | None]:
+    ) -> tuple[list[dict[str, Any]], Query | None]:
         """The thread before ``before_ts``: its turns (see :meth:`history`) and the latest question in it
         that typed inline filters (None when none did), whose filters a follow-up carries on. With
         ``addressed_only`` (a channel thread), a user's message counts only when it is the thread's root
         or mentions the bot."""
         try:
-            messages = client.conversations_replies(channel=channel, ts=thread_ts, limit=200).get("messages") or []
+            messages = client.conversations_replies(
+                channel=channel, ts=thread_ts, limit=200, include_all_metadata=True
+            ).get("messages") or []
         except SlackApiError as err:  # e.g. a missing *:history scope: answer without the history
             log.warning("conversations.replies failed (%s); answering without thread history",
                         err.response.get("error"))
@@ -261,11 +264,23 @@ class SlackBot:
                 text = _sections_text(msg.get("blocks")) or text
             content = sb.unescape(text if mine else sb.strip_filters(sb.strip_mentions(text, bot_user)))
             if content.strip():
-                turns.append({"role": "assistant" if mine else "user", "content": content.strip()})
+                turn: dict[str, Any] = {"role": "assistant" if mine else "user", "content": content.strip()}
+                meta = msg.get("metadata") if mine else None  # what the answer cited (see reply)
+                if isinstance(meta, dict) and meta.get("event_type") == METADATA_EVENT:
+                    turn.update(meta.get("event_payload") or {})
+                turns.append(turn)
         return turns[-HISTORY_TURNS:], filtered
 
-    def answer(self, query: Query, history: list[dict[str, str]] | None) -> tuple[str, list[Block]]:
+    def answer(self, query: Query, history: list[dict[str, Any]] | None) -> tuple[str, list[Block]]:
         """``(text, blocks)`` answering ``query``; errors become a polite notice (and a log line)."""
+        text, blocks, _ = self.reply(query, history)
+        return text, blocks
+
+    def reply(
+        self, query: Query, history: list[dict[str, Any]] | None
+    ) -> tuple[str, list[Block], dict[str, Any] | None]:
+        """:meth:`answer`, with the message metadata that keeps what the answer cited (read back by
+        :meth:`thread`, so a follow-up about those papers needs no replay); None for a notice."""
         try:
             with self._answering:
                 result = self.ask(query.question, k=query.k, filters=query.filters or None, history=history)
@@ -278,14 +293,19 @@ class SlackBot:
             if got is not None and got.exclude:
                 n = len(got.exclude)
                 notes.append("Leaving out the paper already cited" if n == 1 else f"Leaving out the {n} papers already cited")
-            return sb.answer_blocks(result, note=" · ".join(notes) or None)
+            text, blocks = sb.answer_blocks(result, note=" · ".join(notes) or None)
+            cited = getattr(result, "citations", None)
+            if not isinstance(cited, list):
+                return text, blocks, None
+            payload = {"papers": [c.paper_id for c in cited], "confidence": getattr(result, "confidence", None)}
+            return text, blocks, {"event_type": METADATA_EVENT, "event_payload": payload}
         except LitassistError as err:
             log.warning("question not answered: %s", err)
-            return sb.notice(f":warning: {escape(str(err))}")
+            return (*sb.notice(f":warning: {escape(str(err))}"), None)
         except Exception:
             ref = uuid.uuid4().hex[:8]
             log.exception("error while answering (ref %s)", ref)
-            return sb.notice(f":warning: Sorry, something went wrong while answering. It was logged as `{ref}`.")
+            return (*sb.notice(f":warning: Sorry, something went wrong while answering. It was logged as `{ref}`."), None)
 
     def _rate_message(self) -> str:
         s = self.settings.slack
