@@ -16,13 +16,21 @@ from pydantic import ValidationError
 
 from assistant.backends import NO_GROUNDED_ANSWER, REFUSAL, Backend, Request, Turn, get_backend
 from assistant.citations import Renumberer, check, opening, opens_unclosed
-from assistant.conversation import EVERY, OTHERS, none_of_previous, papers_of_previous, years_phrase
+from assistant.conversation import (
+    EVERY,
+    OTHERS,
+    Step,
+    dated_follow_up,
+    none_of_previous,
+    papers_of_previous,
+    years_phrase,
+)
 from assistant.errors import ConfigError, FilterError
 from assistant.evidence import Evidence
 from assistant.index import Index
 from assistant.judgement import Judge, load_params
 from assistant.models import Answer, Citation, Filters, Hit, Usage, check_k
-from assistant.narrowing import Narrowed, narrow, settle
+from assistant.narrowing import Narrowed, filters_for, narrow, settle
 from assistant.offline import count_tokens
 from assistant.prompts import render
 from assistant.retrieval import Retriever, passes_any
@@ -275,6 +283,10 @@ class AnswerStream:
             exact_citations=self.backend.name == "extractive",
         )
         if self.narrowed is None:
+            years = dated_follow_up(self.question)  # "Any from 2024?": the topic again, in those years
+            dated = filters_for(self.filters, Step("", since=years[0], until=years[1])) if years else None
+            if dated is not None and not (dated.papers == [] and self.filters.papers != []):  # years that meet
+                self.filters = dated
             return self.backend.condense(self.question, self.history)
         self.filters = self.narrowed.filters
         return self.narrowed.step.question

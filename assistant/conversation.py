@@ -237,6 +237,19 @@ def others_query(topic: str, question: str) -> str:
     return topic if not has_own_topic(_OTHERS.sub(" ", question)) else f"{topic} {question}"
 
 
+def dated_follow_up(question: str) -> tuple[int | None, int | None] | None:
+    """The years a follow-up that only dates the topic names ("Any from 2024?", "What about 2025?", "Only
+    the ones since 2023?"), or None (no years, or a topic of its own besides)."""
+    if not is_follow_up(question) or has_own_topic(question):
+        return None
+    since, until = years_in(question)
+    if since is None and until is None:
+        bare = re.findall(r"\b" + _YEAR + r"\b", question)  # "What about 2025?"
+        if len(bare) == 1:
+            since = until = int(bare[0])
+    return None if since is None and until is None else (since, until)
+
+
 def years_phrase(since: int | None, until: int | None) -> str:
     """'from 2024', 'from 2023 on', 'up to 2024', or '' for no bound."""
     if since is not None and since == until:

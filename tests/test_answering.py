@@ -507,6 +507,17 @@ def test_a_history_trimmed_past_its_topic_is_read_as_before(seed_settings: Setti
     assert a.filters.exclude is None and a.standalone_question.strip()
 
 
+def test_a_follow_up_that_only_dates_the_topic_filters_by_year(seed_settings: Settings) -> None:
+    history = [{"role": "user", "content": LORA_Q}, {"role": "assistant", "content": "…"}]
+    a = _answer("Any from 2024?", seed_settings, history=history)
+    assert (a.filters.since, a.filters.until) == (2024, 2024) and LORA_Q in a.standalone_question
+    assert a.citations and all(c.year == 2024 for c in a.citations)
+    b = _answer("Any from 2024?", seed_settings, history=history, filters={"since": 2025})  # years that cannot meet
+    assert b.filters.since == 2025 and b.filters.until is None
+    c = _answer("What about the 2024 Olympics?", seed_settings, history=history)  # a topic of its own
+    assert c.filters.since is None
+
+
 def test_no_earlier_papers_no_narrowing(seed_settings: Settings) -> None:
     off = "Which papers measure the sodium content of kimchi?"
     refused = _answer(off, seed_settings)
