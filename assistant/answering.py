@@ -30,7 +30,7 @@ from assistant.evidence import Evidence
 from assistant.index import Index
 from assistant.judgement import Judge, load_params
 from assistant.models import Answer, Citation, Filters, Hit, Usage, check_k
-from assistant.narrowing import Narrowed, filters_for, narrow, settle
+from assistant.narrowing import Narrowed, filters_for, narrow, settle, years_meet
 from assistant.offline import count_tokens
 from assistant.prompts import render
 from assistant.retrieval import Retriever, passes_any
@@ -284,9 +284,8 @@ class AnswerStream:
         )
         if self.narrowed is None:
             years = dated_follow_up(self.question)  # "Any from 2024?": the topic again, in those years
-            dated = filters_for(self.filters, Step("", since=years[0], until=years[1])) if years else None
-            if dated is not None and not (dated.papers == [] and self.filters.papers != []):  # years that meet
-                self.filters = dated
+            if years is not None and years_meet(self.filters, *years):
+                self.filters = filters_for(self.filters, Step("", since=years[0], until=years[1]))
             return self.backend.condense(self.question, self.history)
         self.filters = self.narrowed.filters
         return self.narrowed.step.question

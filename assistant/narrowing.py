@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from assistant.backends.extractive import quoted
 from assistant.citations import cited_numbers
 from assistant.conversation import (
     EVERY,
@@ -45,12 +46,19 @@ def recorded_answers(history: Sequence[dict[str, Any]]) -> list[Recorded | None]
     """For each user turn of ``history``, what the answer after it cited, when the front end kept it with
     the turn (``{"role": "assistant", "content": …, "papers": [ids], "confidence": 0.8}``), else None."""
     out: list[Recorded | None] = []
-    for turn in history:
+    for turn in history:  # turns as normalise_history() kept them: "papers" a list of ids where present
         if turn.get("role") == "user" and turn.get("content"):
             out.append(None)
-        elif turn.get("role") == "assistant" and out and isinstance(turn.get("papers"), list):
-            out[-1] = ([str(p) for p in turn["papers"]], float(turn.get("confidence") or 0.0))
+        elif turn.get("role") == "assistant" and out and "papers" in turn:
+            out[-1] = (turn["papers"], turn.get("confidence", 0.0))
     return out
+
+
+def years_meet(base: Filters, since: int | None, until: int | None) -> bool:
+    """Whether the years ``since``..``until`` leave any year within ``base``'s own."""
+    low = max((y for y in (base.since, since) if y is not None), default=None)
+    high = min((y for y in (base.until, until) if y is not None), default=None)
+    return low is None or high is None or low <= high
 
 
 def filters_for(base: Filters, step: Step) -> Filters:
@@ -60,10 +68,10 @@ def filters_for(base: Filters, step: Step) -> Filters:
     if base.papers is not None:
         papers = base.papers if papers is None else [p for p in papers if p in base.papers]
     exclude = sorted({*(base.exclude or []), *step.without}) or None
+    if not years_meet(base, step.since, step.until):
+        return base.model_copy(update={"papers": [], "exclude": exclude})
     since = max((y for y in (base.since, step.since) if y is not None), default=None)
     until = min((y for y in (base.until, step.until) if y is not None), default=None)
-    if since is not None and until is not None and since > until:
-        return base.model_copy(update={"papers": [], "exclude": exclude})
     return base.model_copy(update={"papers": papers, "exclude": exclude, "since": since, "until": until})
 
 
@@ -104,17 +112,13 @@ def narrow(
     return Narrowed(step, filters_for(filters, step), confidence, pool)
 
 
-def _flat(text: str) -> str:
-    return " ".join(text.replace("~", " ").replace("\\%", "%").split()).lower()
-
-
 def visible(paper: Paper, text: str) -> bool:
     """Whether the extractive answer ``text`` shows ``paper``: its title (a list line) or the opening of
-    one of its sentences (every answer quotes them verbatim)."""
-    flat = _flat(text)
-    if _flat(paper.title) in flat:
+    one of its sentences, as the answer quotes them (:func:`~assistant.backends.extractive.quoted`)."""
+    flat = " ".join(text.split())
+    if quoted(paper.title) in flat:
         return True
-    return any(len(o := _flat(sent)[:40]) >= 20 and o in flat for sent in split_sentences(paper.abstract))
+    return any(len(o := " ".join(quoted(sent).split())[:40]) >= 20 and o in flat for sent in split_sentences(paper.abstract))
 
 
 def judged(

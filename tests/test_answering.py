@@ -317,8 +317,10 @@ def test_a_follow_ups_narrowing_keeps_the_callers_own_paper_filters(seed_setting
     ids = [c.paper_id for c in first.citations]
     a = _answer("Any others?", seed_settings, history=history, filters={"exclude": ["x:not-a-paper"]})
     assert set(a.filters.exclude or []) == {*ids, "x:not-a-paper"}
-    b = _answer("What datasets did they use?", seed_settings, history=history, filters={"papers": ids[:2]})
-    assert b.filters.papers == ids[:2] and {c.paper_id for c in b.citations} <= set(ids[:2])
+    kept = [{"role": "user", "content": LORA_Q}, first.as_turn()]  # narrowed for sure (no replay to tally)
+    b = _answer("What datasets did they use?", seed_settings, history=kept, filters={"papers": ids[:2]})
+    assert b.filters.papers == ids[:2] and {c.paper_id for c in b.citations} == set(ids[:2])
+    assert f"2 of the {len(ids)} papers of the previous answer address this:" in b.text  # within the caller's
 
 
 def test_a_chain_of_follow_ups_keeps_the_topic_it_started_from() -> None:

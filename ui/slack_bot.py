@@ -287,17 +287,15 @@ class SlackBot:
             note = query.describe()
             label = "Filters from earlier in this thread" if query.carried else "Filters"
             notes = [f"{label}: {escape(note)}"] if note else []
-            got = getattr(result, "filters", None)  # a follow-up asked of, or past, the previous answer's papers
-            if got is not None and got.papers is not None:
+            got = result.filters  # a follow-up asked of, or past, the previous answer's papers
+            if got.papers is not None:
                 notes.append(f"Asked of {papers_of_previous(len(got.papers))}")
-            if got is not None and got.exclude:
+            if got.exclude:
                 n = len(got.exclude)
                 notes.append("Leaving out the paper already cited" if n == 1 else f"Leaving out the {n} papers already cited")
             text, blocks = sb.answer_blocks(result, note=" · ".join(notes) or None)
-            cited = getattr(result, "citations", None)
-            if not isinstance(cited, list):
-                return text, blocks, None
-            payload = {"papers": [c.paper_id for c in cited], "confidence": getattr(result, "confidence", None)}
+            turn = result.as_turn()  # what it cited, as Gradio and litassist chat keep it with the turn
+            payload = {key: turn[key] for key in ("papers", "confidence")}
             return text, blocks, {"event_type": METADATA_EVENT, "event_payload": payload}
         except LitassistError as err:
             log.warning("question not answered: %s", err)

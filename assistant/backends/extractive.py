@@ -37,9 +37,14 @@ MIN_SENTENCE_SHARE = 0.25
 _TIE = re.compile(r"(?<=\S)~(?=\S)")  # LaTeX's unbreakable space ('Table~2'); '~10x' (about) stays
 
 
+def quoted(text: str) -> str:
+    """An abstract's sentence (or title) as an answer writes it: defused, LaTeX ties and escapes dropped."""
+    return _TIE.sub(" ", defuse(text).replace("\\%", "%")).rstrip()
+
+
 def cite(sentence: str, n: int) -> str:
     """Put the citation inside the sentence's final punctuation: 'x y [n].' (LaTeX escapes dropped)."""
-    body = _TIE.sub(" ", defuse(sentence).replace("\\%", "%")).rstrip()
+    body = quoted(sentence)
     end = ""
     while body and body[-1] in ".!?;:":
         end = body[-1] + end
