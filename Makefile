@@ -8,7 +8,7 @@ CORPUS ?= ../shared/corpus/hf-daily-papers
 QUESTION ?= Which papers reduce catastrophic forgetting with LoRA?
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test install install-local browser-deps lint typecheck eval judge bench bench-cv bench-scale bench-concurrency bench-llm demo-llm fuzz clean
+.PHONY: demo test install install-local browser-deps lint typecheck eval judge bench bench-cv bench-framing bench-scale bench-concurrency bench-llm demo-llm fuzz clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -84,6 +84,11 @@ SIZES ?= 1000,10000
 SCALE_ARGS ?=
 bench-scale: install
 	$(BIN)/python benchmarks/bench_scale.py --sizes $(SIZES) $(SCALE_ARGS)
+
+# Every dev question wrapped in framing about the asker ("For my PhD thesis, …", "… tia"), refused with and
+# without setting it aside (assistant/framing.py): prints a table. Needs the seed corpus ingested (make demo).
+bench-framing: install
+	$(BIN)/python benchmarks/bench_framing.py
 
 # 8 concurrent Gradio users, LLM (2 s loopback stub) and extractive backends: prints a table.
 bench-concurrency: install

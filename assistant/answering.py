@@ -27,6 +27,7 @@ from assistant.conversation import (
 )
 from assistant.errors import ConfigError, FilterError
 from assistant.evidence import Evidence
+from assistant.framing import set_aside_note, without_framing
 from assistant.index import Index
 from assistant.judgement import Judge, load_params
 from assistant.models import Answer, Citation, Filters, Hit, Usage, check_k
@@ -164,6 +165,8 @@ class AnswerStream:
         self.backend = owner.backend(backend)
         self.asked = filters  # the caller's filters (a follow-up on earlier papers narrows self.filters)
         self.narrowed: Narrowed | None = None  # a follow-up on the previous answer's papers (see _read)
+        self.unwritten: list[str] = []  # what no indexed paper writes (Answer.not_in_corpus)
+        self.set_aside: list[str] = []  # framing clauses the question is answered without (assistant.framing)
         self.answer: Answer | None = None
         self._iter = self._run()
 
@@ -197,6 +200,11 @@ class AnswerStream:
         judge.assess(evidence, k=k)
         if self.narrowed is not None:
             settle(judge, evidence, self.narrowed.step, self.narrowed.confidence)
+        self.unwritten = evidence.unwritten  # the whole question's, also when a framing clause is set aside
+        if self.narrowed is None and self.unwritten:  # "For my PhD, which papers…": read without it
+            reading = without_framing(owner, evidence, self.filters, k=k, candidates=candidates, mode=self.mode)
+            if reading is not None:
+                standalone, evidence, self.set_aside = reading.question, reading.evidence, reading.set_aside
         hits = [p.hit for p in evidence.papers]
         refuse = judge.refuses(evidence)
         timings["evidence_ms"] = (time.perf_counter() - t2) * 1000
@@ -226,7 +234,8 @@ class AnswerStream:
         # Nothing is shown until the text cites a paper it was given: an answer that never does becomes a
         # refusal, and its ungrounded text must not have reached the reader first. What is shown is then
         # the checked text: the weak-evidence note, the body without its leading white space.
-        prefix = WEAK_NOTE + "\n" if weak else ""
+        lead = [set_aside_note(self.set_aside, self.unwritten)] if self.set_aside else []
+        prefix = "".join(line + "\n" for line in lead + ([WEAK_NOTE] if weak else []))
         held, grounded = "", False
         for piece in _unless_refusal(recorded()):
             if renumber is None:  # the backend has set req.shown by the time it yields
@@ -264,8 +273,8 @@ class AnswerStream:
                 answer = Answer(
                     question=self.question, standalone_question=standalone, text=text, citations=citations,
                     contexts=hits, refused=False, backend=self.backend.name, checks=checks,
-                    confidence=round(evidence.confidence, 3), weak_evidence=weak, not_in_corpus=evidence.unwritten,
-                    usage=self._usage(req.usage, standalone, hits, text), filters=self.filters,
+                    confidence=round(evidence.confidence, 3), weak_evidence=weak, not_in_corpus=self.unwritten,
+                    set_aside=self.set_aside, usage=self._usage(req.usage, standalone, hits, text), filters=self.filters,
                 )
         timings["total_ms"] = (time.perf_counter() - t0) * 1000
         answer.timings = timings
@@ -334,7 +343,7 @@ class AnswerStream:
         return Answer(
             question=self.question, standalone_question=standalone, text=text, closest=closest,
             contexts=hits, refused=True, backend=self.backend.name, confidence=round(evidence.confidence, 3),
-            not_in_corpus=evidence.unwritten,
+            not_in_corpus=self.unwritten, set_aside=self.set_aside,
             usage=self._usage(usage, standalone, hits, text), filters=self.filters,
         )
 

@@ -116,6 +116,7 @@ class Evidence:
         names = self.names
         self._written: list[list[bool]] = []  # per paper: which of ``names`` its title + abstract writes
         self.unwritten: list[str] = []  # what no indexed paper writes (set with the question features)
+        self.absent_names: list[str] = []  # the names among them ('WMDP', 'PhD'; not ordinary words)
         self.partial = False  # a follow-up on earlier papers they only partly answer (see Judge.cover)
         profs = profiles(index, [h.paper for h in hits])
         rare, rare_texts = self._piece_matches(index, bm25, profs, len(qvec))
@@ -265,8 +266,8 @@ class Evidence:
         total = sum(self.weights.values()) or 1.0
         missing_top3 = [w for t, w in self.weights.items() if t not in covered_top3]
         sims = sorted((p.features["sent_max"] for p in self.papers), reverse=True) + [0.0, 0.0, 0.0]
-        absent_names, named_absent, named_missing = self._named(index, bm25)
-        self.unwritten = self._unwritten(bm25, absent_names, absent_terms)
+        self.absent_names, named_absent, named_missing = self._named(index, bm25)
+        self.unwritten = self._unwritten(bm25, self.absent_names, absent_terms)
         return {
             "q_named_absent": named_absent,
             "q_named_missing_top3": named_missing,

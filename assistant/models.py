@@ -158,6 +158,11 @@ class Answer(BaseModel):
         default_factory=list,
         description="The question's names and words (typos corrected) that no indexed paper writes.",
     )
+    set_aside: list[str] = Field(
+        default_factory=list,
+        description="Clauses about the asker, not the topic ('For my PhD,'), that the question was answered "
+        "without: each wrote only what no indexed paper writes (assistant/framing.py).",
+    )
     backend: str
     checks: Checks = Field(default_factory=Checks)
     timings: dict[str, float] = Field(default_factory=dict, description="Milliseconds per stage.")
@@ -176,7 +181,9 @@ class Answer(BaseModel):
         if self.confidence is None:
             return ""
         label = f"confidence {self.confidence:.2f}" + (" (weak evidence)" if self.weak_evidence else "")
-        if (self.refused or self.weak_evidence) and self.not_in_corpus:
+        if self.set_aside:
+            label += " · read without " + " and ".join(f"'{c}'" for c in self.set_aside)
+        elif (self.refused or self.weak_evidence) and self.not_in_corpus:
             label += " · no indexed paper writes " + ", ".join(
                 f"'{w if len(w) <= 40 else w[:39] + '…'}'" for w in self.not_in_corpus[:MAX_UNWRITTEN])
         return label

@@ -1,0 +1,130 @@
+"""A question's framing: a clause about the asker, not the topic ("For my PhD, …", "… Asking for a
+NeurIPS rebuttal."), which the question model would read as a sign that the corpus lacks what is asked.
+
+A name that no indexed paper writes is the question model's strongest sign of an unanswerable question
+('FlashAttention-3', 'WMDP'), so a preface naming a degree, a venue or a university ('PhD', 'NeurIPS',
+'CMU') cost the answer. A clause at the question's edge (a leading clause up to its first comma, colon,
+semicolon or spaced dash, not one inside brackets; a first or last sentence of several) is set aside
+when:
+
+- it writes a name (acronym, inner capitals, name with digits) that no indexed paper writes, or it is
+  made only of words no indexed paper writes ('Hi all,', 'Cheers, Priya', 'As a postdoc at Stanford,');
+- none of its names is written by an indexed paper ('MemoryBank vs MemGPT: …' names its topic);
+- the rest has more terms than the clause.
+
+The rest is then what is judged and answered, and the answer's first line says what it was read
+without and why (`Answer.set_aside`). A name inside the question's one clause ("How do unlearning
+methods score on WMDP?") is never set aside, nor an edge clause with a word some paper writes
+('For speech recognition in Swahili, …'). Set aside, ordinary words no paper writes stop lifting a near
+miss: the question model reads them as the mark of informal wording, which many answerable dev questions
+have ("…predict 3D protein structure? tia" was answered). A clause whose words no indexed paper writes
+cannot be told apart from a topic the corpus lacks ("On TPUs, how well…", "For WMDP, …", "In Rust, …")
+by the corpus alone, so it is set aside too, and the first line says so. Other ways to tell topic from framing (the clause's terms in the leading
+papers; whether setting it aside keeps the leading papers) were measured and dropped: chatter's
+ordinary words ('writing', 'group') match papers too (evals/README.md, "Framing").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from assistant.evidence import Evidence, named_tokens
+from assistant.models import Filters
+from assistant.text import base_name, content_words, terms
+
+if TYPE_CHECKING:
+    from assistant.answering import Assistant
+
+# a leading clause ends at the first comma, colon or semicolon before a space, or at a spaced dash
+_CLAUSE_END = re.compile(r"[,;:](?=\s)|\s[-–—]+\s")
+# sentences end at . ! ? before a space, whatever the next word's case ("…LoRA? asking for a rebuttal")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_ABBREVIATION = re.compile(r"\b(?:e\.g|i\.e|et al|etc|vs|cf|approx|resp)\.$", re.IGNORECASE)
+MAX_SET_ASIDE = 2  # clauses set aside at most ("For my PhD, which …? Asking for a NeurIPS rebuttal.")
+
+
+@dataclass
+class Reading:
+    """The question read without its framing: the judged evidence for ``question``."""
+
+    question: str  # what was judged and answered
+    set_aside: list[str]  # the clauses left out, as written
+    evidence: Evidence
+
+
+def _sentences(text: str) -> list[str]:
+    out: list[str] = []
+    for part in _SENTENCE_END.split(text.strip()):
+        if out and _ABBREVIATION.search(out[-1]):
+            out[-1] = f"{out[-1]} {part}"
+        elif part:
+            out.append(part)
+    return out
+
+
+def edge_clauses(question: str) -> list[tuple[str, str]]:
+    """The clauses at ``question``'s edges, each with the question without it: the first and the last
+    sentence of several, then the first sentence's leading clause (not one inside brackets)."""
+    sentences = _sentences(question)
+    out: list[tuple[str, str]] = []
+    if len(sentences) > 1:
+        out.append((sentences[0], " ".join(sentences[1:])))
+        out.append((sentences[-1], " ".join(sentences[:-1])))
+    first = sentences[0] if sentences else ""
+    for m in _CLAUSE_END.finditer(first):
+        head = first[: m.start()]
+        if head.count("(") == head.count(")") and head.count("[") == head.count("]"):
+            clause = first[: m.end()].strip()
+            rest = " ".join([first[m.end():].strip(), *sentences[1:]]).strip()
+            out.append((clause, rest))
+            break
+    return [(c, r) for c, r in out if c and r]
+
+
+def _holds(clause: str, word: str) -> bool:
+    words = content_words(word)
+    return bool(words) and all(w in content_words(clause) for w in words)
+
+
+def framing_candidates(question: str, absent_names: list[str], unwritten: list[str]) -> list[tuple[str, str]]:
+    """The edge clauses of ``question`` that are framing (see the module docstring), each with the rest:
+    it writes one of ``absent_names`` (names no indexed paper writes) and no other name, or it is made
+    only of ``unwritten`` words ('Hi all,', 'Cheers, Priya'); and the rest has more terms than it."""
+    absent = {base_name(w).lower() for w in absent_names}
+    gone = {w for u in unwritten for w in content_words(u)}
+    out = []
+    for clause, rest in edge_clauses(question):
+        words = content_words(clause)
+        if not any(_holds(clause, w) for w in absent_names) and not (words and all(w in gone for w in words)):
+            continue
+        if any(base_name(n).lower() not in absent for n in named_tokens(clause)):
+            continue  # it names something an indexed paper writes: topic, not framing
+        if len(set(terms(rest))) > len(set(terms(clause))):
+            out.append((clause, rest))
+    return out
+
+
+def without_framing(
+    owner: Assistant, evidence: Evidence, filters: Filters, *, k: int, candidates: int, mode: str | None
+) -> Reading | None:
+    """``evidence``'s question read without its framing clauses (see the module docstring), judged; None
+    when it has none."""
+    question, ev, set_aside = evidence.question, evidence, []
+    for _ in range(MAX_SET_ASIDE):
+        found = framing_candidates(question, ev.absent_names, ev.unwritten)
+        if not found:
+            break
+        clause, question = found[0]
+        ev = Evidence(owner.index, question, owner.retriever.retrieve(question, k=candidates, filters=filters, mode=mode))
+        owner.judge.assess(ev, k=k)
+        set_aside.append(clause)
+    return Reading(question=question, set_aside=set_aside, evidence=ev) if set_aside else None
+
+
+def set_aside_note(set_aside: list[str], unwritten: list[str]) -> str:
+    """The answer's first line: what the question was read without, and why."""
+    clauses = " and ".join(f"“{c}”" for c in set_aside)
+    names = ", ".join(f"'{w}'" for w in unwritten if any(_holds(c, w) for c in set_aside))
+    return f"Read without {clauses}: no indexed paper writes {names}."
