@@ -215,7 +215,7 @@ class AnswerStream:
         if self.narrowed is not None and self.narrowed.step.refers == OTHERS:
             req.scope = "the other indexed papers"
         elif self.narrowed is not None:
-            req.scope = papers_of_previous(self.narrowed.pool)
+            req.scope = papers_of_previous(self.narrowed.pool, self.narrowed.before)
             req.every = self.narrowed.step.refers == EVERY and len(evidence.chosen()) == self.narrowed.pool
         t3 = time.perf_counter()
         parts: list[str] = []  # everything the backend said, for the checks below
@@ -317,7 +317,7 @@ class AnswerStream:
         if n is not None and n.step.refers == OTHERS:
             text = f"No other indexed paper addresses this{note} beyond the {n.pool} already cited."
         elif n is not None:
-            none, one = none_of_previous(n.pool), n.pool == 1
+            none, one = none_of_previous(n.pool, n.before), n.pool == 1
             text = f"{none} {'address' if one else 'addresses'} this{note}."
             years = years_phrase(n.step.since, n.step.until)
             if years and not hits:

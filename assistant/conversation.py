@@ -159,7 +159,8 @@ def years_in(question: str) -> tuple[int | None, int | None]:
 class Earlier:
     """What the conversation so far showed the reader (see :func:`earlier_papers`)."""
 
-    papers: list[str] = field(default_factory=list)  # cited by the last answer
+    papers: list[str] = field(default_factory=list)  # cited by the last answer that cited any since the topic
+    shown_by: int = -1  # the user turn (index into the turns) whose answer cited ``papers``
     seen: list[str] = field(default_factory=list)  # cited by any answer since the topic was set
     confidence: float = 0.0  # the last answer's
     topic: str = ""  # the standalone form of the topic's questions
@@ -214,16 +215,21 @@ def earlier_papers(prior: list[str], cited: Cited, recorded: list[Recorded | Non
     """What the answers to the user turns ``prior`` (oldest first) showed, from the conversation's latest
     new question on, each turn asked as :func:`plan` asks it: taken from ``recorded`` (what each answer
     cited, as a front end kept it) where it is given, else replayed through ``cited`` (the judgement
-    ``ask()`` makes, so the same papers). No papers when the last answer cited nothing (a refusal)."""
+    ``ask()`` makes, so the same papers). No papers when the topic's answer cited nothing (a refusal); a
+    refused turn about the papers ("None of the 4 papers of the previous answer addresses this.") leaves
+    them as they were, so "What datasets did they use?" after it is still about them."""
     out = Earlier()
     turns = [turn.strip() for turn in prior]
     known = recorded if recorded is not None else [None] * len(turns)
     fresh = [i for i, turn in enumerate(turns) if not is_follow_up(turn) and not about_earlier_papers(turn)]
     start = fresh[-1] if fresh else 0
-    for turn, kept in zip(turns[start:], known[start:], strict=True):
+    for i, (turn, kept) in enumerate(zip(turns[start:], known[start:], strict=True), start=start):
         step = plan(turn, out)
         earlier = out.topic_confidence if step.refers == OTHERS else out.confidence
-        out.papers, out.confidence = kept if kept is not None else cited(step, earlier)
+        papers, confidence = kept if kept is not None else cited(step, earlier)
+        if not papers and step.refers is not None and out.papers:
+            continue  # refused: the papers, the topic and what was seen stay as they were
+        out.papers, out.confidence, out.shown_by = papers, confidence, i
         if step.asks_topic:
             out.topic_confidence = out.confidence
         out.topic = step.topic
@@ -258,11 +264,15 @@ def years_phrase(since: int | None, until: int | None) -> str:
                                      f"up to {until}" if until is not None else "") if x)
 
 
-def none_of_previous(n: int) -> str:
-    """'None of the 4 papers of the previous answer' or 'The paper of the previous answer' (then 'does not')."""
-    return "The paper of the previous answer does not" if n == 1 else f"None of the {n} papers of the previous answer"
+def none_of_previous(n: int, before: bool = False) -> str:
+    """'None of the 4 papers of the previous answer' or 'The paper of the previous answer' (then 'does not');
+    with ``before``, of 'an earlier answer' (the previous one was a refusal)."""
+    which = "an earlier answer" if before else "the previous answer"
+    return f"The paper of {which} does not" if n == 1 else f"None of the {n} papers of {which}"
 
 
-def papers_of_previous(n: int) -> str:
-    """'the paper of the previous answer' or 'the 4 papers of the previous answer'."""
-    return "the paper of the previous answer" if n == 1 else f"the {n} papers of the previous answer"
+def papers_of_previous(n: int, before: bool = False) -> str:
+    """'the paper of the previous answer' or 'the 4 papers of the previous answer'; with ``before``, of
+    'an earlier answer' (the previous one was a refusal)."""
+    which = "an earlier answer" if before else "the previous answer"
+    return f"the paper of {which}" if n == 1 else f"the {n} papers of {which}"

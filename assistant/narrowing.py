@@ -40,6 +40,7 @@ class Narrowed:
     filters: Filters  # the caller's, narrowed
     confidence: float  # what the answer is as sure as (see :func:`settle`)
     pool: int  # papers it is asked of (CHOOSE, EVERY) or left out (OTHERS)
+    before: bool = False  # the papers are an earlier answer's: the previous one was a refusal about them
 
 
 def recorded_answers(history: Sequence[dict[str, Any]]) -> list[Recorded | None]:
@@ -98,18 +99,33 @@ def narrow(
     step = plan(question, earlier)
     if not step.refers or not step.question.strip():  # no topic left (trimmed history): read as before
         return None
-    if recorded[-1] is None:  # found again by the replay: it must tally with what the reader saw
-        last = next((str(t["content"]) for t in reversed(history) if t.get("role") == "assistant"), "")
-        shown, found = len({n for n in cited_numbers(last) if n > 0}), len(earlier.papers)
+    answers = answers_to(history)
+    at = earlier.shown_by  # the answer that cited the papers; later ones (refusals) must cite none
+    if any(recorded[j] is None and cited_numbers(answers[j]) for j in range(at + 1, len(prior))):
+        return None
+    if recorded[at] is None:  # found again by the replay: it must tally with what the reader saw
+        shown, found = len({n for n in cited_numbers(answers[at]) if n > 0}), len(earlier.papers)
         if not (shown == found or (not exact_citations and 0 < shown < found)):
             return None
-        if exact_citations and not all(visible(p, last) for p in owner.index.papers.many(earlier.papers).values()):
+        papers = owner.index.papers.many(earlier.papers).values()
+        if exact_citations and not all(visible(p, answers[at]) for p in papers):
             return None
     confidence = earlier.topic_confidence if step.refers == OTHERS else earlier.confidence
     if step.refers == EVERY and not step.dated:  # a choice by year keeps the papers as sure as they were
         confidence = glued_confidence(owner, step, filters, k=k, candidates=candidates, mode=mode)
     pool = len(step.without) if step.refers == OTHERS else len(step.within or [])
-    return Narrowed(step, filters_for(filters, step), confidence, pool)
+    return Narrowed(step, filters_for(filters, step), confidence, pool, before=at < len(prior) - 1)
+
+
+def answers_to(history: Sequence[dict[str, Any]]) -> list[str]:
+    """For each user turn of ``history``, the text of the assistant turn after it ('' if none)."""
+    out: list[str] = []
+    for turn in history:
+        if turn.get("role") == "user" and turn.get("content"):
+            out.append("")
+        elif turn.get("role") == "assistant" and out and not out[-1]:
+            out[-1] = str(turn.get("content") or "")
+    return out
 
 
 def visible(paper: Paper, text: str) -> bool:

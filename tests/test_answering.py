@@ -376,6 +376,43 @@ def test_which_of_them_is_refused_when_none_of_them_does_it(seed_settings: Setti
     assert {c.paper_id for c in a.closest} <= {c.paper_id for c in first.citations}
 
 
+def test_after_a_refused_turn_about_them_they_are_still_the_papers_shown_before() -> None:
+    from assistant.conversation import Step, earlier_papers
+
+    def cited(step: Step, conf: float) -> tuple[list[str], float]:
+        if step.refers is None:
+            return ["a", "b", "c"], 0.8
+        return (["b"] if "MoE" in step.question else []), 0.1  # nothing of them is about folding
+
+    out = earlier_papers(["Q1", "Which of them study protein folding?", "What datasets did they use?"], cited)
+    assert (out.papers, out.shown_by, out.confidence) == (["a", "b", "c"], 0, 0.8)
+    out = earlier_papers(["Q1", "Which of them study protein folding?", "Which of them use MoE?"], cited)
+    assert (out.papers, out.shown_by) == (["b"], 2)
+    # recorded by the front end, the refusal cited nothing: the same
+    out = earlier_papers(["Q1", "Which of them study protein folding?"], cited, [(["a", "c"], 0.7), ([], 0.1)])
+    assert (out.papers, out.shown_by) == (["a", "c"], 0)
+
+
+@pytest.mark.slow
+def test_a_follow_up_after_a_refused_choice_is_asked_of_the_papers_shown_before(seed_settings: Settings) -> None:
+    first, history = _lora_history(seed_settings)
+    shown = {c.paper_id for c in first.citations}
+    refused = _answer("Which of these evaluate on instruction tuning?", seed_settings, history=history)
+    assert refused.refused
+    for kept in (False, True):  # plain text (replayed) and as a front end keeps the turns
+        turns = history + [{"role": "user", "content": "Which of these evaluate on instruction tuning?"},
+                           refused.as_turn() if kept else {"role": "assistant", "content": refused.text}]
+        if kept:
+            turns[1] = first.as_turn()
+        a = _answer("What datasets did they use?", seed_settings, history=turns)
+        assert set(a.filters.papers or []) == shown, kept  # was: read afresh with the topic, over every paper
+        assert not a.refused and f"Each of the {len(shown)} papers of an earlier answer:" in a.text
+    # a reader who was shown an answer (with citations) after the choice is not narrowed by the replay
+    answered = history + [{"role": "user", "content": "Which of these evaluate on instruction tuning?"},
+                          {"role": "assistant", "content": first.text}]
+    assert _answer("What datasets did they use?", seed_settings, history=answered).filters.papers is None
+
+
 def test_a_question_about_every_one_of_them_answers_from_each(seed_settings: Settings) -> None:
     first, history = _lora_history(seed_settings)
     for q in ["What datasets did they use?", "How do they compare?"]:

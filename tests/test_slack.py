@@ -331,7 +331,7 @@ def test_follow_up_in_thread_keeps_the_threads_inline_filters(seed_app: App, stu
     assert all(c.year is not None and c.year >= 2024 for c in answer.citations + answer.closest)
     assert "Filters from earlier in this thread: since 2024" in context_text(update["blocks"])
     assert set(answer.filters.papers or []) == {c.paper_id for c in first.citations}  # asked of them only
-    assert f"Asked of the {len(answer.filters.papers)} papers of the previous answer" in context_text(update["blocks"])
+    assert f"Asked of the {len(answer.filters.papers)} earlier papers" in context_text(update["blocks"])
 
 
 def test_an_answer_keeps_what_it_cited_in_its_message_metadata(seed_app: App, stub: SlackStub,

@@ -18,7 +18,6 @@ from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from assistant.conversation import papers_of_previous
 from assistant.errors import ConfigError, LitassistError, redact
 from assistant.models import Answer
 from assistant.settings import Settings
@@ -289,7 +288,8 @@ class SlackBot:
             notes = [f"{label}: {escape(note)}"] if note else []
             got = result.filters  # a follow-up asked of, or past, the previous answer's papers
             if got.papers is not None:
-                notes.append(f"Asked of {papers_of_previous(len(got.papers))}")
+                n = len(got.papers)  # the previous answer's, or an earlier one's when that was a refusal
+                notes.append("Asked of the earlier paper" if n == 1 else f"Asked of the {n} earlier papers")
             if got.exclude:
                 n = len(got.exclude)
                 notes.append("Leaving out the paper already cited" if n == 1 else f"Leaving out the {n} papers already cited")
