@@ -12,7 +12,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -23,7 +23,7 @@ from assistant.embedders.cache import CachedEmbedder
 from assistant.errors import InputError
 from assistant.index import INGEST_OPEN, Index
 from assistant.locking import StoreLock, WriteLock, make_folder
-from assistant.models import Paper
+from assistant.models import Chunk, Paper
 from assistant.profiles import embed_sentences, sentence_texts
 from assistant.settings import Settings
 from assistant.stores import chunk_metadata
@@ -79,16 +79,21 @@ def ingest(
     on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> IngestReport:
-    """Ingest listing files/folders into the index named by ``settings``."""
+    """Ingest listing files/folders into the index named by ``settings``. ``on_start(n)`` and
+    ``on_progress(k)`` report the papers whose texts are embedded (in a rebuild, before it empties the
+    index: see :func:`_warm`)."""
     lock = WriteLock(settings.data_dir)  # one ingest per data dir at a time (held until the view is marked)
-    # a rebuild rewrites every vector: no reader of another process may look in meanwhile (StoreLock)
-    rebuilding = StoreLock(settings.data_dir).writing() if rebuild and not settings.store.chroma_host else nullcontext()
     try:
         make_folder(settings.cache_path(), "LITASSIST_CACHE_DIR" if settings.cache_dir else "LITASSIST_DATA_DIR")
-        with rebuilding:
+        with ExitStack() as held:
             index = Index.open(settings, create=True)
+
+            def lock_store() -> None:  # a rebuild rewrites every vector: no reader of another process may look in
+                if not settings.store.chroma_host:  # from emptying the index to its last write (StoreLock)
+                    held.enter_context(StoreLock(settings.data_dir).writing())
+
             with index.store.own_writes(index.registry.generation):  # questions of this process keep its client
-                return _ingest(index, paths, rebuild, on_start, on_progress)
+                return _ingest(index, paths, rebuild, on_start, on_progress, lock_store)
     finally:  # however it ends: a failed run must not keep other ingests or readers waiting
         lock.release()
 
@@ -99,18 +104,23 @@ def _ingest(
     rebuild: bool,
     on_start: Callable[[int], None] | None,
     on_progress: Callable[[int], None] | None,
+    lock_store: Callable[[], None],
 ) -> IngestReport:
-    t0, settings = time.perf_counter(), index.settings
+    t0 = time.perf_counter()
     report = IngestReport()
     origins: dict[Path, list[int]] = {}
     files, skips = iter_listing_files(paths, origins)
     report.skipped.extend(skips)
     digest = _inputs_digest(files)
-    merged = None
+    merged, before = None, None
     if rebuild:  # read first: a mistyped path or a file where nothing parses must not empty the index
         per_file: dict[Path, tuple[int, Skip | None]] = {}
         merged = _read(files, report, per_file)
         _refuse_rebuild(paths, skips, origins, per_file, merged)
+        before = index.embedder.computed
+        _warm(index, [p for p, _ in merged], report, on_start, on_progress)  # readers go on meanwhile
+        on_start = on_progress = None  # what is left is written from the cache
+        lock_store()
         index.reset()
     index.ensure_chunk_metadata()
     index.registry.ensure_arxiv_index()  # a registry written before it (here: under the write lock)
@@ -155,15 +165,10 @@ def _ingest(
     assert len({p.id for p, _, _ in todo}) == len(todo), "two papers of a run under one id"
 
     embedder = index.embedder
-    chunker = Chunker(
-        settings.ingest.chunk_size,
-        settings.ingest.chunk_overlap,
-        fits=lambda text: embedder.count_tokens(text) <= embedder.max_tokens,
-    )
-    by_sentence = SentenceChunker(settings.ingest.chunk_size) if settings.ingest.chunking == "sentences" else None
+    chunker, by_sentence = _chunkers(index)
     if on_start:
         on_start(len(todo))  # progress counts papers: chunks are made one batch at a time
-    before = embedder.computed
+    before = embedder.computed if before is None else before  # a rebuild counts what it embedded first
     if todo:
         index.registry.set_meta(INGEST_OPEN, True)
     del resolved  # ``todo`` holds the papers still to write, and drops each batch once written
@@ -172,19 +177,9 @@ def _ingest(
     while todo:  # chunk, embed, store, register: memory bounded by a batch
         batch = todo[:UPSERT_BATCH]
         del todo[:UPSERT_BATCH]
-        count = embedder.computed
-        own = embed_sentences(embedder, [p for p, _, _ in batch])  # titles + sentences: judgement features
-        bits = paper_token_bits(embedder, [p for p, _, _ in batch]) or {}  # their word pieces (same model pass)
-        report.sentences_embedded += embedder.computed - count
-        if by_sentence is not None:  # every text embedded once; chunk vectors derived from them
-            plans = [by_sentence.plan(paper) for paper, _, _ in batch]
-            planned = [(p, t, u, cs) for (p, t, u), (cs, *_) in zip(batch, plans, strict=True)]
-            chunks = [c for *_, cs in planned for c in cs]
-            vectors = _derived(embedder, chunker, [p for p, *_ in planned], own, [(g, n) for _, g, n in plans])
-        else:
-            planned = [(paper, tnorm, is_update, chunker.chunk(paper)) for paper, tnorm, is_update in batch]
-            chunks = [c for *_, cs in planned for c in cs]
-            vectors = embedder.embed([c.embed_text for c in chunks])
+        own, bits, per_paper, vectors = _embedded(embedder, chunker, by_sentence, [p for p, _, _ in batch], report)
+        planned = [(p, t, u, cs) for (p, t, u), cs in zip(batch, per_paper, strict=True)]
+        chunks = [c for cs in per_paper for c in cs]
         metas = [chunk_metadata(p.id, c.index, p.year, p.sources) for p, _, _, cs in planned for c in cs]
         index.store.upsert([c.id for c in chunks], vectors, metas)
         start = 0
@@ -324,6 +319,53 @@ def _derived(
                 vecs[i] = mean / (float(np.linalg.norm(mean)) or 1.0)
         rows.append(derive_vectors(vecs[0], vecs[1:], groups, sizes))
     return np.concatenate(rows)
+
+
+def _chunkers(index: Index) -> tuple[Chunker, SentenceChunker | None]:
+    settings, embedder = index.settings, index.embedder
+    chunker = Chunker(
+        settings.ingest.chunk_size,
+        settings.ingest.chunk_overlap,
+        fits=lambda text: embedder.count_tokens(text) <= embedder.max_tokens,
+    )
+    return chunker, SentenceChunker(settings.ingest.chunk_size) if settings.ingest.chunking == "sentences" else None
+
+
+def _embedded(
+    embedder: CachedEmbedder, chunker: Chunker, by_sentence: SentenceChunker | None, papers: list[Paper],
+    report: IngestReport | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[list[Chunk]], np.ndarray]:
+    """What ``papers`` are stored with: their title + sentence vectors (judgement features), the sign bits
+    of their word pieces (same model pass), their chunks and the chunks' vectors."""
+    count = embedder.computed
+    own = embed_sentences(embedder, papers)
+    bits = paper_token_bits(embedder, papers) or {}
+    if report is not None:
+        report.sentences_embedded += embedder.computed - count
+    if by_sentence is not None:  # every text embedded once; chunk vectors derived from them
+        plans = [by_sentence.plan(paper) for paper in papers]
+        vectors = _derived(embedder, chunker, papers, own, [(g, n) for _, g, n in plans])
+        return own, bits, [cs for cs, *_ in plans], vectors
+    per_paper = [chunker.chunk(paper) for paper in papers]
+    return own, bits, per_paper, embedder.embed([c.embed_text for cs in per_paper for c in cs])
+
+
+def _warm(
+    index: Index, papers: list[Paper], report: IngestReport, on_start: Callable[[int], None] | None,
+    on_progress: Callable[[int], None] | None,
+) -> None:
+    """Embed every text a rebuild of ``papers`` stores into the embedding cache, before the rebuild
+    empties the index and takes the store lock: questions in other processes go on meanwhile, and then
+    wait only while the rebuild writes from the cache (seconds, not the hours a large collection takes to
+    embed anew: they gave up after ``StoreLock.WAIT_S`` with a "busy" error)."""
+    chunker, by_sentence = _chunkers(index)
+    if on_start:
+        on_start(len(papers))
+    for batch in _batches(papers, UPSERT_BATCH):
+        _embedded(index.embedder, chunker, by_sentence, batch, report)
+        if on_progress:
+            on_progress(len(batch))
+    release_free_memory()
 
 
 def _batches(items: list[T], size: int) -> Iterator[list[T]]:

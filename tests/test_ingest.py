@@ -79,23 +79,46 @@ _TRY_READ = (
 )
 
 
-def test_a_rebuild_keeps_readers_of_other_processes_out_of_the_store(tmp_path: Path, tiny_listing: Path) -> None:
+def test_a_rebuild_keeps_readers_of_other_processes_out_of_the_store_only_while_it_writes(
+    tmp_path: Path, tiny_listing: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # `ask` in another process during `ingest --rebuild` crashed inside Chroma's native code and left a
-    # store that every later query crashed on (segmentation fault); readers now wait for the rebuild
+    # store that every later query crashed on (segmentation fault); readers now wait for the rebuild's
+    # writes. They used to wait for its embedding too: a rebuild of a large collection embedded anew
+    # held them out for hours, and they gave up after 120 s ("busy"). It now embeds into the cache first.
+    from assistant.embedders.cache import CachedEmbedder
+
     s = _settings(tmp_path)
     ingest([tiny_listing], s)
-    seen: list[str] = []
+    seen: list[tuple[str, str]] = []
 
-    def probe(_: int) -> None:  # called by the ingest once it has reset the index, before writing it again
+    def probe(when: str) -> None:
         run = subprocess.run([sys.executable, "-c", _TRY_READ, str(s.data_dir / ".store.lock")],
                              capture_output=True, text=True, check=True)
-        seen.append(run.stdout.strip())
+        seen.append((when, run.stdout.strip()))
 
-    ingest([tiny_listing], s, rebuild=True, on_start=probe)
-    extra = _write_jsonl(tmp_path / "more.jsonl", [{"title": "Zebra routing", "abstract": LONG}])
-    ingest([extra], s, on_start=probe)  # an incremental run takes it per write only
-    assert seen == ["held", "free"]
-    assert _consistent(s)[0] == 4
+    reset, compute = Index.reset, CachedEmbedder._compute
+
+    def reset_then_probe(index: Index) -> None:
+        reset(index)
+        probe("emptied")
+
+    def probe_then_compute(embedder: CachedEmbedder, batch: list[tuple[str, str]], keep_tokens: bool = False):  # type: ignore[no-untyped-def]
+        probe("embedding")
+        return compute(embedder, batch, keep_tokens)
+
+    monkeypatch.setattr(Index, "reset", reset_then_probe)
+    monkeypatch.setattr(CachedEmbedder, "_compute", probe_then_compute)
+    zebra = _write_jsonl(tmp_path / "zebra.jsonl", [{"title": "Zebra routing", "abstract": LONG}])
+    report = ingest([tiny_listing, zebra], s, rebuild=True)  # the zebra paper's texts are not in the cache
+    assert seen and all(state == "free" for when, state in seen if when == "embedding"), seen
+    assert seen[-1] == ("emptied", "held") and ("embedding", "free") in seen
+    assert report.embedded > 0 and report.sentences_embedded > 0, "what the rebuild embedded first is counted"
+    seen.clear()
+    extra = _write_jsonl(tmp_path / "more.jsonl", [{"title": "Yak shaving for sparse experts", "abstract": LONG + " Yaks."}])
+    ingest([extra], s, on_start=lambda _: probe("incremental"))  # an incremental run takes it per write only
+    assert ("incremental", "free") in seen
+    assert _consistent(s)[0] == 5
 
 
 def test_a_reader_waits_for_a_writer_of_another_process(tmp_path: Path, tiny_listing: Path) -> None:
@@ -118,11 +141,16 @@ def test_a_reader_waits_for_a_writer_of_another_process(tmp_path: Path, tiny_lis
     holder.wait(timeout=30)
 
 
-_INGEST_IN_ANOTHER_PROCESS = (  # argv: data dir, cache dir, listing, 'add' or 'rebuild', [+ ',pause' after each batch]
+_INGEST_IN_ANOTHER_PROCESS = (  # argv: data dir, cache dir, listing, 'add' or 'rebuild', [+ ',pause' after each
+    # batch written; a rebuild, which embeds first and reports that, pauses once it has emptied the index]
     "import sys; from pathlib import Path; from assistant.settings import Settings; from ingest.pipeline import ingest\n"
+    "from assistant.index import Index\n"
     "s = Settings(data_dir=Path(sys.argv[1]), cache_dir=Path(sys.argv[2]))\n"
     "def pause(_):\n    print('written', flush=True); sys.stdin.readline()\n"
-    "ingest([Path(sys.argv[3])], s, rebuild='rebuild' in sys.argv[4], on_progress=pause if 'pause' in sys.argv[4] else None)\n"
+    "reset, rebuild, paused = Index.reset, 'rebuild' in sys.argv[4], 'pause' in sys.argv[4]\n"
+    "def reset_then_pause(index):\n    reset(index); pause(0)\n"
+    "if rebuild and paused:\n    Index.reset = reset_then_pause\n"
+    "ingest([Path(sys.argv[3])], s, rebuild=rebuild, on_progress=pause if paused and not rebuild else None)\n"
 )
 
 
@@ -313,7 +341,14 @@ def test_a_rebuild_in_one_thread_does_not_stall_a_question_in_another(
             outcome.append(f"{type(err).__name__}: {err}")
 
     asked = threading.Thread(target=question)
-    ingest([tiny_listing], s, rebuild=True, on_start=lambda _: asked.start())
+    reset = Index.reset
+
+    def reset_then_ask(rebuilt: Index) -> None:  # the store lock is held from here to the rebuild's end
+        reset(rebuilt)
+        asked.start()
+
+    monkeypatch.setattr(Index, "reset", reset_then_ask)
+    ingest([tiny_listing], s, rebuild=True)
     asked.join(timeout=60)
     assert outcome == ["found 3"]
 
