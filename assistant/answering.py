@@ -201,8 +201,9 @@ class AnswerStream:
         if self.narrowed is not None:
             settle(judge, evidence, self.narrowed.step, self.narrowed.confidence)
         self.unwritten = evidence.unwritten  # the whole question's, also when a framing clause is set aside
-        if self.narrowed is None and self.unwritten:  # "For my PhD, which papers…": read without it
-            reading = without_framing(owner, evidence, self.filters, k=k, candidates=candidates, mode=self.mode)
+        if hits and self.narrowed is None and self.unwritten:  # "For my PhD, which papers…": read without it
+            reading = without_framing(owner, evidence, self.filters, k=k, candidates=candidates, mode=self.mode,
+                                      condensed=standalone != self.question)
             if reading is not None:
                 standalone, evidence, self.set_aside = reading.question, reading.evidence, reading.set_aside
         hits = [p.hit for p in evidence.papers]
@@ -329,6 +330,8 @@ class AnswerStream:
                     f"was shown{note}, though the judgement rated them likely to answer (check them below).")
         if not hits and n is None and not passes_any(self._owner.index, self.filters):  # not "no abstract addresses it"
             text = f"No indexed paper matches the filters ({self.filters.describe()}): widen or drop them."
+        if self.set_aside:  # "Read without “tia”: …" and the refusal of what is left
+            text = f"{set_aside_note(self.set_aside, self.unwritten)}\n{text}"
         closest = [
             Citation(
                 n=i, paper_id=h.paper.id, title=h.paper.title, date=h.paper.date, year=h.paper.year,

@@ -177,15 +177,17 @@ class Answer(BaseModel):
 
     def confidence_label(self) -> str:
         """'confidence 0.82', with '(weak evidence)' when answered close to the refusal line; '' if unknown.
-        A refusal or weak answer also names what no indexed paper writes ("no indexed paper writes 'X'")."""
+        It names the framing the question was read without ("read without 'For my PhD,'"), and a refusal
+        or weak answer what else no indexed paper writes ("no indexed paper writes 'X'")."""
         if self.confidence is None:
             return ""
         label = f"confidence {self.confidence:.2f}" + (" (weak evidence)" if self.weak_evidence else "")
         if self.set_aside:
             label += " · read without " + " and ".join(f"'{c}'" for c in self.set_aside)
-        elif (self.refused or self.weak_evidence) and self.not_in_corpus:
+        lacked = [w for w in self.not_in_corpus if not any(w.lower() in c.lower() for c in self.set_aside)]
+        if (self.refused or self.weak_evidence) and lacked:
             label += " · no indexed paper writes " + ", ".join(
-                f"'{w if len(w) <= 40 else w[:39] + '…'}'" for w in self.not_in_corpus[:MAX_UNWRITTEN])
+                f"'{w if len(w) <= 40 else w[:39] + '…'}'" for w in lacked[:MAX_UNWRITTEN])
         return label
 
     def to_dict(self) -> dict[str, Any]:

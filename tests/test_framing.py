@@ -16,9 +16,12 @@ def test_edge_clauses_are_a_leading_clause_and_a_first_or_last_sentence() -> Non
     assert edge_clauses("For my PhD, which papers use LoRA?") == [("For my PhD,", "which papers use LoRA?")]
     assert edge_clauses("Writing a rebuttal - which papers use LoRA?") == [
         ("Writing a rebuttal -", "which papers use LoRA?")]
-    # sentences end at ? ! . whatever the next word's case; 'e.g.' does not end one
-    assert edge_clauses("Which papers use LoRA? tia") == [
-        ("Which papers use LoRA?", "tia"), ("tia", "Which papers use LoRA?")]
+    # sentences end at ? ! . whatever the next word's case ('e.g.', 'Dr.' end none); one that asks is kept
+    assert edge_clauses("Which papers use LoRA? tia") == [("tia", "Which papers use LoRA?")]
+    assert edge_clauses("Hi Dr. Smith. Which papers use LoRA? tia", last=False) == [
+        ("Hi Dr. Smith.", "Which papers use LoRA? tia")]
+    assert edge_clauses("Is QuuxNet any good? I mean for retrieval over long legal documents.") == [
+        ("I mean for retrieval over long legal documents.", "Is QuuxNet any good?")]
     assert edge_clauses("Which methods, e.g. LoRA, cut memory?") == [("Which methods,", "e.g. LoRA, cut memory?")]
     # a comma inside brackets does not end the leading clause
     assert edge_clauses("Which papers (e.g., LoRA) cut memory, and by how much?") == [
@@ -37,6 +40,10 @@ def test_a_framing_clause_writes_only_what_no_paper_writes_and_is_the_smaller_pa
     assert framing_candidates("Hi all, which papers cut memory with LoRA?", [], ["hi"]) == [
         ("Hi all,", "which papers cut memory with LoRA?")]
     assert framing_candidates("For speech in Swahili, which papers cut memory with LoRA?", [], ["swahili"]) == []
+    # a bare name opening the question is its subject
+    assert framing_candidates("QuuxNet: what speedups does it report on H100 GPUs?", ["QuuxNet"], ["QuuxNet"]) == []
+    assert framing_candidates("For QuuxNet, what speedups does it report on GPUs?", ["QuuxNet"], ["QuuxNet"]) == [
+        ("For QuuxNet,", "what speedups does it report on GPUs?")]
     # the rest must carry more of the question than the clause
     assert framing_candidates("For my PhD thesis at ETH Zurich, which papers use LoRA?", ["ETH"], ["ETH"]) == []
 
@@ -81,7 +88,9 @@ def test_chatter_no_paper_writes_does_not_lift_a_question_the_corpus_lacks(seed_
     a = ask(f"{q} tia", settings=seed_settings)
     assert isinstance(a, Answer) and isinstance(plain, Answer) and plain.refused
     assert a.refused and a.set_aside == ["tia"] and a.confidence == plain.confidence
-    assert "tia" in a.not_in_corpus and "read without 'tia'" in a.confidence_label()
+    assert a.text.startswith("Read without “tia”: no indexed paper writes 'tia'.\n" + plain.text.splitlines()[0])
+    # the label keeps the refusal's reason beside what was set aside
+    assert a.confidence_label() == plain.confidence_label() .replace(" · no", " · read without 'tia' · no")
 
 
 @pytest.mark.slow
@@ -94,3 +103,26 @@ def test_a_name_inside_the_question_or_beside_an_indexed_one_is_not_set_aside(se
     b = ask("MemoryBank vs QuuxMem: which one pages memory in and out like an operating system?",
             settings=seed_settings)
     assert isinstance(b, Answer) and b.refused and b.set_aside == [], b.confidence
+
+
+@pytest.mark.slow
+def test_a_question_sentence_or_a_bare_name_opening_it_is_never_set_aside(seed_settings: Settings) -> None:
+    for q in [
+        "Which unlearning methods are evaluated on QuuxBench? Looking for results on hazardous knowledge removal "
+        "in large language models.",  # the second sentence is longer, but the first one asks
+        "QuuxAttention-9: what speedups does it report on H100 GPUs over FlashAttention-2 for long sequences?",
+    ]:
+        a = ask(q, settings=seed_settings)
+        assert isinstance(a, Answer) and a.set_aside == [] and a.standalone_question == q, (q, a.confidence)
+        assert "read without" not in a.confidence_label() and not a.text.startswith("Read without")
+
+
+@pytest.mark.slow
+def test_a_follow_up_keeps_its_own_words_and_loses_the_topics_framing(seed_settings: Settings) -> None:
+    first = ask(f"For my PhD, {LORA_Q[0].lower()}{LORA_Q[1:]}", settings=seed_settings)
+    assert isinstance(first, Answer) and not first.refused
+    history = [{"role": "user", "content": first.question}, first.as_turn()]
+    for follow_up in ["What about vision models?", "And on QuuxTPU chips."]:  # the follow-up is never framing
+        a = ask(follow_up, settings=seed_settings, history=history)
+        assert isinstance(a, Answer) and a.set_aside == ["For my PhD,"], (follow_up, a.set_aside)
+        assert a.standalone_question.endswith(follow_up), a.standalone_question
