@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,9 +19,11 @@ from assistant.citations import Renumberer, check, opening, opens_unclosed
 from assistant.conversation import (
     EVERY,
     OTHERS,
+    History,
     Step,
     dated_follow_up,
     none_of_previous,
+    normalise_history,
     papers_of_previous,
     years_phrase,
 )
@@ -38,35 +40,8 @@ from assistant.retrieval import Retriever, passes_any
 from assistant.settings import Settings, load_settings
 from assistant.text import replace_surrogates
 
-History = Sequence[Turn] | Sequence[tuple[str, str]] | None
 CLOSEST = 5
 WEAK_NOTE = "Weak evidence: these papers only partly match the question, so check them before relying on this:"
-
-
-def normalise_history(history: History) -> list[Turn]:
-    """Accept ``[{"role", "content"}]`` or ``[(user, assistant), …]`` turns."""
-    turns: list[Turn] = []
-    if history is not None and (isinstance(history, (str, bytes, dict)) or not isinstance(history, Iterable)):
-        raise ConfigError(f"history: expected a list of turns, got {type(history).__name__}")
-    for item in history or []:
-        if isinstance(item, dict):
-            if item.get("content"):
-                turn: Turn = {"role": str(item.get("role", "user")), "content": replace_surrogates(str(item["content"]))}
-                papers = item.get("papers")  # what an answer cited, as a front end kept it (assistant.narrowing)
-                if isinstance(papers, (list, tuple)) and all(isinstance(p, str) for p in papers):
-                    turn["papers"] = list(papers)
-                    if isinstance(item.get("confidence"), (int, float)):
-                        turn["confidence"] = float(item["confidence"])
-                turns.append(turn)
-        elif isinstance(item, (str, bytes)) or not isinstance(item, Sequence) or len(item) != 2:
-            raise ConfigError("history: each turn is a {'role', 'content'} dict or a (user, assistant) pair")
-        else:
-            user, bot = item
-            if user:
-                turns.append({"role": "user", "content": str(user)})
-            if bot:
-                turns.append({"role": "assistant", "content": str(bot)})
-    return turns
 
 
 def _as_filters(filters: Filters | dict[str, Any] | None) -> Filters:

@@ -13,10 +13,14 @@ Two readings of a follow-up, both English anaphora and connectives, never any qu
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from assistant.text import content_words
+from assistant.backends import Turn
+from assistant.errors import ConfigError
+from assistant.text import content_words, replace_surrogates
+
+History = Sequence[Turn] | Sequence[tuple[str, str]] | None
 
 # A follow-up leans on the previous question: it opens with a connective or a bare pronoun, refers back
 # to earlier results ("which of them", "the above"), uses a pronoun with hardly a topic of its own ("What
@@ -276,3 +280,29 @@ def papers_of_previous(n: int, before: bool = False) -> str:
     'an earlier answer' (the previous one was a refusal)."""
     which = "an earlier answer" if before else "the previous answer"
     return f"the paper of {which}" if n == 1 else f"the {n} papers of {which}"
+
+
+def normalise_history(history: History) -> list[Turn]:
+    """Accept ``[{"role", "content"}]`` or ``[(user, assistant), …]`` turns."""
+    turns: list[Turn] = []
+    if history is not None and (isinstance(history, (str, bytes, dict)) or not isinstance(history, Iterable)):
+        raise ConfigError(f"history: expected a list of turns, got {type(history).__name__}")
+    for item in history or []:
+        if isinstance(item, dict):
+            if item.get("content"):
+                turn: Turn = {"role": str(item.get("role", "user")), "content": replace_surrogates(str(item["content"]))}
+                papers = item.get("papers")  # what an answer cited, as a front end kept it (assistant.narrowing)
+                if isinstance(papers, (list, tuple)) and all(isinstance(p, str) for p in papers):
+                    turn["papers"] = list(papers)
+                    if isinstance(item.get("confidence"), (int, float)):
+                        turn["confidence"] = float(item["confidence"])
+                turns.append(turn)
+        elif isinstance(item, (str, bytes)) or not isinstance(item, Sequence) or len(item) != 2:
+            raise ConfigError("history: each turn is a {'role', 'content'} dict or a (user, assistant) pair")
+        else:
+            user, bot = item
+            if user:
+                turns.append({"role": "user", "content": replace_surrogates(str(user))})
+            if bot:
+                turns.append({"role": "assistant", "content": replace_surrogates(str(bot))})
+    return turns

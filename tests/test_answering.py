@@ -619,3 +619,15 @@ def test_cli_ask_text_and_bad_filter(seed_env: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "assistant.cli", "ask", LORA_Q, "--since", "2025", "--until", "2024"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "since" in bad.stderr
+
+
+def test_history_turns_are_cleaned_of_lone_surrogates_as_pairs_and_as_dicts() -> None:
+    # undecodable command-line or pasted bytes ('\udcff'); dict turns were cleaned, (user, assistant) pairs not
+    from assistant.conversation import normalise_history
+
+    bad = "Which papers use LoRA\udcff?"
+    for history in ([(bad, "Answer \ud800[1].")], [{"role": "user", "content": bad},
+                                                   {"role": "assistant", "content": "Answer \ud800[1]."}]):
+        turns = normalise_history(history)  # type: ignore[arg-type]
+        assert [t["role"] for t in turns] == ["user", "assistant"]
+        assert all(t["content"].encode("utf-8") for t in turns)  # raised UnicodeEncodeError for pairs
