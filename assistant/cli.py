@@ -50,15 +50,18 @@ def ingest(
     settings = _settings()
     console = Console(stderr=True)
     with Progress(
-        TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         console=console, transient=True, disable=as_json or not console.is_terminal,
     ) as progress:
-        task = progress.add_task("embed", total=0)
+        task = progress.add_task("embedding", total=0)
+        phases = iter(["embedding", "writing"] if rebuild else ["embedding"])  # a rebuild embeds all, then writes
+
+        def start(total: int) -> None:
+            progress.reset(task, total=total, description=next(phases, "writing"))
+
         try:
             report = run_ingest(
-                paths, settings, rebuild=rebuild,
-                on_start=lambda total: progress.update(task, total=total),
-                on_progress=lambda n: progress.advance(task, n),
+                paths, settings, rebuild=rebuild, on_start=start, on_progress=lambda n: progress.advance(task, n),
             )
         except InputError as err:  # bad input (a refused --rebuild): exit 1, as for skipped input
             _err(str(err))

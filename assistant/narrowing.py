@@ -84,7 +84,12 @@ def narrow(
     follow-up, nothing to refer to, or papers found again that do not tally with the answer the reader
     saw: as many distinct citations in its text as papers, or with ``exact_citations`` false (an LLM's
     answer may cite only some of the papers it was shown) at least one and no more)."""
-    prior = [str(t["content"]) for t in history if t.get("role") == "user" and t.get("content")]
+    # a user turn the reader saw no answer to (a front end left a notice or an error out) is left out: the
+    # question asked again after it is about the same papers
+    users = [str(t["content"]) for t in history if t.get("role") == "user" and t.get("content")]
+    answers, recorded = answers_to(history), recorded_answers(history)
+    answered = [i for i, text in enumerate(answers) if text.strip()]
+    prior, answers, recorded = [users[i] for i in answered], [answers[i] for i in answered], [recorded[i] for i in answered]
     if not prior or not about_earlier_papers(question):
         return None
 
@@ -94,12 +99,10 @@ def narrow(
             return [], evidence.confidence
         return [p.hit.paper.id for _, p in evidence.chosen()], evidence.confidence
 
-    recorded = recorded_answers(history)
     earlier = earlier_papers(prior, cited, recorded)
     step = plan(question, earlier)
     if not step.refers or not step.question.strip():  # no topic left (trimmed history): read as before
         return None
-    answers = answers_to(history)
     at = earlier.shown_by  # the answer that cited the papers; later ones (refusals) must cite none
     if any(recorded[j] is None and cited_numbers(answers[j]) for j in range(at + 1, len(prior))):
         return None

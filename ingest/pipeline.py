@@ -80,8 +80,8 @@ def ingest(
     on_progress: Callable[[int], None] | None = None,
 ) -> IngestReport:
     """Ingest listing files/folders into the index named by ``settings``. ``on_start(n)`` and
-    ``on_progress(k)`` report the papers whose texts are embedded (in a rebuild, before it empties the
-    index: see :func:`_warm`)."""
+    ``on_progress(k)`` count the papers embedded and written; a rebuild embeds them all first (before it
+    empties the index, see :func:`_warm`) and calls ``on_start`` again when it writes them."""
     lock = WriteLock(settings.data_dir)  # one ingest per data dir at a time (held until the view is marked)
     try:
         make_folder(settings.cache_path(), "LITASSIST_CACHE_DIR" if settings.cache_dir else "LITASSIST_DATA_DIR")
@@ -119,8 +119,7 @@ def _ingest(
         _refuse_rebuild(paths, skips, origins, per_file, merged)
         before = index.embedder.computed
         _warm(index, [p for p, _ in merged], report, on_start, on_progress)  # readers go on meanwhile
-        on_start = on_progress = None  # what is left is written from the cache
-        lock_store()
+        lock_store()  # on_start is called again for the writing, from the cache
         index.reset()
     index.ensure_chunk_metadata()
     index.registry.ensure_arxiv_index()  # a registry written before it (here: under the write lock)
@@ -356,8 +355,9 @@ def _warm(
 ) -> None:
     """Embed every text a rebuild of ``papers`` stores into the embedding cache, before the rebuild
     empties the index and takes the store lock: questions in other processes go on meanwhile, and then
-    wait only while the rebuild writes from the cache (seconds, not the hours a large collection takes to
-    embed anew: they gave up after ``StoreLock.WAIT_S`` with a "busy" error)."""
+    wait only while the rebuild writes from the cache (about 5 ms a paper: 1.4 s for the 414 seed papers,
+    11 s for 2,070), not the hours a large collection takes to embed anew (they gave up after
+    ``StoreLock.WAIT_S``, 120 s, with a "busy" error; past ~20k papers the writing alone takes that long)."""
     chunker, by_sentence = _chunkers(index)
     if on_start:
         on_start(len(papers))

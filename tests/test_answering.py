@@ -407,6 +407,12 @@ def test_a_follow_up_after_a_refused_choice_is_asked_of_the_papers_shown_before(
         a = _answer("What datasets did they use?", seed_settings, history=turns)
         assert set(a.filters.papers or []) == shown, kept  # was: read afresh with the topic, over every paper
         assert not a.refused and f"Each of the {len(shown)} papers of an earlier answer:" in a.text
+    # a question the reader saw no answer to (a notice or an error left out of the history) is left out
+    for unanswered in ("What datasets did they use?", "Which of these evaluate on instruction tuning?"):
+        a = _answer("What datasets did they use?", seed_settings,
+                    history=[history[0], first.as_turn(), {"role": "user", "content": unanswered}])
+        assert set(a.filters.papers or []) == shown, unanswered
+        assert f"Each of the {len(shown)} papers of the previous answer:" in a.text
     # a reader who was shown an answer (with citations) after the choice is not narrowed by the replay
     answered = history + [{"role": "user", "content": "Which of these evaluate on instruction tuning?"},
                           {"role": "assistant", "content": first.text}]
