@@ -45,20 +45,22 @@ lint: install
 	$(BIN)/mypy
 
 DEVSETS := --questions ../shared/evals/dev.jsonl --questions ../shared/evals/dev2.jsonl
+# written for training only (evals/README.md): near misses and off-topic questions; keyword questions (refusal only)
+TRAIN_ONLY := --train-only evals/train_unanswerable.jsonl --train-only evals/train_keyword.jsonl
 
 eval: install
 	$(BIN)/litassist eval $(DEVSETS) --json artifacts/eval.json --md artifacts/eval.md --plot artifacts/eval.png
-	$(BIN)/litassist eval $(DEVSETS) --cv 5 --train-only evals/train_unanswerable.jsonl --json artifacts/eval-cv.json --md artifacts/eval-cv.md
+	$(BIN)/litassist eval $(DEVSETS) --cv 5 $(TRAIN_ONLY) --json artifacts/eval-cv.json --md artifacts/eval-cv.md
 
 # The cross-validated figures over SPLITS (12) more fold splits (the first seeds from 0, skipping the gate's 13): one split moves a
 # rate by one question, so compare changes on the mean (~5 min on 2 cores).
 SPLITS ?= 12
 bench-cv: install
-	$(BIN)/litassist eval $(DEVSETS) --cv 5 --splits $(SPLITS) --train-only evals/train_unanswerable.jsonl --json artifacts/eval-cv-splits.json --md artifacts/eval-cv-splits.md
+	$(BIN)/litassist eval $(DEVSETS) --cv 5 --splits $(SPLITS) $(TRAIN_ONLY) --json artifacts/eval-cv-splits.json --md artifacts/eval-cv-splits.md
 
 # Refit the judgement (assistant/judgement.json) on the dev sets against the ingested seed corpus.
 judge: install
-	$(BIN)/litassist judge fit $(DEVSETS) --questions evals/train_unanswerable.jsonl --out assistant/judgement.json
+	$(BIN)/litassist judge fit $(DEVSETS) $(TRAIN_ONLY) --out assistant/judgement.json
 
 # The local LLM (1.5B, 2 threads) vs the extractive backend on evals/llm_subset.txt; the seed corpus is
 # ingested into .cache/bench-llm (incremental: a no-op once done).

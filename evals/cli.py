@@ -38,7 +38,8 @@ def register(app: typer.Typer) -> None:
         ] = None,
         train_only: Annotated[
             list[Path] | None,
-            typer.Option("--train-only", help="With --cv: question files added to every fold's training, never scored."),
+            typer.Option("--train-only", help="With --cv: question files added to every fold's training, never scored "
+                         "(answerable ones train the refusal decision only)."),
         ] = None,
         splits: Annotated[
             int,
@@ -77,11 +78,15 @@ def register(app: typer.Typer) -> None:
     def judge_fit(
         questions: Annotated[list[Path], typer.Option("--questions", help="Question files to fit on; repeatable.")],
         out: Annotated[Path, typer.Option("--out", help="Where to write the parameter file.")],
+        train_only: Annotated[
+            list[Path] | None,
+            typer.Option("--train-only", help="Training-only question files, as `eval --cv` adds them; repeatable."),
+        ] = None,
     ) -> None:
         """Fit the judgement on question files against the current index and write its parameters."""
         from evals.cv_report import run_fit_command
 
-        run_fit_command(questions, out)
+        run_fit_command(questions, out, train_only or [])
 
 
 def select_ids(qs: list[Question], ids_file: Path) -> list[Question]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from evals.questions import Question
 from evals.runner import EvalRun, Runner
 from evals.scores import QuestionScore
-from evals.training import FOLD_SEED, Example, collect, fit, stratified_folds
+from evals.training import FOLD_SEED, Example, collect, fit, mark_refusal_only, stratified_folds
 
 FOLDS = 5
 
@@ -57,7 +57,8 @@ def cross_validate(
 ) -> CVResult:
     """Out-of-fold and in-sample evaluation of the judgement on ``questions`` (folds stratified by kind).
 
-    ``train_only`` questions are added to every fold's training data and never evaluated. With
+    ``train_only`` questions are added to every fold's training data and never evaluated (the answerable
+    ones train the refusal decision only: :func:`~evals.training.mark_refusal_only`). With
     ``splits``, the out-of-fold run is repeated over that many other fold splits (:func:`split_seeds`;
     the main split keeps :data:`~evals.training.FOLD_SEED`, the one the CI gate reads).
     """
@@ -66,7 +67,7 @@ def cross_validate(
     assistant = runner.assistant
     shipped = assistant.judge
     examples = examples_for(runner, questions)
-    extra = examples_for(runner, train_only) if train_only else []
+    extra = mark_refusal_only(examples_for(runner, train_only)) if train_only else []
 
     def out_of_fold(seed: int) -> EvalRun:
         rows: dict[str, QuestionScore] = {}

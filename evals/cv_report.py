@@ -143,16 +143,19 @@ def run_cv_command(
         md_out.write_text(markdown(table, folds, splits), encoding="utf-8")
 
 
-def run_fit_command(question_files: Sequence[Path], out: Path) -> None:
-    """Fit the judgement on every question of the files and write the parameter file."""
+def run_fit_command(question_files: Sequence[Path], out: Path, train_only: Sequence[Path] = ()) -> None:
+    """Fit the judgement on every question of the files (and of the ``train_only`` files, as
+    :func:`~evals.crossval.cross_validate` adds them to every fold) and write the parameter file."""
     from assistant.errors import InputError
     from evals.crossval import examples_for
     from evals.questions import load_questions
-    from evals.training import fit
+    from evals.training import fit, mark_refusal_only
 
     questions = [q for f in question_files for q in load_questions(f)]
+    extra = [q for f in train_only for q in load_questions(f)]
     runner = _runner()
-    params = fit(examples_for(runner, questions), sources=[f.name for f in question_files])
+    examples = examples_for(runner, questions) + mark_refusal_only(examples_for(runner, extra))
+    params = fit(examples, sources=[f.name for f in [*question_files, *train_only]])
     try:
         out.write_text(params.to_json() + "\n", encoding="utf-8")
     except OSError as err:

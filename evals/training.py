@@ -38,6 +38,9 @@ C_QUESTION = 0.1  # the question model's inverse L2 strength: 91 pairwise terms 
 INNER_FOLDS = 5
 FOLD_SEED = 13  # the fold split `litassist eval --cv` reports and the CI gate reads
 WEAK_MARGIN = 0.15
+REFUSAL_ONLY_WEIGHT = 0.3  # weight of answerable training-only questions in the question model (they train
+# nothing else): keyword-style questions whose gold is every paper writing a name (evals/README.md, "Keyword
+# questions"); 0.3 of 0.3 / 0.5 / 1 over 6 fold splits, then checked on 12 more
 MAX_FALSE_REFUSAL = 0.05  # inner-CV false refusals allowed: half the 10% target (out-of-fold ran 1.5-2x higher under the linear question model, near it under the pairwise one; 7% measured worse: evals/README.md)
 
 
@@ -59,6 +62,7 @@ class Example:
     k: int
     masked: bool = False
     n_gold: int = 0  # gold papers in the index (some may be outside the candidates)
+    refusal_only: bool = False  # trains the question model only (see :func:`mark_refusal_only`)
 
     @property
     def answerable(self) -> bool:
@@ -109,8 +113,21 @@ def collect(
     return out
 
 
+def mark_refusal_only(examples: list[Example]) -> list[Example]:
+    """Mark the answerable ones among training-only ``examples`` (and their gold-masked copies) as
+    training the question model alone, at :data:`REFUSAL_ONLY_WEIGHT`: their gold (every paper that writes
+    a name) is looser than a dev question's, so they teach the paper model to cite any paper naming it,
+    but they teach the refusal decision that such questions are answerable. Unanswerable training-only
+    questions train it as before, at full weight."""
+    answerable = {e.question.id for e in examples if e.question.answerable}
+    for e in examples:
+        e.refusal_only = e.question.id in answerable
+    return examples
+
+
 def _logistic(
-    x: np.ndarray, y: np.ndarray, names: Sequence[str], balanced: bool, pairs: bool = False, c: float = C_REG
+    x: np.ndarray, y: np.ndarray, names: Sequence[str], balanced: bool, pairs: bool = False, c: float = C_REG,
+    weights: np.ndarray | None = None,
 ) -> Linear:
     try:
         from sklearn.linear_model import LogisticRegression
@@ -127,7 +144,7 @@ def _logistic(
     scale = np.where(scale > 0, scale, 1.0)  # a std that rounds to 0 (a near-constant column) must not divide
     z = (x - mean) / scale
     model = LogisticRegression(C=c, class_weight="balanced" if balanced else None, max_iter=5000)
-    model.fit(pair_products(z) if pairs else z, y)
+    model.fit(pair_products(z) if pairs else z, y, sample_weight=weights)
     return Linear(
         features=list(names), mean=mean.tolist(), scale=scale.tolist(),
         coef=model.coef_[0].round(6).tolist(), bias=round(float(model.intercept_[0]), 6), pairs=pairs,
@@ -136,8 +153,8 @@ def _logistic(
 
 def _paper_model(examples: Sequence[Example]) -> Linear:
     return _logistic(
-        np.vstack([e.paper_x for e in examples if e.answerable]),
-        np.concatenate([e.paper_y for e in examples if e.answerable]),
+        np.vstack([e.paper_x for e in examples if e.answerable and not e.refusal_only]),
+        np.concatenate([e.paper_y for e in examples if e.answerable and not e.refusal_only]),
         PAPER_FEATURES, balanced=False,
     )
 
@@ -149,12 +166,14 @@ def _question_x(examples: Sequence[Example], paper: Linear) -> np.ndarray:
 def _question_model(examples: Sequence[Example], paper: Linear) -> Linear:
     x = _question_x(examples, paper)
     y = np.array([1.0 if e.answerable else 0.0 for e in examples])
-    return _logistic(x, y, QUESTION_FEATURES, balanced=True, pairs=QUESTION_PAIRS, c=C_QUESTION)
+    weights = np.array([REFUSAL_ONLY_WEIGHT if e.refusal_only else 1.0 for e in examples])
+    return _logistic(x, y, QUESTION_FEATURES, balanced=True, pairs=QUESTION_PAIRS, c=C_QUESTION, weights=weights)
 
 
 def _sentence_model(examples: Sequence[Example]) -> Linear:
-    xs = [e.sentence_x for e in examples if len(e.sentence_x)]
-    return _logistic(np.vstack(xs), np.concatenate([e.sentence_y for e in examples if len(e.sentence_x)]),
+    rows = [e for e in examples if len(e.sentence_x) and not e.refusal_only]
+    xs = [e.sentence_x for e in rows]
+    return _logistic(np.vstack(xs), np.concatenate([e.sentence_y for e in rows]),
                      SENTENCE_FEATURES, balanced=True)
 
 
@@ -184,7 +203,7 @@ def _inner_folds(examples: Sequence[Example], folds: int = INNER_FOLDS) -> list[
 def choose_include_threshold(examples: Sequence[Example]) -> float:
     """The paper-inclusion threshold that maximises the weaker of cited precision and recall on
     inner-CV predictions."""
-    answerable = [e for e in examples if e.answerable and not e.masked]
+    answerable = [e for e in examples if e.answerable and not e.masked and not e.refusal_only]
     probs: list[np.ndarray] = [np.zeros(0)] * len(answerable)
     for test in _inner_folds(answerable):
         train = [e for i, e in enumerate(answerable) if i not in set(test)]
@@ -199,8 +218,9 @@ def choose_include_threshold(examples: Sequence[Example]) -> float:
 def choose_answer_threshold(examples: Sequence[Example]) -> float:
     """The refusal threshold that refuses the most unanswerable questions while refusing at most
     :data:`MAX_FALSE_REFUSAL` of the answerable ones, on inner-CV predictions (folds over the real
-    questions; a question's masked copy stays in its fold)."""
-    real = [e for e in examples if not e.masked]
+    questions; a question's masked copy stays in its fold; questions that train the refusal decision only
+    are in every fold's training and never scored)."""
+    real = [e for e in examples if not e.masked and not e.refusal_only]
     probs = np.zeros(len(examples))
     for test in _inner_folds(real):
         held = {real[i].question.id for i in test}
@@ -208,7 +228,8 @@ def choose_answer_threshold(examples: Sequence[Example]) -> float:
         train = [e for e in examples if e.question.id not in held]
         paper = _paper_model(train)
         probs[rows] = _question_model(train, paper).prob(_question_x([examples[i] for i in rows], paper))
-    y = np.array([e.answerable for e in examples])
+    scored = np.array([not e.refusal_only for e in examples])
+    y, probs = np.array([e.answerable for e in examples])[scored], probs[scored]
     grid = np.round(np.arange(0.02, 0.95, 0.01), 3)
     allowed = [t for t in grid if (probs[y] < t).mean() <= MAX_FALSE_REFUSAL] or [float(grid[0])]
     return float(max(allowed, key=lambda t: ((probs[~y] < t).mean(), -t)))
@@ -216,7 +237,7 @@ def choose_answer_threshold(examples: Sequence[Example]) -> float:
 
 def fit(examples: Sequence[Example], sources: Sequence[str] = ()) -> Params:
     """Fit the three models and choose the two thresholds from ``examples``."""
-    if not any(not e.answerable for e in examples if not e.masked):
+    if not any(not e.answerable for e in examples if not e.masked and not e.refusal_only):
         raise ConfigError("fitting the judgement needs unanswerable questions too")
     paper = _paper_model(examples)
     return Params(
@@ -234,6 +255,8 @@ def fit(examples: Sequence[Example], sources: Sequence[str] = ()) -> Params:
             "regularisation_C": C_REG,
             "question_pairs": QUESTION_PAIRS,
             "question_regularisation_C": C_QUESTION,
+            "refusal_only_questions": sum(e.refusal_only and not e.masked for e in examples),
+            "refusal_only_weight": REFUSAL_ONLY_WEIGHT,
         },
     )
 

@@ -376,7 +376,8 @@ def test_dev_sets_out_of_fold_meet_thresholds(seed_settings: Settings) -> None:
 
     runner = Runner(seed_settings, backend="extractive")
     questions = load_questions(DEV) + load_questions(DEV2)
-    extra = load_questions(Path(__file__).resolve().parents[1] / "evals" / "train_unanswerable.jsonl")
+    evals_dir = Path(__file__).resolve().parents[1] / "evals"
+    extra = load_questions(evals_dir / "train_unanswerable.jsonl") + load_questions(evals_dir / "train_keyword.jsonl")
     result = cross_validate(runner, questions, folds=5, train_only=extra)
     metrics = result.out_of_fold.metrics
     print("\n" + json.dumps({k: metrics[k] for k in METRICS}, indent=1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import html
 import json
 import math
@@ -294,6 +295,29 @@ def test_fit_learns_each_decision_from_its_labels() -> None:
     assert params.fitted["sources"] == ["synthetic"] and params.fitted["questions"] == 80
     with pytest.raises(ConfigError, match="unanswerable"):
         fit([e for e in _synthetic(40) if e.question.answerable])
+
+
+def test_answerable_training_only_questions_train_the_refusal_decision_alone() -> None:
+    # keyword questions ("Which papers evaluate on MMLU?") whose gold is every paper writing the name:
+    # in the paper model they cost cited precision and recall on the dev sets (evals/README.md)
+    from evals.training import REFUSAL_ONLY_WEIGHT, mark_refusal_only
+
+    base = _synthetic(80)
+    extra = _synthetic(24, seed=3)
+    for e in extra:
+        e.question = dataclasses.replace(e.question, id="k" + e.question.id)
+        e.paper_y = np.zeros_like(e.paper_y) if e.question.answerable else e.paper_y  # loose gold: none separates
+    mark_refusal_only(extra)
+    assert [e.refusal_only for e in extra] == [e.question.answerable for e in extra]
+    alone, both = fit(base), fit(base + extra)
+    assert both.paper == alone.paper and both.sentence == alone.sentence
+    assert both.include_threshold == alone.include_threshold
+    assert both.question != alone.question, "the refusal decision learns from them"
+    assert both.fitted["refusal_only_questions"] == 18 and both.fitted["refusal_only_weight"] == REFUSAL_ONLY_WEIGHT
+    # as training for every decision, the same rows change the paper model too
+    for e in extra:
+        e.refusal_only = False
+    assert fit(base + extra).paper != alone.paper
 
 
 def test_refusal_threshold_caps_false_refusals_on_training_data() -> None:
@@ -720,3 +744,15 @@ def test_a_paper_alone_on_its_topic_among_near_copies_of_another_still_answers(t
               "How do sea otters use tools to open shellfish?"]:  # fmt: skip
         answer = ask(q, settings=settings)
         assert isinstance(answer, Answer) and answer.refused, (q, answer.confidence)
+
+
+@pytest.mark.slow
+def test_a_question_about_a_benchmark_the_corpus_names_is_answered(seed_settings: Settings) -> None:
+    # before the keyword training questions (evals/train_keyword.jsonl, which does not name TruthfulQA)
+    # the question model refused it at 0.055: dev questions are paraphrased topics, not benchmark names
+    from assistant.text import mentions, name_text
+
+    a = ask("Which papers evaluate on TruthfulQA?", settings=seed_settings)
+    assert isinstance(a, Answer) and not a.refused and a.citations, a.confidence
+    papers = get_assistant(seed_settings).index.papers.many([c.paper_id for c in a.citations])
+    assert all(mentions(name_text(f"{p.title} {p.abstract}"), "TruthfulQA") for p in papers.values())
