@@ -371,7 +371,7 @@ def test_which_of_them_chooses_among_the_previous_answers_papers(seed_settings: 
 
 def test_which_of_them_is_refused_when_none_of_them_does_it(seed_settings: Settings) -> None:
     first, history = _lora_history(seed_settings)
-    a = _answer("Which of these evaluate on instruction tuning?", seed_settings, history=history)
+    a = _answer("Which of them study protein folding?", seed_settings, history=history)
     assert a.refused and a.text.startswith(f"None of the {len(first.citations)} papers of the previous answer addresses this.")
     assert {c.paper_id for c in a.closest} <= {c.paper_id for c in first.citations}
 
@@ -397,10 +397,10 @@ def test_after_a_refused_turn_about_them_they_are_still_the_papers_shown_before(
 def test_a_follow_up_after_a_refused_choice_is_asked_of_the_papers_shown_before(seed_settings: Settings) -> None:
     first, history = _lora_history(seed_settings)
     shown = {c.paper_id for c in first.citations}
-    refused = _answer("Which of these evaluate on instruction tuning?", seed_settings, history=history)
+    refused = _answer("Which of them study protein folding?", seed_settings, history=history)
     assert refused.refused
     for kept in (False, True):  # plain text (replayed) and as a front end keeps the turns
-        turns = history + [{"role": "user", "content": "Which of these evaluate on instruction tuning?"},
+        turns = history + [{"role": "user", "content": "Which of them study protein folding?"},
                            refused.as_turn() if kept else {"role": "assistant", "content": refused.text}]
         if kept:
             turns[1] = first.as_turn()
@@ -408,13 +408,13 @@ def test_a_follow_up_after_a_refused_choice_is_asked_of_the_papers_shown_before(
         assert set(a.filters.papers or []) == shown, kept  # was: read afresh with the topic, over every paper
         assert not a.refused and f"Each of the {len(shown)} papers of an earlier answer:" in a.text
     # a question the reader saw no answer to (a notice or an error left out of the history) is left out
-    for unanswered in ("What datasets did they use?", "Which of these evaluate on instruction tuning?"):
+    for unanswered in ("What datasets did they use?", "Which of them study protein folding?"):
         a = _answer("What datasets did they use?", seed_settings,
                     history=[history[0], first.as_turn(), {"role": "user", "content": unanswered}])
         assert set(a.filters.papers or []) == shown, unanswered
         assert f"Each of the {len(shown)} papers of the previous answer:" in a.text
     # a reader who was shown an answer (with citations) after the choice is not narrowed by the replay
-    answered = history + [{"role": "user", "content": "Which of these evaluate on instruction tuning?"},
+    answered = history + [{"role": "user", "content": "Which of them study protein folding?"},
                           {"role": "assistant", "content": first.text}]
     assert _answer("What datasets did they use?", seed_settings, history=answered).filters.papers is None
 

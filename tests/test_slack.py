@@ -225,7 +225,7 @@ def test_real_refusal_lists_each_closest_paper_once(seed_settings: Settings) -> 
     context blocks, not also in the mrkdwn body."""
     from assistant.answering import ask
 
-    answer = ask("MoE", settings=seed_settings)
+    answer = ask("Which papers describe the mating calls of tree frogs in the Amazon basin?", settings=seed_settings)
     assert isinstance(answer, Answer) and answer.refused and answer.closest
     assert any(c.snippet for c in answer.closest) and " — \"" in answer.text  # the real format
     _, blocks = answer_blocks(answer)
