@@ -36,7 +36,7 @@ from assistant.models import Answer, Citation, Filters, Hit, Usage, check_k
 from assistant.narrowing import Narrowed, filters_for, narrow, settle, years_meet
 from assistant.offline import count_tokens
 from assistant.prompts import render
-from assistant.retrieval import Retriever, passes_any
+from assistant.retrieval import Retriever, passes_any, yearless_note
 from assistant.settings import Settings, load_settings
 from assistant.text import replace_surrogates
 
@@ -288,7 +288,7 @@ class AnswerStream:
         may, but the backend gave no answer it grounded in them (the confidence stays the judgement's)."""
         mine = self.asked  # the filters the caller set, not the narrowing to earlier papers
         note = "" if mine.since is None and mine.until is None and not mine.source else " within the active filters"
-        text = render("refusal", filter_note=note)
+        text = render("refusal", filter_note=note + yearless_note(self._owner.index, mine))
         n = self.narrowed
         if n is not None and n.step.refers == OTHERS:
             text = f"No other indexed paper addresses this{note} beyond the {n.pool} already cited."
@@ -304,7 +304,8 @@ class AnswerStream:
             text = (f"{NO_GROUNDED_ANSWER}: the {self.backend.name} backend found none it could cite in the papers it "
                     f"was shown{note}, though the judgement rated them likely to answer (check them below).")
         if not hits and n is None and not passes_any(self._owner.index, self.filters):  # not "no abstract addresses it"
-            text = f"No indexed paper matches the filters ({self.filters.describe()}): widen or drop them."
+            text = (f"No indexed paper matches the filters ({self.filters.describe()}): widen or drop them"
+                    f"{yearless_note(self._owner.index, self.filters)}.")
         if self.set_aside:  # "Read without “tia”: …" and the refusal of what is left
             text = f"{set_aside_note(self.set_aside, self.unwritten)}\n{text}"
         closest = [

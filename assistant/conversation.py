@@ -68,11 +68,11 @@ _ASKS_AFRESH = re.compile(
 )
 _CLAUSE = re.compile(r",|;|:| - | and | or | but ", re.IGNORECASE)
 _SUBJECT = re.compile(r"\b(they|it)" + _END, re.IGNORECASE)  # "Do they outperform others?": about them
-# More papers than those shown ("Any others?", "Are there others?", "What else is there?", "other
+# More papers than those shown ("Any others?", "Are there others?", "Are there more?", "What else is there?", "other
 # approaches?", "alternatives?"), on the same topic, or on it with a further condition when the question
 # reads as a follow-up ("What about others that use mixture of experts?").
 _OTHERS = re.compile(
-    r"\b(others|anything else|what else|alternatives|any more"
+    r"\b(others|anything else|what else|alternatives|any more|(are|is) there (any )?more"
     r"|(other|more|further) (papers|ones|works|studies|work|approaches|methods|models|options))" + _END,
     re.IGNORECASE,
 )

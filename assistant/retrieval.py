@@ -56,6 +56,16 @@ def passes_any(index: Index, filters: Filters) -> bool:
     return allowed is None or bool(allowed.any())
 
 
+def yearless_note(index: Index, filters: Filters) -> str:
+    """' (302 of the 414 indexed papers have no year: a year filter leaves them out)' when ``filters``
+    name years and some papers have none (a listing date without a year, 'May 16'), else ''."""
+    if filters.since is None and filters.until is None:
+        return ""
+    years = index.ensure_keyword_index().years
+    n = int((years <= 0).sum())
+    return f" ({n} of the {len(years)} indexed papers have no year: a year filter leaves them out)" if n else ""
+
+
 def chroma_where(filters: Filters, sources: list[str] | None) -> dict[str, Any] | None:
     """The filters as a Chroma ``where`` on chunk metadata (year, sources, paper ids in or out); papers without a year
     have no ``year`` key, so a year filter drops them."""

@@ -251,7 +251,8 @@ def test_a_question_with_a_topic_of_its_own_is_not_a_follow_up(question: str) ->
     ("Which papers study hallucination and how do they measure it?", None),
     ("How does LoRA work and what are its limits?", None), ("What are the limitations of these approaches?", "every"),
     ("Which ones use mixture of experts?", "choose"), ("What about others that use mixture of experts?", "others"),
-    ("any other approaches?", "others"), ("Are there others?", "others"),
+    ("any other approaches?", "others"), ("Are there others?", "others"), ("are there more?", "others"),
+    ("Is there any more?", "others"), ("Are there more efficient methods than LoRA?", None),
     ("Do they outperform others?", "every"), ("What else do they propose?", "every"),
     ("Which oneshot methods exist?", None),
 ])  # fmt: skip
@@ -637,3 +638,19 @@ def test_history_turns_are_cleaned_of_lone_surrogates_as_pairs_and_as_dicts() ->
         turns = normalise_history(history)  # type: ignore[arg-type]
         assert [t["role"] for t in turns] == ["user", "assistant"]
         assert all(t["content"].encode("utf-8") for t in turns)  # raised UnicodeEncodeError for pairs
+
+
+@pytest.mark.slow
+def test_a_refusal_under_a_year_filter_says_how_many_papers_have_no_year(seed_settings: Settings) -> None:
+    # listing dates such as "May 16" carry no year: a year filter leaves those papers out, silently before
+    from assistant.answering import get_assistant
+
+    years = get_assistant(seed_settings).index.ensure_keyword_index().years
+    note = f"({int((years <= 0).sum())} of the {len(years)} indexed papers have no year: a year filter leaves them out)"
+    a = _answer("papers on KV cache compression", seed_settings, filters={"since": 2030})
+    b = _answer("Which papers describe the mating calls of tree frogs?", seed_settings, filters={"since": 2024})
+    assert a.refused and b.refused and 0 < (years <= 0).sum() < len(years)
+    assert a.text.startswith("No indexed paper matches the filters (since 2030): widen or drop them " + note)
+    assert b.text.splitlines()[0].endswith("within the active filters " + note + ".")
+    assert note not in _answer("Which papers describe the mating calls of tree frogs?", seed_settings).text
+
