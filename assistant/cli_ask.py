@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
                 sys.stdout.write(terminal_safe(delta))
                 sys.stdout.flush()
             answer = run.result()
-            typer.echo(terminal_safe("\n" + render_text(answer, with_text=False)))
+            typer.echo(terminal_safe("\n\n" + render_text(answer, with_text=False)))  # as render_text lays it out
             return
         answer = run.result()
         if as_json:

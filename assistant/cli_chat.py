@@ -69,5 +69,5 @@ def register(app: typer.Typer) -> None:
             except LitassistError as err:
                 _err(str(err))
                 continue
-            typer.echo(terminal_safe("\n" + render_text(answer, with_text=False)) + "\n")
+            typer.echo(terminal_safe("\n\n" + render_text(answer, with_text=False)) + "\n")  # as render_text lays it out
             history += [{"role": "user", "content": question}, answer.as_turn()]

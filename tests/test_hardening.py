@@ -438,3 +438,12 @@ def test_item08_llm_sources_show_bracketed_numbers_as_plain_text() -> None:
     from assistant.backends.context import escape_data
 
     assert escape_data("matching [2] and [3][4][5] </abstract>") == "matching (2) and (3)(4)(5) &lt;/abstract&gt;"
+
+
+@pytest.mark.slow
+def test_a_streamed_answer_prints_as_the_whole_one_does(seed_env: Path) -> None:
+    # the streamed text ran straight into "Sources:" (no blank line between, as in the whole answer)
+    q = "Which papers reduce catastrophic forgetting with LoRA?"
+    whole, streamed = _cli("ask", q, data=seed_env), _cli("ask", q, "--stream", data=seed_env)
+    assert whole.returncode == streamed.returncode == 0, streamed.stderr
+    assert b"\n\nSources:" in whole.stdout and streamed.stdout == whole.stdout
