@@ -174,7 +174,7 @@ class AnswerStream:
         judge = owner.judge
         judge.assess(evidence, k=k)
         if self.narrowed is not None:
-            settle(judge, evidence, self.narrowed.step, self.narrowed.confidence)
+            settle(owner, evidence, self.narrowed.step, self.narrowed.confidence)
         self.unwritten = evidence.unwritten  # the whole question's, also when a framing clause is set aside
         if hits and self.narrowed is None and self.unwritten:  # "For my PhD, which papers…": read without it
             reading = without_framing(owner, evidence, self.filters, k=k, candidates=candidates, mode=self.mode,

@@ -56,6 +56,7 @@ class PaperEvidence:
     vector: np.ndarray | None = None  # mean of the paper's chunk vectors
     features: dict[str, float] = field(default_factory=dict)
     relevance: float = 0.0  # P(this paper answers the question), set by the judgement
+    writes: list[bool] = field(default_factory=list)  # which of the question's names it writes (Evidence.names)
 
     def best(self) -> Sentence | None:
         """The sentence most likely to carry the answer."""
@@ -143,6 +144,7 @@ class Evidence:
                 sentences=sents,
                 terms=prof.doc_terms,
                 vector=prof.chunk_vectors.mean(axis=0) if len(prof.chunk_vectors) else None,
+                writes=self._written[-1],
             )
             paper.features = {
                 "sent_max": float(top2[-1]),

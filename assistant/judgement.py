@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -246,15 +247,21 @@ class Judge:
         ev.included = list(range(1, len(ev.papers) + 1))[: self.params.max_papers]
         ev.confidence = confidence if ev.papers else 0.0
 
-    def beyond(self, ev: Evidence, confidence: float) -> None:
+    def beyond(self, ev: Evidence, confidence: float, required: Sequence[int] = ()) -> None:
         """After :meth:`assess`, for the topic of an earlier answer asked again without the papers it
         cited ("Any others?"): the topic was judged answerable then, so the confidence is that answer's
         when the paper model accepts another paper, and the best remaining paper's probability (a refusal:
         there are no others) when it accepts none. (The question model is no judge here: without the
-        papers that answered best, the features of those left fall outside what it was fitted on.)"""
-        accepted = [i for i, paper in enumerate(ev.papers, start=1) if paper.relevance >= self.params.include_threshold]
+        papers that answered best, the features of those left fall outside what it was fitted on.) A paper
+        counts only if it writes each name the earlier answer's papers all wrote (``required``: indices into
+        ``ev.names``): "Any others?" after "Which papers evaluate on GSM8K?" wants papers on GSM8K, not papers
+        that only evaluate something."""
+        named = [all(paper.writes[j] for j in required) for paper in ev.papers]
+        accepted = [i for i, (paper, ok) in enumerate(zip(ev.papers, named, strict=True), start=1)
+                    if ok and paper.relevance >= self.params.include_threshold]
         ev.included = accepted[: self.params.max_papers] or [1]
-        ev.confidence = confidence if accepted else max((p.relevance for p in ev.papers), default=0.0)
+        ev.confidence = confidence if accepted else max(
+            (p.relevance for p, ok in zip(ev.papers, named, strict=True) if ok), default=0.0)
 
     def refuses(self, ev: Evidence) -> bool:
         """Whether the evidence is too weak to answer from."""

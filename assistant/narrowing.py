@@ -25,11 +25,10 @@ from assistant.conversation import (
 )
 from assistant.evidence import Evidence
 from assistant.models import Filters, Paper
-from assistant.text import split_sentences
+from assistant.text import mentions, name_text, split_sentences
 
 if TYPE_CHECKING:
     from assistant.answering import Assistant
-    from assistant.judgement import Judge
 
 
 @dataclass
@@ -149,7 +148,7 @@ def judged(
     owner.judge.assess(evidence, k=k)
     if step.refers == EVERY and not step.dated:
         earlier = glued_confidence(owner, step, filters, k=k, candidates=candidates, mode=mode)
-    settle(owner.judge, evidence, step, earlier)
+    settle(owner, evidence, step, earlier)
     return evidence
 
 
@@ -162,11 +161,19 @@ def glued_confidence(
     return judged(owner, glued, filters, k=k, candidates=candidates, mode=mode, earlier=0.0).confidence
 
 
-def settle(judge: Judge, evidence: Evidence, step: Step, earlier: float) -> None:
+def settle(owner: Assistant, evidence: Evidence, step: Step, earlier: float) -> None:
     """The judgement of a follow-up on the previous answer's papers, after :meth:`Judge.assess`. Others in
     a given year ("Any others from 2019?") are judged as any question is: so few papers are left that the
     topic's confidence says nothing of them."""
     if step.refers == EVERY:  # a question about every paper the reader was just shown
-        judge.cover(evidence, earlier, own_words=has_own_topic(step.question) and step.question != step.glued)
+        owner.judge.cover(evidence, earlier, own_words=has_own_topic(step.question) and step.question != step.glued)
     elif step.refers == OTHERS and step.since is None and step.until is None:  # the topic again, past them
-        judge.beyond(evidence, earlier)
+        owner.judge.beyond(evidence, earlier, shared_names(owner, evidence.names, step.without))
+
+
+def shared_names(owner: Assistant, names: Sequence[str], ids: Sequence[str]) -> list[int]:
+    """The indices of ``names`` (a question's named tokens) that every paper of ``ids`` writes."""
+    if not names or not ids:
+        return []
+    texts = [name_text(f"{p.title} {p.abstract}") for p in owner.index.papers.many(list(ids)).values()]
+    return [j for j, name in enumerate(names) if texts and all(mentions(t, name) for t in texts)]

@@ -654,3 +654,20 @@ def test_a_refusal_under_a_year_filter_says_how_many_papers_have_no_year(seed_se
     assert b.text.splitlines()[0].endswith("within the active filters " + note + ".")
     assert note not in _answer("Which papers describe the mating calls of tree frogs?", seed_settings).text
 
+
+
+@pytest.mark.slow
+def test_others_must_write_the_names_every_earlier_paper_wrote(seed_settings: Settings) -> None:
+    # the third "any others?" after "Which papers evaluate on GSM8K?" listed four papers none of which
+    # writes GSM8K (they matched 'evaluate') at the topic's confidence
+    from assistant.answering import get_assistant
+    from assistant.text import mentions, name_text
+
+    index = get_assistant(seed_settings).index
+    history: list[dict[str, object]] = []
+    for q in ["Which papers evaluate on GSM8K?", "any others?", "any others?"]:
+        a = _answer(q, seed_settings, history=history)
+        texts = [name_text(f"{p.title} {p.abstract}") for p in index.papers.many([c.paper_id for c in a.citations]).values()]
+        assert all(mentions(t, "GSM8K") for t in texts), (q, a.text[:200])
+        history += [{"role": "user", "content": q}, a.as_turn()]
+    assert a.refused and a.text.startswith("No other indexed paper addresses this beyond the")
