@@ -115,7 +115,6 @@ class Evidence:
         # named tokens ('WMDP', 'LLaDA', 'FlashAttention-3'), matched as written (see text.mentions)
         self.names: list[str] = [n for n in dict.fromkeys(base_name(t) for t in named_tokens(question)) if terms(n)]
         names = self.names
-        self._written: list[list[bool]] = []  # per paper: which of ``names`` its title + abstract writes
         self.unwritten: list[str] = []  # what no indexed paper writes (set with the question features)
         self.absent_names: list[str] = []  # the names among them ('WMDP', 'PhD'; not ordinary words)
         self.partial = False  # a follow-up on earlier papers they only partly answer (see Judge.cover)
@@ -134,7 +133,7 @@ class Evidence:
                 )
                 for i, (text, st) in enumerate(prof.sentences)
             ]
-            self._written.append([mentions(prof.names, n) for n in names])
+            writes = [mentions(prof.names, n) for n in names]  # which of ``names`` its title + abstract writes
             top2 = np.sort(sent_sims)[-2:] if len(sent_sims) else np.zeros(1)
             paper = PaperEvidence(
                 hit=hit,
@@ -144,7 +143,7 @@ class Evidence:
                 sentences=sents,
                 terms=prof.doc_terms,
                 vector=prof.chunk_vectors.mean(axis=0) if len(prof.chunk_vectors) else None,
-                writes=self._written[-1],
+                writes=writes,
             )
             paper.features = {
                 "sent_max": float(top2[-1]),
@@ -156,7 +155,7 @@ class Evidence:
                 "lex_sent_max": max((s.lexical for s in sents), default=0.0),
                 "fused_rank": 1.0 / pos,
                 "tok_rare": rare[pos - 1],
-                "named_hit": sum(self._written[-1]) / len(names) if names else 0.0,
+                "named_hit": sum(writes) / len(names) if names else 0.0,
                 "named_title": sum(mentions(prof.title_names, n) for n in names) / len(names) if names else 0.0,
             }
             self.papers.append(paper)
@@ -243,7 +242,7 @@ class Evidence:
         names = self.names
         if not names:
             return [], 0.0, 0.0
-        written = self._written
+        written = [p.writes for p in self.papers]  # in the retrieved order: the judgement has not re-ranked yet
         absent, weights, absent_weight, missing_weight = [], [], 0.0, 0.0
         for j, n in enumerate(names):
             rows = bm25.papers_with(terms(n))

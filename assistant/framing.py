@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 from assistant.evidence import Evidence, named_tokens
 from assistant.models import Filters
-from assistant.text import base_name, content_words, terms
+from assistant.text import base_name, content_words, split_sentences, terms
 from assistant.text import words as text_words
 
 if TYPE_CHECKING:
@@ -45,11 +45,6 @@ if TYPE_CHECKING:
 
 # a leading clause ends at the first comma, colon or semicolon before a space, or at a spaced dash
 _CLAUSE_END = re.compile(r"[,;:](?=\s)|\s[-–—]+\s")
-# sentences end at . ! ? before a space, whatever the next word's case ("…LoRA? asking for a rebuttal")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-_ABBREVIATION = re.compile(
-    r"\b(?:e\.g|i\.e|et al|etc|vs|cf|approx|resp|fig|eq|no|dr|prof|mr|mrs|ms|st|u\.s|u\.k)\.$", re.IGNORECASE
-)
 MAX_SET_ASIDE = 2  # clauses set aside at most ("For my PhD, which …? Asking for a NeurIPS rebuttal.")
 
 
@@ -62,22 +57,11 @@ class Reading:
     evidence: Evidence
 
 
-def _sentences(text: str) -> list[str]:
-    """``text`` split into sentences at . ! ? before a space (not after an abbreviation)."""
-    out: list[str] = []
-    for part in _SENTENCE_END.split(text.strip()):
-        if out and _ABBREVIATION.search(out[-1]):
-            out[-1] = f"{out[-1]} {part}"
-        elif part:
-            out.append(part)
-    return out
-
-
 def edge_clauses(question: str, last: bool = True) -> list[tuple[str, str]]:
     """The clauses at ``question``'s edges, each with the question without it: the first and (with
     ``last``) the last sentence of several, unless it asks something (ends with '?'), then the first
     sentence's leading clause (not one inside brackets)."""
-    sentences = _sentences(question)
+    sentences = split_sentences(question, any_case=True)
     out: list[tuple[str, str]] = []
     if len(sentences) > 1:
         out.append((sentences[0], " ".join(sentences[1:])))

@@ -25,7 +25,8 @@ from assistant.conversation import (
 )
 from assistant.evidence import Evidence
 from assistant.models import Filters, Paper
-from assistant.text import mentions, name_text, split_sentences
+from assistant.profiles import profiles
+from assistant.text import mentions, split_sentences
 
 if TYPE_CHECKING:
     from assistant.answering import Assistant
@@ -175,5 +176,5 @@ def shared_names(owner: Assistant, names: Sequence[str], ids: Sequence[str]) -> 
     """The indices of ``names`` (a question's named tokens) that every paper of ``ids`` writes."""
     if not names or not ids:
         return []
-    texts = [name_text(f"{p.title} {p.abstract}") for p in owner.index.papers.many(list(ids)).values()]
-    return [j for j, name in enumerate(names) if texts and all(mentions(t, name) for t in texts)]
+    found = profiles(owner.index, list(owner.index.papers.many(list(ids)).values()))  # cached since shown
+    return [j for j, name in enumerate(names) if found and all(mentions(prof.names, name) for prof in found)]

@@ -14,6 +14,9 @@ _SENT_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 # listings sometimes glue sentences: "assistant.Based on" (split_sentences adds the missing space)
 _GLUED = re.compile(r"(?<=[a-z]{2}[.!?])(?=[A-Z][a-z])")
 _ABBREV = re.compile(r"\b(?:e\.g|i\.e|et al|etc|vs|Fig|Eq|cf|approx|resp)\.$", re.IGNORECASE)
+# a question typed in lower case ends a sentence before any word ("…with LoRA? tia"), and not after a title
+_ANY_CASE_END = re.compile(r"(?<=[.!?])\s+")
+_TITLE = re.compile(r"\b(?:no|dr|prof|mr|mrs|ms|st|u\.s|u\.k)\.$", re.IGNORECASE)
 
 STOPWORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before being below
@@ -60,15 +63,17 @@ def has_glued_sentences(text: str) -> bool:
     return _GLUED.search(text) is not None
 
 
-def split_sentences(text: str) -> list[str]:
-    """Split an abstract into sentences (keeps 'e.g.' and 'et al.' inside sentences)."""
+def split_sentences(text: str, any_case: bool = False) -> list[str]:
+    """Split an abstract into sentences (keeps 'e.g.' and 'et al.' inside sentences). With ``any_case`` (a
+    question, typed as people type: "…with LoRA? tia") a sentence ends before any word, not only before a
+    capital or digit, and not after a title ('Dr.', 'U.S.')."""
     text = " ".join(text.split())
     # listings sometimes glue sentences: "assistant.Based on" -> add the missing space
     text = _GLUED.sub(" ", text)
-    parts = _SENT_END.split(text)
+    parts = (_ANY_CASE_END if any_case else _SENT_END).split(text)
     out: list[str] = []
     for part in parts:
-        if out and _ABBREV.search(out[-1]):
+        if out and (_ABBREV.search(out[-1]) or (any_case and _TITLE.search(out[-1]))):
             out[-1] = f"{out[-1]} {part}"
         else:
             out.append(part)
