@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from typing import Annotated
 
 import typer
@@ -37,6 +38,23 @@ def render_text(answer: object, with_text: bool = True) -> str:
     return "\n".join(lines)
 
 
+def print_streamed(run: Iterable[str]) -> None:
+    """Write an answer's text deltas as they come (``ask --stream``, ``chat``); the caller then prints
+    :func:`streamed_tail` of the result, so the whole reads as :func:`render_text` lays it out."""
+    from assistant.text import terminal_safe
+
+    for delta in run:
+        sys.stdout.write(terminal_safe(delta))
+        sys.stdout.flush()
+
+
+def streamed_tail(answer: object) -> str:
+    """What follows a streamed answer's text: a blank line, its sources and the backend line."""
+    from assistant.text import terminal_safe
+
+    return terminal_safe("\n\n" + render_text(answer, with_text=False))
+
+
 # The options `ask` and `chat` share.
 K = Annotated[int | None, typer.Option("--k", "-k", help="Papers to retrieve.")]
 SINCE = Annotated[int | None, typer.Option(help="Only papers from this year on (listing gave a year).")]
@@ -65,11 +83,8 @@ def register(app: typer.Typer) -> None:
         filters = Filters(since=since, until=until, source=source)
         run = get_assistant(settings).stream(question, k=k, filters=filters, backend=backend, mode=mode)
         if stream and not as_json:
-            for delta in run:
-                sys.stdout.write(terminal_safe(delta))
-                sys.stdout.flush()
-            answer = run.result()
-            typer.echo(terminal_safe("\n\n" + render_text(answer, with_text=False)))  # as render_text lays it out
+            print_streamed(run)
+            typer.echo(streamed_tail(run.result()))
             return
         answer = run.result()
         if as_json:

@@ -27,10 +27,9 @@ def register(app: typer.Typer) -> None:
         """Ask questions one per line, follow-ups included; /new starts over, /quit leaves."""
         from assistant.answering import get_assistant
         from assistant.cli import _err, _settings
-        from assistant.cli_ask import render_text
+        from assistant.cli_ask import print_streamed, streamed_tail
         from assistant.errors import LitassistError
         from assistant.models import Filters
-        from assistant.text import terminal_safe
 
         settings = _settings()
         assistant = get_assistant(settings)  # the index opens once, before the first question
@@ -62,12 +61,10 @@ def register(app: typer.Typer) -> None:
             try:
                 run = assistant.stream(question, k=k, filters=filters, backend=backend, mode=mode,
                                        history=history[-HISTORY_MESSAGES:])
-                for delta in run:
-                    sys.stdout.write(terminal_safe(delta))
-                    sys.stdout.flush()
+                print_streamed(run)
                 answer = run.result()
             except LitassistError as err:
                 _err(str(err))
                 continue
-            typer.echo(terminal_safe("\n\n" + render_text(answer, with_text=False)) + "\n")  # as render_text lays it out
+            typer.echo(streamed_tail(answer) + "\n")
             history += [{"role": "user", "content": question}, answer.as_turn()]

@@ -15,7 +15,7 @@ import pytest
 from assistant import aask, ask
 from assistant.answering import WEAK_NOTE, AnswerStream
 from assistant.errors import FilterError, IndexMissingError, LitassistError
-from assistant.models import Answer
+from assistant.models import Answer, Filters
 from assistant.settings import Settings
 from ingest.parsers.text import normalise_title
 from tests.conftest import DEV
@@ -374,7 +374,7 @@ def test_which_of_them_is_refused_when_none_of_them_does_it(seed_settings: Setti
     first, history = _lora_history(seed_settings)
     a = _answer("Which of them study protein folding?", seed_settings, history=history)
     assert a.refused and a.text.startswith(f"None of the {len(first.citations)} papers of the previous answer addresses this.")
-    assert {c.paper_id for c in a.closest} <= {c.paper_id for c in first.citations}
+    assert a.closest and {c.paper_id for c in a.closest} <= {c.paper_id for c in first.citations}
 
 
 def test_after_a_refused_turn_about_them_they_are_still_the_papers_shown_before() -> None:
@@ -428,7 +428,9 @@ def test_a_question_about_every_one_of_them_answers_from_each(seed_settings: Set
         assert {c.paper_id for c in a.citations} == {c.paper_id for c in first.citations}, q
         body = a.text.removeprefix(WEAK_NOTE + "\n")
         assert body.startswith(f"Each of the {len(first.citations)} papers of the previous answer:"), q
-        assert 0 < a.confidence <= 1  # the question model's, for the question read with the one it follows
+        # the question model's, for the question read with the one it follows, asked of those papers
+        glued = _answer(f"{LORA_Q} {q}", seed_settings, filters={"papers": [c.paper_id for c in first.citations]})
+        assert a.confidence == glued.confidence and 0 < a.confidence <= 1, q
     a = _answer("Do they release code?", seed_settings, history=history)  # the sentences answer it in its own words
     assert any("github.com" in c.snippet or "code" in c.snippet.lower() for c in a.citations)
     # asked in its own words the papers do not answer it: each is still shown, with a weak-evidence note
@@ -559,7 +561,7 @@ def test_a_follow_up_that_only_dates_the_topic_filters_by_year(seed_settings: Se
     assert (a.filters.since, a.filters.until) == (2024, 2024) and LORA_Q in a.standalone_question
     assert a.citations and all(c.year == 2024 for c in a.citations)
     b = _answer("Any from 2024?", seed_settings, history=history, filters={"since": 2025})  # years that cannot meet
-    assert b.filters.since == 2025 and b.filters.until is None
+    assert b.filters == Filters(since=2025)  # the caller's filters as they were, no narrowing to no paper at all
     c = _answer("What about the 2024 Olympics?", seed_settings, history=history)  # a topic of its own
     assert c.filters.since is None
 
@@ -671,3 +673,28 @@ def test_others_must_write_the_names_every_earlier_paper_wrote(seed_settings: Se
         assert all(mentions(t, "GSM8K") for t in texts), (q, a.text[:200])
         history += [{"role": "user", "content": q}, a.as_turn()]
     assert a.refused and a.text.startswith("No other indexed paper addresses this beyond the")
+
+
+def test_others_in_given_years_are_judged_as_any_question_not_as_the_topic_again() -> None:
+    # "Any others from 2019?": so few papers are left that the topic's confidence says nothing of them
+    from assistant.conversation import OTHERS, Step
+    from assistant.narrowing import settle
+
+    class Judge:
+        calls: list[str] = []
+
+        def beyond(self, *args: object) -> None:
+            self.calls.append("beyond")
+
+        def cover(self, *args: object, **kw: object) -> None:
+            self.calls.append("cover")
+
+    class Owner:
+        judge = Judge()
+
+    ev = type("Ev", (), {"names": []})()
+    settle(Owner(), ev, Step("topic", OTHERS, without=["a"], since=2019, until=2019), 0.9)  # type: ignore[arg-type]
+    assert Judge.calls == []
+    settle(Owner(), ev, Step("topic", OTHERS, without=["a"]), 0.9)  # type: ignore[arg-type]
+    assert Judge.calls == ["beyond"]
+

@@ -314,6 +314,15 @@ def test_answerable_training_only_questions_train_the_refusal_decision_alone() -
     assert both.include_threshold == alone.include_threshold
     assert both.question != alone.question, "the refusal decision learns from them"
     assert both.fitted["refusal_only_questions"] == 18 and both.fitted["refusal_only_weight"] == REFUSAL_ONLY_WEIGHT
+    # the weight is applied: at full weight the same rows fit another question model
+    import evals.training as training
+
+    weighted = training.REFUSAL_ONLY_WEIGHT
+    try:
+        training.REFUSAL_ONLY_WEIGHT = 1.0
+        assert fit(base + extra).question != both.question
+    finally:
+        training.REFUSAL_ONLY_WEIGHT = weighted
     # as training for every decision, the same rows change the paper model too
     for e in extra:
         e.refusal_only = False

@@ -110,7 +110,7 @@ def test_follow_up_passes_history_and_keeps_filters(app: ChatApp, monkeypatch: p
     monkeypatch.setattr(gradio_app, "ask", spy)
     chat, _, _, state, _ = run_turn(app, QUESTION, since="2024")[-1]
     first_answer = state.answer
-    chat, _, _, state, _ = run_turn(app, "Which of them use Fisher information?", state, chat, since="2024")[-1]
+    chat, panel, _, state, _ = run_turn(app, "Which of them use Fisher information?", state, chat, since="2024")[-1]
     assert len(chat) == 4 and state.turn == 2
     assert calls[0]["history"] == []
     assert calls[1]["history"] == [  # the answer's papers kept with its turn: a follow-up needs no replay
@@ -125,8 +125,10 @@ def test_follow_up_passes_history_and_keeps_filters(app: ChatApp, monkeypatch: p
     # asked of the papers the first answer cited, and the panel says so
     shown = {c.paper_id for c in first_answer.citations}
     assert set(state.answer.filters.papers or []) == shown
-    assert {c.paper_id for c in state.answer.citations + state.answer.closest} <= shown
+    got = {c.paper_id for c in state.answer.citations + state.answer.closest}
+    assert got and got <= shown
     assert f"among {len(shown)} earlier papers" in filters_label(state.answer.filters)
+    assert html.escape(f"among {len(shown)} earlier papers") in panel
 
 
 @pytest.mark.slow
